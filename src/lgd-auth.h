@@ -1,0 +1,43 @@
+/*
+ * The one authorization step every content-touching method takes first.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "lgd-options.h"
+
+G_BEGIN_DECLS
+
+#define LGD_ACTION_INSPECT "org.libvirt.guestfs.inspect"
+#define LGD_ACTION_READ "org.libvirt.guestfs.read"
+#define LGD_ACTION_WRITE "org.libvirt.guestfs.write"
+#define LGD_ACTION_MANAGE "org.libvirt.guestfs.manage"
+#define LGD_ACTION_VOLUME_READ "org.libvirt.guestfs.volume-read"
+#define LGD_ACTION_VOLUME_WRITE "org.libvirt.guestfs.volume-write"
+
+/* What polkit rules can match on; NULL members are left out. */
+typedef struct {
+	const gchar *connection;
+	const gchar *domain;
+	const gchar *domain_uuid;
+	const gchar *pool;
+	const gchar *volume;
+	const gchar *volume_key;
+	const gchar *volume_path;
+	const gchar *path;
+} LgdAuthDetails;
+
+#define LGD_TYPE_AUTH (lgd_auth_get_type())
+G_DECLARE_FINAL_TYPE(LgdAuth, lgd_auth, LGD, AUTH, GObject)
+
+LgdAuth *lgd_auth_new(LgdBusType bus_type, GError **error);
+
+gboolean lgd_auth_check(LgdAuth *self,
+			GDBusMethodInvocation *invocation,
+			const gchar *action_id,
+			const LgdAuthDetails *details,
+			const gchar *message,
+			GError **error);
+
+G_END_DECLS

@@ -1,0 +1,54 @@
+#include "config.h"
+
+#include <libvirt/virterror.h>
+
+#include "lgd-domain.h"
+#include "lgd-error.h"
+#include "lgd-xml.h"
+
+/* Fills @iface from @dom. @persistent is -1 when the caller does not know
+ * it already (listing persistent and transient domains separately saves a
+ * round trip per domain at start-up). Setting an unchanged property emits
+ * nothing; a changed one is sent in one PropertiesChanged signal. */
+LgdDomainRead
+lgd_domain_read(
+    LgdDBusDomain *iface, virDomainPtr dom, const gchar *uri, gint persistent, GError **error)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	g_autofree gchar *xml = NULL;
+	g_autoptr(LgdDomainXml) info = NULL;
+
+	if (virDomainGetUUIDString(dom, uuid) < 0) {
+		lgd_error_set_from_libvirt(error, "cannot read a domain UUID");
+		return LGD_DOMAIN_READ_FAILED;
+	}
+	xml = virDomainGetXMLDesc(dom, 0);
+	if (xml == NULL) {
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+			return LGD_DOMAIN_READ_GONE;
+		lgd_error_set_from_libvirt(error, "cannot read the definition of domain %s", uuid);
+		return LGD_DOMAIN_READ_FAILED;
+	}
+	info = lgd_domain_xml_parse(xml, error);
+	if (info == NULL)
+		return LGD_DOMAIN_READ_FAILED;
+	if (info->is_appliance)
+		return LGD_DOMAIN_READ_APPLIANCE;
+	if (persistent < 0) {
+		persistent = virDomainIsPersistent(dom);
+		if (persistent < 0) {
+			if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+				return LGD_DOMAIN_READ_GONE;
+			lgd_error_set_from_libvirt(error, "cannot read domain %s", uuid);
+			return LGD_DOMAIN_READ_FAILED;
+		}
+	}
+
+	lgd_dbus_domain_set_name(iface, info->name != NULL ? info->name : virDomainGetName(dom));
+	lgd_dbus_domain_set_uuid(iface, uuid);
+	lgd_dbus_domain_set_active(iface, info->has_id);
+	lgd_dbus_domain_set_persistent(iface, persistent != 0);
+	lgd_dbus_domain_set_connection(iface, uri);
+	lgd_dbus_domain_set_disks(iface, lgd_disks_to_variant(info->disks));
+	return LGD_DOMAIN_READ_OK;
+}

@@ -1,0 +1,10 @@
+/* /org/libvirt/GuestFS/Manager: the service's own object. */
+#pragma once
+
+#include "lgd-generated.h"
+
+G_BEGIN_DECLS
+
+LgdDBusObjectSkeleton *lgd_manager_new(GPtrArray *connections);
+
+G_END_DECLS

@@ -1,0 +1,26 @@
+/* The daemon's command line. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+	LGD_BUS_SESSION,
+	LGD_BUS_SYSTEM,
+} LgdBusType;
+
+typedef struct {
+	LgdBusType bus_type;
+	gchar **connect_uris; /* never empty after parsing */
+	gboolean verbose;
+	guint volume_rescan_interval; /* seconds */
+} LgdOptions;
+
+LgdOptions *lgd_options_parse(gint *argc, gchar ***argv, GError **error);
+
+void lgd_options_free(LgdOptions *options);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdOptions, lgd_options_free)
+
+G_END_DECLS

@@ -1,0 +1,41 @@
+/* What the service reads from libvirt XML: domain and volume definitions. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+	gchar *target;	 /* "vda" */
+	gchar *device;	 /* "disk", "cdrom", ... */
+	gchar *type;	 /* "file", "block", "volume", "network", ... */
+	gchar *path;	 /* file and block disks */
+	gchar *pool;	 /* volume disks */
+	gchar *volume;	 /* volume disks */
+	gchar *protocol; /* network disks */
+	gchar *name;	 /* network disks */
+	gchar *format;	 /* driver type, NULL when not given */
+	gboolean read_only;
+	gboolean shareable;
+} LgdDisk;
+
+typedef struct {
+	gchar *name;
+	gboolean has_id;       /* libvirt gives running domains an id */
+	gboolean is_appliance; /* one of libguestfs's own appliance domains */
+	GPtrArray *disks;      /* of LgdDisk */
+} LgdDomainXml;
+
+LgdDomainXml *lgd_domain_xml_parse(const gchar *xml, GError **error);
+
+void lgd_domain_xml_free(LgdDomainXml *info);
+
+gboolean lgd_domain_name_is_appliance(const gchar *name);
+
+GVariant *lgd_disks_to_variant(GPtrArray *disks);
+
+gchar *lgd_volume_xml_format(const gchar *xml);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdDomainXml, lgd_domain_xml_free)
+
+G_END_DECLS

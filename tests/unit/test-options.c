@@ -1,0 +1,104 @@
+#include "config.h"
+
+#include <gio/gio.h>
+
+#include "lgd-options.h"
+
+/* Parses a NULL-terminated argument list the way main() would. */
+static LgdOptions *
+parse(GError **error, ...)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+	g_auto(GStrv) argv = NULL;
+	gint argc;
+	va_list ap;
+	LgdOptions *options;
+
+	g_ptr_array_add(args, g_strdup("libvirt-guestfs-dbus"));
+	va_start(ap, error);
+	for (const gchar *a = va_arg(ap, const gchar *); a != NULL; a = va_arg(ap, const gchar *))
+		g_ptr_array_add(args, g_strdup(a));
+	va_end(ap);
+	argc = (gint)args->len;
+	g_ptr_array_add(args, NULL);
+	argv = (GStrv)g_ptr_array_steal(args, NULL);
+	options = lgd_options_parse(&argc, &argv, error);
+	return options;
+}
+
+static void
+test_defaults(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(LgdOptions) options = parse(&error, NULL);
+
+	g_assert_no_error(error);
+	g_assert_cmpint(options->bus_type, ==, LGD_BUS_SESSION);
+	g_assert_cmpuint(g_strv_length(options->connect_uris), ==, 1);
+	g_assert_cmpstr(options->connect_uris[0], ==, "qemu:///session");
+	g_assert_false(options->verbose);
+	g_assert_cmpuint(options->volume_rescan_interval, ==, 2);
+}
+
+static void
+test_system_default_uri(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(LgdOptions) options = parse(&error, "--system", "--verbose", NULL);
+
+	g_assert_no_error(error);
+	g_assert_cmpint(options->bus_type, ==, LGD_BUS_SYSTEM);
+	g_assert_cmpstr(options->connect_uris[0], ==, "qemu:///system");
+	g_assert_null(options->connect_uris[1]);
+	g_assert_true(options->verbose);
+}
+
+static void
+test_connect_repeated(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(LgdOptions) options =
+	    parse(&error, "--system", "--connect", "test:///default", "-c", "qemu:///system",
+		  "--volume-rescan-interval", "7", NULL);
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(g_strv_length(options->connect_uris), ==, 2);
+	g_assert_cmpstr(options->connect_uris[0], ==, "test:///default");
+	g_assert_cmpstr(options->connect_uris[1], ==, "qemu:///system");
+	g_assert_cmpuint(options->volume_rescan_interval, ==, 7);
+}
+
+static void
+test_errors(void)
+{
+	const gchar *bad[][4] = {
+	    {"--system", "--session", NULL},
+	    {"--connect", "", NULL},
+	    {"-c", "test:///default", "--connect=test:///default", NULL},
+	    {"--volume-rescan-interval", "0", NULL},
+	    {"--volume-rescan-interval", "x", NULL},
+	    {"--no-such-option", NULL},
+	    {"stray", NULL},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(LgdOptions) options =
+		    parse(&error, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL);
+
+		g_assert_null(options);
+		g_assert_error(error, G_OPTION_ERROR, error->code);
+		g_assert_nonnull(error->message);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/options/defaults", test_defaults);
+	g_test_add_func("/options/system-default-uri", test_system_default_uri);
+	g_test_add_func("/options/connect-repeated", test_connect_repeated);
+	g_test_add_func("/options/errors", test_errors);
+	return g_test_run();
+}
