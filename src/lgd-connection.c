@@ -7,6 +7,7 @@
 #include "lgd-domain.h"
 #include "lgd-error.h"
 #include "lgd-generated.h"
+#include "lgd-guest.h"
 #include "lgd-path.h"
 #include "lgd-volume.h"
 
@@ -21,6 +22,7 @@ struct _LgdConnection {
 	gchar *uri;
 	gchar *prefix; /* object path element for this connection */
 	GDBusObjectManagerServer *server;
+	LgdContext *context;
 	guint volume_rescan_interval;
 
 	virConnectPtr conn;
@@ -32,13 +34,14 @@ struct _LgdConnection {
 	guint closed_id;
 	gboolean warned_down;
 
-	GHashTable *domains; /* uuid -> LgdDBusObjectSkeleton */
-	GHashTable *volumes; /* key -> LgdDBusObjectSkeleton */
+	GHashTable *domains; /* uuid -> LgdGuest */
+	GHashTable *volumes; /* key -> LgdGuest */
 };
 
 G_DEFINE_TYPE(LgdConnection, lgd_connection, G_TYPE_OBJECT)
 
 static void lgd_connection_schedule_reconnect(LgdConnection *self);
+static void lgd_connection_on_closed(virConnectPtr conn, int reason, void *opaque);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStoragePool, virStoragePoolFree)
@@ -46,17 +49,38 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
 
 /* ---- objects ----------------------------------------------------------- */
 
+static const gchar *
+lgd_guest_path(LgdGuest *guest)
+{
+	return g_dbus_object_get_object_path(G_DBUS_OBJECT(lgd_guest_get_object(guest)));
+}
+
+/* Table entries are withdrawn from the bus as they are removed. */
+static void
+lgd_connection_withdraw(LgdConnection *self, LgdGuest *guest)
+{
+	g_debug("%s: withdrawing %s", self->uri, lgd_guest_path(guest));
+	g_dbus_object_manager_server_unexport(self->server, lgd_guest_path(guest));
+	lgd_guest_close(guest);
+}
+
+static void
+lgd_connection_publish(LgdConnection *self, GHashTable *table, const gchar *id, LgdGuest *guest)
+{
+	g_dbus_object_manager_server_export(self->server,
+					    G_DBUS_OBJECT_SKELETON(lgd_guest_get_object(guest)));
+	g_hash_table_insert(table, g_strdup(id), guest);
+	g_debug("%s: published %s", self->uri, lgd_guest_path(guest));
+}
+
 static void
 lgd_connection_unexport(LgdConnection *self, GHashTable *table, const gchar *id)
 {
-	LgdDBusObjectSkeleton *object = g_hash_table_lookup(table, id);
+	LgdGuest *guest = g_hash_table_lookup(table, id);
 
-	if (object == NULL)
+	if (guest == NULL)
 		return;
-	g_debug("%s: withdrawing %s", self->uri,
-		g_dbus_object_get_object_path(G_DBUS_OBJECT(object)));
-	g_dbus_object_manager_server_unexport(self->server,
-					      g_dbus_object_get_object_path(G_DBUS_OBJECT(object)));
+	lgd_connection_withdraw(self, guest);
 	g_hash_table_remove(table, id);
 }
 
@@ -64,12 +88,11 @@ static void
 lgd_connection_unexport_all(LgdConnection *self, GHashTable *table)
 {
 	GHashTableIter iter;
-	gpointer object;
+	gpointer guest;
 
 	g_hash_table_iter_init(&iter, table);
-	while (g_hash_table_iter_next(&iter, NULL, &object)) {
-		g_dbus_object_manager_server_unexport(
-		    self->server, g_dbus_object_get_object_path(G_DBUS_OBJECT(object)));
+	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
+		lgd_connection_withdraw(self, guest);
 		g_hash_table_iter_remove(&iter);
 	}
 }
@@ -80,40 +103,42 @@ static void
 lgd_connection_sync_domain(LgdConnection *self, virDomainPtr dom, gint persistent)
 {
 	char uuid[VIR_UUID_STRING_BUFLEN];
-	LgdDBusObjectSkeleton *object;
+	g_autoptr(LgdGuest) guest = NULL;
 	g_autoptr(LgdDBusDomain) iface = NULL;
 	g_autoptr(GError) error = NULL;
 	gboolean is_new;
 
 	if (virDomainGetUUIDString(dom, uuid) < 0)
 		return;
-	object = g_hash_table_lookup(self->domains, uuid);
-	is_new = object == NULL;
-	iface = is_new ? lgd_dbus_domain_skeleton_new()
-		       : lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(object));
+	guest = g_hash_table_lookup(self->domains, uuid);
+	is_new = guest == NULL;
+	if (is_new) {
+		g_autofree gchar *path = lgd_path_for_domain(self->prefix, uuid);
+		guest = lgd_guest_new_domain(self->context, self->uri, uuid, path);
+	} else {
+		g_object_ref(guest);
+	}
+	iface = lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 
 	switch (lgd_domain_read(iface, dom, self->uri, persistent, &error)) {
 	case LGD_DOMAIN_READ_OK:
 		break;
 	case LGD_DOMAIN_READ_GONE:
 	case LGD_DOMAIN_READ_APPLIANCE:
-		lgd_connection_unexport(self, self->domains, uuid);
+		if (is_new)
+			lgd_guest_close(guest);
+		else
+			lgd_connection_unexport(self, self->domains, uuid);
 		return;
 	case LGD_DOMAIN_READ_FAILED:
 	default:
 		g_warning("%s: %s", self->uri, error->message);
+		if (is_new)
+			lgd_guest_close(guest);
 		return;
 	}
-	if (is_new) {
-		g_autofree gchar *path = lgd_path_for_domain(self->prefix, uuid);
-		g_autoptr(LgdDBusObjectSkeleton) skeleton = lgd_dbus_object_skeleton_new(path);
-
-		lgd_dbus_object_skeleton_set_domain(skeleton, iface);
-		g_dbus_object_manager_server_export(self->server, G_DBUS_OBJECT_SKELETON(skeleton));
-		g_hash_table_insert(self->domains, g_strdup(uuid), g_steal_pointer(&skeleton));
-		g_debug("%s: published domain %s at %s", self->uri, lgd_dbus_domain_get_name(iface),
-			path);
-	}
+	if (is_new)
+		lgd_connection_publish(self, self->domains, uuid, g_steal_pointer(&guest));
 }
 
 static void
@@ -177,52 +202,62 @@ lgd_connection_sync_volume(LgdConnection *self,
 			   gboolean reread)
 {
 	const char *key = virStorageVolGetKey(vol);
-	LgdDBusObjectSkeleton *object;
+	g_autoptr(LgdGuest) guest = NULL;
 	g_autoptr(LgdDBusVolume) iface = NULL;
 	g_autoptr(GError) error = NULL;
+	gboolean is_new;
 
 	if (key == NULL)
 		return;
-	object = g_hash_table_lookup(self->volumes, key);
-	if (object != NULL && !reread)
+	guest = g_hash_table_lookup(self->volumes, key);
+	is_new = guest == NULL;
+	if (!is_new && !reread) {
+		guest = NULL; /* borrowed */
 		return;
-	iface = object != NULL ? lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(object))
-			       : lgd_dbus_volume_skeleton_new();
+	}
+	if (is_new) {
+		g_autofree gchar *path = lgd_path_for_volume(self->prefix, key);
+		guest = lgd_guest_new_volume(self->context, self->uri, key, path);
+	} else {
+		g_object_ref(guest);
+	}
+	iface = lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	if (!lgd_volume_read(iface, vol, pool, self->uri, &error)) {
 		/* deleted between listing and reading: the next listing settles it */
 		g_debug("%s: %s", self->uri, error->message);
+		if (is_new)
+			lgd_guest_close(guest);
 		return;
 	}
-	if (object == NULL) {
-		g_autofree gchar *path = lgd_path_for_volume(self->prefix, key);
-		g_autoptr(LgdDBusObjectSkeleton) skeleton = lgd_dbus_object_skeleton_new(path);
-
-		lgd_dbus_object_skeleton_set_volume(skeleton, iface);
-		g_dbus_object_manager_server_export(self->server, G_DBUS_OBJECT_SKELETON(skeleton));
-		g_hash_table_insert(self->volumes, g_strdup(key), g_steal_pointer(&skeleton));
-		g_debug("%s: published volume %s at %s", self->uri, key, path);
-	}
+	if (is_new)
+		lgd_connection_publish(self, self->volumes, key, g_steal_pointer(&guest));
 }
 
 /* Withdraws the volumes of @pool whose keys are not in @keep (NULL: all). */
+static const gchar *
+lgd_connection_volume_pool(LgdGuest *guest)
+{
+	LgdDBusObject *object = LGD_DBUS_OBJECT(lgd_guest_get_object(guest));
+	g_autoptr(LgdDBusVolume) iface = lgd_dbus_object_get_volume(object);
+
+	/* the object keeps the interface, and so the string, alive */
+	return lgd_dbus_volume_get_pool(iface);
+}
+
 static void
 lgd_connection_prune_volumes(LgdConnection *self, const gchar *pool, GHashTable *keep)
 {
 	GHashTableIter iter;
 	gpointer key;
-	gpointer object;
+	gpointer guest;
 
 	g_hash_table_iter_init(&iter, self->volumes);
-	while (g_hash_table_iter_next(&iter, &key, &object)) {
-		g_autoptr(LgdDBusVolume) iface = lgd_dbus_object_get_volume(object);
-
-		if (g_strcmp0(lgd_dbus_volume_get_pool(iface), pool) != 0)
+	while (g_hash_table_iter_next(&iter, &key, &guest)) {
+		if (g_strcmp0(lgd_connection_volume_pool(guest), pool) != 0)
 			continue;
 		if (keep != NULL && g_hash_table_contains(keep, key))
 			continue;
-		g_debug("%s: withdrawing volume %s", self->uri, (const gchar *)key);
-		g_dbus_object_manager_server_unexport(
-		    self->server, g_dbus_object_get_object_path(G_DBUS_OBJECT(object)));
+		lgd_connection_withdraw(self, guest);
 		g_hash_table_iter_remove(&iter);
 	}
 }
@@ -283,24 +318,21 @@ lgd_connection_on_pool_lifecycle(
 static void
 lgd_connection_prune_inactive_pools(LgdConnection *self, GHashTable *active_pools)
 {
-	g_autoptr(GHashTable) gone = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) gone = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	GHashTableIter iter;
-	gpointer object;
+	gpointer guest;
 	gpointer pool;
 
 	g_hash_table_iter_init(&iter, self->volumes);
-	while (g_hash_table_iter_next(&iter, NULL, &object)) {
-		g_autoptr(LgdDBusVolume) iface = lgd_dbus_object_get_volume(object);
-		const gchar *name = lgd_dbus_volume_get_pool(iface);
+	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
+		const gchar *name = lgd_connection_volume_pool(guest);
 
 		if (!g_hash_table_contains(active_pools, name))
 			g_hash_table_add(gone, g_strdup(name));
 	}
 	g_hash_table_iter_init(&iter, gone);
-	while (g_hash_table_iter_next(&iter, &pool, NULL)) {
+	while (g_hash_table_iter_next(&iter, &pool, NULL))
 		lgd_connection_prune_volumes(self, pool, NULL);
-		g_free(pool);
-	}
 }
 
 static void
@@ -356,7 +388,7 @@ lgd_connection_close(LgdConnection *self)
 	self->domain_event_id = -1;
 	self->pool_lifecycle_event_id = -1;
 	self->pool_refresh_event_id = -1;
-	virConnectUnregisterCloseCallback(self->conn, NULL);
+	virConnectUnregisterCloseCallback(self->conn, lgd_connection_on_closed);
 	virConnectClose(self->conn);
 	self->conn = NULL;
 	lgd_connection_unexport_all(self, self->domains);
@@ -483,9 +515,9 @@ const gchar *
 lgd_connection_lookup_domain_uuid(LgdConnection *self, const gchar *uuid)
 {
 	g_autofree gchar *lower = g_ascii_strdown(uuid, -1);
-	GDBusObject *object = g_hash_table_lookup(self->domains, lower);
+	LgdGuest *guest = g_hash_table_lookup(self->domains, lower);
 
-	return object != NULL ? g_dbus_object_get_object_path(object) : NULL;
+	return guest != NULL ? lgd_guest_path(guest) : NULL;
 }
 
 /* The paths of the domains named @name (names are unique per connection,
@@ -495,14 +527,15 @@ lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
 {
 	GPtrArray *paths = g_ptr_array_new();
 	GHashTableIter iter;
-	gpointer object;
+	gpointer guest;
 
 	g_hash_table_iter_init(&iter, self->domains);
-	while (g_hash_table_iter_next(&iter, NULL, &object)) {
-		g_autoptr(LgdDBusDomain) iface = lgd_dbus_object_get_domain(object);
+	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
+		g_autoptr(LgdDBusDomain) iface =
+		    lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 
 		if (g_strcmp0(lgd_dbus_domain_get_name(iface), name) == 0)
-			g_ptr_array_add(paths, (gpointer)g_dbus_object_get_object_path(object));
+			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
 	}
 	return paths;
 }
@@ -510,9 +543,9 @@ lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
 const gchar *
 lgd_connection_lookup_volume_key(LgdConnection *self, const gchar *key)
 {
-	GDBusObject *object = g_hash_table_lookup(self->volumes, key);
+	LgdGuest *guest = g_hash_table_lookup(self->volumes, key);
 
-	return object != NULL ? g_dbus_object_get_object_path(object) : NULL;
+	return guest != NULL ? lgd_guest_path(guest) : NULL;
 }
 
 GPtrArray *
@@ -520,14 +553,15 @@ lgd_connection_lookup_volume_path(LgdConnection *self, const gchar *path)
 {
 	GPtrArray *paths = g_ptr_array_new();
 	GHashTableIter iter;
-	gpointer object;
+	gpointer guest;
 
 	g_hash_table_iter_init(&iter, self->volumes);
-	while (g_hash_table_iter_next(&iter, NULL, &object)) {
-		g_autoptr(LgdDBusVolume) iface = lgd_dbus_object_get_volume(object);
+	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
+		g_autoptr(LgdDBusVolume) iface =
+		    lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 
 		if (g_strcmp0(lgd_dbus_volume_get_path(iface), path) == 0)
-			g_ptr_array_add(paths, (gpointer)g_dbus_object_get_object_path(object));
+			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
 	}
 	return paths;
 }
@@ -565,13 +599,17 @@ lgd_connection_init(LgdConnection *self)
 }
 
 LgdConnection *
-lgd_connection_new(const gchar *uri, GDBusObjectManagerServer *server, guint volume_rescan_interval)
+lgd_connection_new(const gchar *uri,
+		   GDBusObjectManagerServer *server,
+		   LgdContext *context,
+		   guint volume_rescan_interval)
 {
 	LgdConnection *self = g_object_new(LGD_TYPE_CONNECTION, NULL);
 
 	self->uri = g_strdup(uri);
 	self->prefix = lgd_path_connection_prefix(uri);
 	self->server = g_object_ref(server);
+	self->context = context;
 	self->volume_rescan_interval = volume_rescan_interval;
 	return self;
 }

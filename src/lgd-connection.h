@@ -7,6 +7,8 @@
 
 #include <gio/gio.h>
 
+#include "lgd-context.h"
+
 G_BEGIN_DECLS
 
 #define LGD_TYPE_CONNECTION (lgd_connection_get_type())
@@ -14,6 +16,7 @@ G_DECLARE_FINAL_TYPE(LgdConnection, lgd_connection, LGD, CONNECTION, GObject)
 
 LgdConnection *lgd_connection_new(const gchar *uri,
 				  GDBusObjectManagerServer *server,
+				  LgdContext *context,
 				  guint volume_rescan_interval);
 
 void lgd_connection_start(LgdConnection *self);

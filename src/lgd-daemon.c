@@ -1,12 +1,21 @@
 #include "config.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
+
 #include "lgd-auth.h"
 #include "lgd-connection.h"
+#include "lgd-context.h"
 #include "lgd-daemon.h"
 #include "lgd-manager.h"
 #include "lgd-path.h"
 
 #define LGD_BUS_NAME "org.libvirt.GuestFS"
+/* libguestfs 1.48's default appliance memory, for sizing the limit */
+#define LGD_GUESTFS_DEFAULT_MEMSIZE 1280
+/* how long exiting waits for appliances to shut down */
+#define LGD_EXIT_GRACE_SECONDS 60
 
 struct _LgdDaemon {
 	GObject parent_instance;
@@ -16,6 +25,7 @@ struct _LgdDaemon {
 	GPtrArray *connections; /* of LgdConnection */
 	LgdDBusObjectSkeleton *manager;
 	LgdAuth *auth;
+	LgdContext context;
 	guint name_id;
 };
 
@@ -38,6 +48,54 @@ lgd_daemon_on_name_lost(GDBusConnection *bus, const gchar *name, gpointer user_d
 	exit(EXIT_FAILURE);
 }
 
+static guint64
+lgd_daemon_mem_total(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long page_size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && page_size > 0 ? (guint64)pages * (guint64)page_size : 0;
+}
+
+static gboolean
+lgd_daemon_init_context(LgdDaemon *self, GError **error)
+{
+	LgdOptions *options = self->options;
+	guint memsize =
+	    options->appliance_memory > 0 ? options->appliance_memory : LGD_GUESTFS_DEFAULT_MEMSIZE;
+	guint slots = options->max_appliances > 0
+			  ? options->max_appliances
+			  : lgd_limit_default_slots(lgd_daemon_mem_total(), memsize);
+
+	if (g_mkdir_with_parents(options->run_dir, 0755) < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "Cannot create %s: %s",
+			    options->run_dir, g_strerror(errno));
+		return FALSE;
+	}
+	self->context.auth = self->auth;
+	self->context.run_dir = options->run_dir;
+	self->context.session.idle_timeout = options->idle_timeout;
+	self->context.session.launch_timeout = options->launch_timeout;
+	self->context.session.memsize = options->appliance_memory;
+	self->context.session.force_tcg = options->force_tcg;
+	self->context.session.limit = lgd_limit_new(slots);
+	g_info("up to %u appliances at once, idle timeout %u s", slots, options->idle_timeout);
+	return TRUE;
+}
+
+/* Withdraws every object and waits (bounded) for their appliances to shut
+ * down, so that none is left running behind the service. */
+void
+lgd_daemon_stop(LgdDaemon *self)
+{
+	g_clear_handle_id(&self->name_id, g_bus_unown_name);
+	for (guint i = 0; self->connections != NULL && i < self->connections->len; i++)
+		lgd_connection_stop(g_ptr_array_index(self->connections, i));
+	if (!lgd_session_wait_all(LGD_EXIT_GRACE_SECONDS))
+		g_warning("appliances still shutting down after %d s; exiting anyway",
+			  LGD_EXIT_GRACE_SECONDS);
+}
+
 gboolean
 lgd_daemon_start(LgdDaemon *self, GError **error)
 {
@@ -53,6 +111,8 @@ lgd_daemon_start(LgdDaemon *self, GError **error)
 	self->auth = lgd_auth_new(self->options->bus_type, error);
 	if (self->auth == NULL)
 		return FALSE;
+	if (!lgd_daemon_init_context(self, error))
+		return FALSE;
 
 	/* Objects are exported before the server has a connection: setting
 	 * it afterwards registers them all at once, without one
@@ -60,7 +120,7 @@ lgd_daemon_start(LgdDaemon *self, GError **error)
 	self->server = g_dbus_object_manager_server_new(LGD_ROOT_PATH);
 	for (guint i = 0; self->options->connect_uris[i] != NULL; i++) {
 		LgdConnection *conn =
-		    lgd_connection_new(self->options->connect_uris[i], self->server,
+		    lgd_connection_new(self->options->connect_uris[i], self->server, &self->context,
 				       self->options->volume_rescan_interval);
 		g_ptr_array_add(self->connections, conn);
 		lgd_connection_start(conn);
@@ -82,15 +142,12 @@ lgd_daemon_dispose(GObject *object)
 {
 	LgdDaemon *self = LGD_DAEMON(object);
 
-	g_clear_handle_id(&self->name_id, g_bus_unown_name);
-	if (self->connections != NULL) {
-		for (guint i = 0; i < self->connections->len; i++)
-			lgd_connection_stop(g_ptr_array_index(self->connections, i));
-	}
+	lgd_daemon_stop(self);
 	g_clear_object(&self->manager);
 	g_clear_object(&self->server);
 	g_clear_pointer(&self->connections, g_ptr_array_unref);
 	g_clear_object(&self->auth);
+	g_clear_pointer(&self->context.session.limit, lgd_limit_free);
 	g_clear_object(&self->bus);
 	G_OBJECT_CLASS(lgd_daemon_parent_class)->dispose(object);
 }

@@ -14,4 +14,6 @@ LgdDaemon *lgd_daemon_new(LgdOptions *options);
 
 gboolean lgd_daemon_start(LgdDaemon *self, GError **error);
 
+void lgd_daemon_stop(LgdDaemon *self);
+
 G_END_DECLS

@@ -32,8 +32,6 @@ lgd_domain_read(
 	info = lgd_domain_xml_parse(xml, error);
 	if (info == NULL)
 		return LGD_DOMAIN_READ_FAILED;
-	if (info->is_appliance)
-		return LGD_DOMAIN_READ_APPLIANCE;
 	if (persistent < 0) {
 		persistent = virDomainIsPersistent(dom);
 		if (persistent < 0) {
@@ -43,6 +41,10 @@ lgd_domain_read(
 			return LGD_DOMAIN_READ_FAILED;
 		}
 	}
+	/* libguestfs's appliances are transient; a persistent domain that
+	 * merely looks like one is somebody's */
+	if (info->is_appliance && persistent == 0)
+		return LGD_DOMAIN_READ_APPLIANCE;
 
 	lgd_dbus_domain_set_name(iface, info->name != NULL ? info->name : virDomainGetName(dom));
 	lgd_dbus_domain_set_uuid(iface, uuid);

@@ -1,11 +1,29 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <unistd.h>
 
 #include "lgd-options.h"
 
 #define LGD_DEFAULT_VOLUME_RESCAN_INTERVAL 2
 #define LGD_MAX_VOLUME_RESCAN_INTERVAL 3600
+#define LGD_DEFAULT_IDLE_TIMEOUT 60
+#define LGD_DEFAULT_LAUNCH_TIMEOUT 300
+#define LGD_MAX_TIMEOUT (24 * 3600)
+#define LGD_MAX_APPLIANCES 64
+#define LGD_MIN_APPLIANCE_MEMORY 256
+#define LGD_MAX_APPLIANCE_MEMORY (64 * 1024)
+
+/* Range checks shared by the numeric options. */
+static gboolean
+lgd_options_check_range(const gchar *name, gint value, gint min, gint max, GError **error)
+{
+	if (value >= min && value <= max)
+		return TRUE;
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "--%s must be between %d and %d", name, min, max);
+	return FALSE;
+}
 
 void
 lgd_options_free(LgdOptions *options)
@@ -13,6 +31,7 @@ lgd_options_free(LgdOptions *options)
 	if (options == NULL)
 		return;
 	g_strfreev(options->connect_uris);
+	g_free(options->run_dir);
 	g_free(options);
 }
 
@@ -23,6 +42,12 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gboolean session = FALSE;
 	gboolean verbose = FALSE;
 	gint rescan = LGD_DEFAULT_VOLUME_RESCAN_INTERVAL;
+	gint idle_timeout = LGD_DEFAULT_IDLE_TIMEOUT;
+	gint launch_timeout = LGD_DEFAULT_LAUNCH_TIMEOUT;
+	gint max_appliances = 0;
+	gint appliance_memory = 0;
+	gboolean force_tcg = FALSE;
+	g_autofree gchar *run_dir = NULL;
 	g_auto(GStrv) uris = NULL;
 	g_autoptr(LgdOptions) options = g_new0(LgdOptions, 1);
 	g_autoptr(GOptionContext) context = NULL;
@@ -39,6 +64,26 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "Seconds between re-listings of storage volumes (libvirt sends no event for "
 	     "volume creation or deletion; default 2)",
 	     "SECONDS"},
+	    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+	     "Seconds an appliance is kept running without calls (default 60)", "SECONDS"},
+	    {"launch-timeout", 0, 0, G_OPTION_ARG_INT, &launch_timeout,
+	     "Seconds an appliance may take to launch before it is given up (default 300)",
+	     "SECONDS"},
+	    {"max-appliances", 0, 0, G_OPTION_ARG_INT, &max_appliances,
+	     "How many appliances may run at once; further calls wait their turn (default: "
+	     "as many as half of the memory holds)",
+	     "N"},
+	    {"appliance-memory", 0, 0, G_OPTION_ARG_INT, &appliance_memory,
+	     "Memory of each appliance in MiB (default: libguestfs's)", "MIB"},
+	    {"force-tcg", 0, 0, G_OPTION_ARG_NONE, &force_tcg,
+	     "Run appliances under software emulation (TCG) even where KVM exists; for hosts "
+	     "where KVM is broken or nested",
+	     NULL},
+	    {"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
+	     "Directory for runtime files such as backup sockets (default "
+	     "/run/libvirt-guestfs-dbus for root, $XDG_RUNTIME_DIR/libvirt-guestfs-dbus "
+	     "otherwise)",
+	     "DIR"},
 	    {NULL},
 	};
 
@@ -60,10 +105,20 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 			    "unexpected argument '%s'", (*argv)[1]);
 		return NULL;
 	}
-	if (rescan < 1 || rescan > LGD_MAX_VOLUME_RESCAN_INTERVAL) {
-		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-			    "--volume-rescan-interval must be between 1 and %d seconds",
-			    LGD_MAX_VOLUME_RESCAN_INTERVAL);
+	if (!lgd_options_check_range("volume-rescan-interval", rescan, 1,
+				     LGD_MAX_VOLUME_RESCAN_INTERVAL, error) ||
+	    !lgd_options_check_range("idle-timeout", idle_timeout, 1, LGD_MAX_TIMEOUT, error) ||
+	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
+	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
+				     error))
+		return NULL;
+	if (appliance_memory != 0 &&
+	    !lgd_options_check_range("appliance-memory", appliance_memory, LGD_MIN_APPLIANCE_MEMORY,
+				     LGD_MAX_APPLIANCE_MEMORY, error))
+		return NULL;
+	if (run_dir != NULL && !g_path_is_absolute(run_dir)) {
+		g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "--run-dir needs an absolute path");
 		return NULL;
 	}
 	for (guint i = 0; uris != NULL && uris[i] != NULL; i++) {
@@ -84,6 +139,19 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->bus_type = system ? LGD_BUS_SYSTEM : LGD_BUS_SESSION;
 	options->verbose = verbose;
 	options->volume_rescan_interval = (guint)rescan;
+	options->idle_timeout = (guint)idle_timeout;
+	options->launch_timeout = (guint)launch_timeout;
+	options->max_appliances = (guint)max_appliances;
+	options->appliance_memory = (guint)appliance_memory;
+	options->force_tcg = force_tcg;
+	if (run_dir != NULL)
+		options->run_dir = g_steal_pointer(&run_dir);
+	else if (getuid() == 0)
+		/* qemu (another user) must reach backup sockets in here */
+		options->run_dir = g_strdup("/run/libvirt-guestfs-dbus");
+	else
+		options->run_dir =
+		    g_build_filename(g_get_user_runtime_dir(), "libvirt-guestfs-dbus", NULL);
 	if (uris != NULL && uris[0] != NULL) {
 		options->connect_uris = g_steal_pointer(&uris);
 	} else {

@@ -15,6 +15,12 @@ typedef struct {
 	gchar **connect_uris; /* never empty after parsing */
 	gboolean verbose;
 	guint volume_rescan_interval; /* seconds */
+	guint idle_timeout;	      /* seconds */
+	guint launch_timeout;	      /* seconds */
+	guint max_appliances;	      /* 0: derived from memory */
+	guint appliance_memory;	      /* MiB, 0: libguestfs's default */
+	gboolean force_tcg;
+	gchar *run_dir; /* never NULL after parsing */
 } LgdOptions;
 
 LgdOptions *lgd_options_parse(gint *argc, gchar ***argv, GError **error);

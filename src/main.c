@@ -62,5 +62,6 @@ main(int argc, char *argv[])
 	}
 	g_main_loop_run(loop);
 	g_info("exiting");
+	lgd_daemon_stop(daemon);
 	return EXIT_SUCCESS;
 }

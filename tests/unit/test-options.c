@@ -38,6 +38,30 @@ test_defaults(void)
 	g_assert_cmpstr(options->connect_uris[0], ==, "qemu:///session");
 	g_assert_false(options->verbose);
 	g_assert_cmpuint(options->volume_rescan_interval, ==, 2);
+	g_assert_cmpuint(options->idle_timeout, ==, 60);
+	g_assert_cmpuint(options->launch_timeout, ==, 300);
+	g_assert_cmpuint(options->max_appliances, ==, 0);
+	g_assert_cmpuint(options->appliance_memory, ==, 0);
+	g_assert_false(options->force_tcg);
+	g_assert_nonnull(options->run_dir);
+	g_assert_true(g_path_is_absolute(options->run_dir));
+}
+
+static void
+test_appliance_options(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(LgdOptions) options =
+	    parse(&error, "--idle-timeout", "5", "--launch-timeout", "30", "--max-appliances", "3",
+		  "--appliance-memory", "512", "--force-tcg", "--run-dir", "/tmp/lgd-run", NULL);
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(options->idle_timeout, ==, 5);
+	g_assert_cmpuint(options->launch_timeout, ==, 30);
+	g_assert_cmpuint(options->max_appliances, ==, 3);
+	g_assert_cmpuint(options->appliance_memory, ==, 512);
+	g_assert_true(options->force_tcg);
+	g_assert_cmpstr(options->run_dir, ==, "/tmp/lgd-run");
 }
 
 static void
@@ -79,6 +103,11 @@ test_errors(void)
 	    {"--volume-rescan-interval", "x", NULL},
 	    {"--no-such-option", NULL},
 	    {"stray", NULL},
+	    {"--idle-timeout", "0", NULL},
+	    {"--launch-timeout", "-1", NULL},
+	    {"--max-appliances", "1000", NULL},
+	    {"--appliance-memory", "10", NULL},
+	    {"--run-dir", "relative/dir", NULL},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -99,6 +128,7 @@ main(int argc, char **argv)
 	g_test_add_func("/options/defaults", test_defaults);
 	g_test_add_func("/options/system-default-uri", test_system_default_uri);
 	g_test_add_func("/options/connect-repeated", test_connect_repeated);
+	g_test_add_func("/options/appliance", test_appliance_options);
 	g_test_add_func("/options/errors", test_errors);
 	return g_test_run();
 }

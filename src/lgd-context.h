@@ -1,0 +1,15 @@
+/* What every object of the service shares. */
+#pragma once
+
+#include "lgd-auth.h"
+#include "lgd-session.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+	LgdAuth *auth;
+	LgdSessionConfig session;
+	gchar *run_dir; /* for backup sockets and scratch files */
+} LgdContext;
+
+G_END_DECLS

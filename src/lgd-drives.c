@@ -1,0 +1,525 @@
+#include "config.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lgd-drives.h"
+#include "lgd-error.h"
+#include "lgd-xml.h"
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStoragePool, virStoragePoolFree)
+
+struct _LgdDriveSource {
+	gchar *uri;
+	gchar *uuid; /* domains */
+	gchar *key;  /* volumes */
+	gchar *run_dir;
+	virConnectPtr conn; /* opened lazily, used by the session thread only */
+};
+
+struct _LgdDrivesLease {
+	virDomainPtr backup_domain; /* a pull-mode backup job to end */
+	gchar *backup_dir;
+};
+
+/* One drive as the appliance gets it. */
+typedef struct {
+	const gchar *target;
+	gchar *path;
+	const gchar *format;
+	gboolean read_only;
+} LgdDrive;
+
+static void
+lgd_drive_clear(LgdDrive *drive)
+{
+	g_free(drive->path);
+}
+
+LgdDriveSource *
+lgd_drive_source_new_domain(const gchar *uri, const gchar *uuid, const gchar *run_dir)
+{
+	LgdDriveSource *self = g_new0(LgdDriveSource, 1);
+
+	self->uri = g_strdup(uri);
+	self->uuid = g_strdup(uuid);
+	self->run_dir = g_strdup(run_dir);
+	return self;
+}
+
+LgdDriveSource *
+lgd_drive_source_new_volume(const gchar *uri, const gchar *key, const gchar *run_dir)
+{
+	LgdDriveSource *self = g_new0(LgdDriveSource, 1);
+
+	self->uri = g_strdup(uri);
+	self->key = g_strdup(key);
+	self->run_dir = g_strdup(run_dir);
+	return self;
+}
+
+void
+lgd_drive_source_free(LgdDriveSource *self)
+{
+	if (self == NULL)
+		return;
+	if (self->conn != NULL)
+		virConnectClose(self->conn);
+	g_free(self->uri);
+	g_free(self->uuid);
+	g_free(self->key);
+	g_free(self->run_dir);
+	g_free(self);
+}
+
+const gchar *
+lgd_drive_source_get_uri(LgdDriveSource *self)
+{
+	return self->uri;
+}
+
+/* The session thread keeps its own libvirt connection: libvirt calls then
+ * never wait on the main loop's, and a dead one is simply reopened. */
+static virConnectPtr
+lgd_drive_source_conn(LgdDriveSource *self, GError **error)
+{
+	if (self->conn != NULL && virConnectIsAlive(self->conn) == 1)
+		return self->conn;
+	if (self->conn != NULL)
+		virConnectClose(self->conn);
+	self->conn = virConnectOpen(self->uri);
+	if (self->conn == NULL) {
+		lgd_error_set_from_libvirt(error, "Cannot connect to %s", self->uri);
+		return NULL;
+	}
+	return self->conn;
+}
+
+/* ---- the disks of a domain --------------------------------------------- */
+
+static virDomainPtr
+lgd_drives_lookup_domain(LgdDriveSource *self, LgdDomainXml **info, GError **error)
+{
+	virConnectPtr conn = lgd_drive_source_conn(self, error);
+	g_autoptr(virDomain) dom = NULL;
+	g_autofree gchar *xml = NULL;
+
+	if (conn == NULL)
+		return NULL;
+	dom = virDomainLookupByUUIDString(conn, self->uuid);
+	if (dom == NULL) {
+		lgd_error_set_from_libvirt(error, "Domain %s is gone", self->uuid);
+		return NULL;
+	}
+	xml = virDomainGetXMLDesc(dom, 0);
+	if (xml == NULL) {
+		lgd_error_set_from_libvirt(error, "Cannot read domain %s", self->uuid);
+		return NULL;
+	}
+	*info = lgd_domain_xml_parse(xml, error);
+	if (*info == NULL)
+		return NULL;
+	return g_steal_pointer(&dom);
+}
+
+/* The host path of a disk, or NULL (with @error) when the appliance cannot
+ * use it: network disks, empty drives, volumes that do not resolve. */
+static gchar *
+lgd_drives_disk_path(virConnectPtr conn, LgdDisk *disk, GError **error)
+{
+	g_autoptr(virStoragePool) pool = NULL;
+	g_autoptr(virStorageVol) vol = NULL;
+	gchar *path;
+
+	if (disk->path != NULL)
+		return g_strdup(disk->path);
+	if (disk->pool == NULL || disk->volume == NULL) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_SUPPORTED,
+			    "disk %s (%s) has no local source the appliance can open", disk->target,
+			    disk->type != NULL ? disk->type : "unknown type");
+		return NULL;
+	}
+	pool = virStoragePoolLookupByName(conn, disk->pool);
+	vol = pool != NULL ? virStorageVolLookupByName(pool, disk->volume) : NULL;
+	path = vol != NULL ? virStorageVolGetPath(vol) : NULL;
+	if (path == NULL) {
+		lgd_error_set_from_libvirt(error, "disk %s: volume %s of pool %s", disk->target,
+					   disk->volume, disk->pool);
+		return NULL;
+	}
+	return path;
+}
+
+static gboolean
+lgd_drives_disk_wanted(LgdDisk *disk)
+{
+	return g_strcmp0(disk->device, "disk") == 0 || g_strcmp0(disk->device, "cdrom") == 0 ||
+	       g_strcmp0(disk->device, "floppy") == 0;
+}
+
+/* The drives of a domain, in definition order, so that the appliance's
+ * /dev/sda is the domain's first disk. */
+static GArray *
+lgd_drives_of_domain(virConnectPtr conn, const gchar *name, LgdDomainXml *info, GError **error)
+{
+	g_autoptr(GArray) drives = g_array_new(FALSE, TRUE, sizeof(LgdDrive));
+
+	g_array_set_clear_func(drives, (GDestroyNotify)lgd_drive_clear);
+	for (guint i = 0; i < info->disks->len; i++) {
+		LgdDisk *disk = g_ptr_array_index(info->disks, i);
+		g_autoptr(GError) local_error = NULL;
+		LgdDrive drive = {0};
+
+		if (!lgd_drives_disk_wanted(disk))
+			continue;
+		if (disk->path == NULL && disk->volume == NULL && disk->name == NULL)
+			continue; /* empty cdrom or floppy */
+		drive.path = lgd_drives_disk_path(conn, disk, &local_error);
+		if (drive.path == NULL) {
+			g_debug("domain %s: skipping %s", name, local_error->message);
+			continue;
+		}
+		drive.target = disk->target;
+		/* libvirt reads a disk without a driver type as raw; so do we,
+		 * rather than let a guest-controlled image choose its format */
+		drive.format = disk->format != NULL ? disk->format : "raw";
+		drive.read_only = disk->read_only;
+		g_array_append_val(drives, drive);
+	}
+	if (drives->len == 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "Domain %s has no disk the appliance can open (only local files, "
+			    "block devices and storage volumes can be used)",
+			    name);
+		return NULL;
+	}
+	return g_steal_pointer(&drives);
+}
+
+static gboolean
+lgd_drives_check_exists(const gchar *name, const LgdDrive *drive, GError **error)
+{
+	if (g_access(drive->path, R_OK) == 0)
+		return TRUE;
+	g_set_error(error, LGD_ERROR,
+		    errno == ENOENT ? LGD_ERROR_NOT_FOUND : lgd_error_code_from_errno(errno),
+		    "Disk %s of %s: %s: %s", drive->target, name, drive->path, g_strerror(errno));
+	return FALSE;
+}
+
+static gboolean
+lgd_drives_add_file(
+    guestfs_h *g, const gchar *path, const gchar *format, gboolean read_only, GError **error)
+{
+	if (guestfs_add_drive_opts(g, path, GUESTFS_ADD_DRIVE_OPTS_READONLY, read_only ? 1 : 0,
+				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, format, -1) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "Cannot add %s: %s", path,
+			    guestfs_last_error(g));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* ---- running domains: a pull-mode backup job as the disks' view -------- */
+
+/* qemu runs as its own user and must create the NBD socket and scratch
+ * files in this directory. */
+static gboolean
+lgd_drives_make_backup_dir(const gchar *dir, GError **error)
+{
+	const gchar *users[] = {"libvirt-qemu", "qemu"};
+
+	if (g_mkdir_with_parents(dir, 0750) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "Cannot create %s: %s", dir,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(users); i++) {
+		struct passwd *pw = getpwnam(users[i]);
+		if (pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) == 0)
+			return TRUE;
+	}
+	/* no separate qemu user (session mode): qemu runs as we do */
+	return TRUE;
+}
+
+static void
+lgd_drives_remove_dir(const gchar *dir)
+{
+	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+	const gchar *name;
+
+	if (d == NULL)
+		return;
+	while ((name = g_dir_read_name(d)) != NULL) {
+		g_autofree gchar *path = g_build_filename(dir, name, NULL);
+		g_unlink(path);
+	}
+	g_rmdir(dir);
+}
+
+/* A backup job of ours can outlive its session when libvirtd restarted
+ * while it ended, or the service crashed. It is ours when it serves from
+ * our directory; anybody else's job is left alone (and makes ours fail). */
+static void
+lgd_drives_end_stale_backup(virDomainPtr dom, const gchar *dir)
+{
+	g_autofree gchar *xml = virDomainBackupGetXMLDesc(dom, 0);
+
+	if (xml == NULL || strstr(xml, dir) == NULL)
+		return;
+	g_info("ending a stale backup job of ours on %s", virDomainGetName(dom));
+	virDomainAbortJob(dom);
+}
+
+static gchar *
+lgd_drives_backup_xml(const gchar *dir, GArray *drives)
+{
+	GString *xml = g_string_new("<domainbackup mode='pull'>\n");
+	g_autofree gchar *socket = g_build_filename(dir, "nbd.sock", NULL);
+	g_autofree gchar *esc_socket = g_markup_escape_text(socket, -1);
+
+	g_string_append_printf(xml, "  <server transport='unix' socket='%s'/>\n  <disks>\n",
+			       esc_socket);
+	for (guint i = 0; i < drives->len; i++) {
+		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
+		g_autofree gchar *target = g_markup_escape_text(drive->target, -1);
+		g_autofree gchar *scratch = NULL;
+		g_autofree gchar *esc_scratch = NULL;
+
+		if (drive->read_only)
+			continue;
+		scratch = g_strdup_printf("%s/scratch-%s.qcow2", dir, drive->target);
+		esc_scratch = g_markup_escape_text(scratch, -1);
+		g_string_append_printf(xml,
+				       "    <disk name='%s' backup='yes' type='file'>\n"
+				       "      <scratch file='%s'/>\n"
+				       "    </disk>\n",
+				       target, esc_scratch);
+	}
+	g_string_append(xml, "  </disks>\n</domainbackup>\n");
+	return g_string_free(xml, FALSE);
+}
+
+/* libguestfs cannot open the disks of a running domain (qemu holds their
+ * write lock), and reading them live would not be consistent anyway. A
+ * pull-mode backup job exports a point-in-time view of each writable disk
+ * over NBD; read-only disks are shared and opened directly. */
+static LgdDrivesLease *
+lgd_drives_add_running(LgdDriveSource *self,
+		       virDomainPtr dom,
+		       const gchar *name,
+		       GArray *drives,
+		       guestfs_h *g,
+		       GError **error)
+{
+	g_autoptr(LgdDrivesLease) lease = g_new0(LgdDrivesLease, 1);
+	g_autofree gchar *xml = NULL;
+	g_autofree gchar *socket = NULL;
+	g_autofree gchar *server = NULL;
+
+	lease->backup_dir = g_strdup_printf("%s/backup-%s", self->run_dir, self->uuid);
+	lgd_drives_end_stale_backup(dom, lease->backup_dir);
+	lgd_drives_remove_dir(lease->backup_dir); /* left over by a crash */
+	if (!lgd_drives_make_backup_dir(lease->backup_dir, error))
+		return NULL;
+	xml = lgd_drives_backup_xml(lease->backup_dir, drives);
+	if (virDomainBackupBegin(dom, xml, NULL, 0) < 0) {
+		lgd_error_set_from_libvirt(error,
+					   "Cannot get a consistent view of the disks of running "
+					   "domain %s (libvirt backup job)",
+					   name);
+		if (virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)
+			(*error)->code = LGD_ERROR_IN_USE; /* another job runs */
+		return NULL;
+	}
+	lease->backup_domain = dom;
+	virDomainRef(dom);
+
+	socket = g_build_filename(lease->backup_dir, "nbd.sock", NULL);
+	server = g_strdup_printf("unix:%s", socket);
+	for (guint i = 0; i < drives->len; i++) {
+		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
+		const gchar *servers[] = {server, NULL};
+
+		if (drive->read_only) {
+			if (!lgd_drives_add_file(g, drive->path, drive->format, TRUE, error))
+				return NULL;
+			continue;
+		}
+		if (guestfs_add_drive_opts(g, drive->target, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+					   GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
+					   GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
+					   GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+				    "Cannot add the backup export of disk %s: %s", drive->target,
+				    guestfs_last_error(g));
+			return NULL;
+		}
+	}
+	return g_steal_pointer(&lease);
+}
+
+static LgdDrivesLease *
+lgd_drives_add_domain(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GError **error)
+{
+	g_autoptr(LgdDomainXml) info = NULL;
+	g_autoptr(virDomain) dom = lgd_drives_lookup_domain(self, &info, error);
+	g_autoptr(GArray) drives = NULL;
+	const gchar *name;
+	int active;
+
+	if (dom == NULL)
+		return NULL;
+	name = info->name != NULL ? info->name : self->uuid;
+	drives = lgd_drives_of_domain(self->conn, name, info, error);
+	if (drives == NULL)
+		return NULL;
+	active = virDomainIsActive(dom);
+	if (active > 0 && !read_only) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_DOMAIN_RUNNING,
+			    "Domain %s is running; shut it down before changing its disks", name);
+		return NULL;
+	}
+	for (guint i = 0; i < drives->len; i++) {
+		if (!lgd_drives_check_exists(name, &g_array_index(drives, LgdDrive, i), error))
+			return NULL;
+	}
+	if (active > 0)
+		return lgd_drives_add_running(self, dom, name, drives, g, error);
+	for (guint i = 0; i < drives->len; i++) {
+		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
+		if (!lgd_drives_add_file(g, drive->path, drive->format,
+					 read_only || drive->read_only, error))
+			return NULL;
+	}
+	return g_new0(LgdDrivesLease, 1);
+}
+
+/* ---- volumes ----------------------------------------------------------- */
+
+static virStorageVolPtr
+lgd_drives_lookup_volume(LgdDriveSource *self, gchar **path, gchar **format, GError **error)
+{
+	virConnectPtr conn = lgd_drive_source_conn(self, error);
+	g_autoptr(virStorageVol) vol = NULL;
+	g_autofree gchar *xml = NULL;
+
+	if (conn == NULL)
+		return NULL;
+	vol = virStorageVolLookupByKey(conn, self->key);
+	if (vol == NULL || (*path = virStorageVolGetPath(vol)) == NULL ||
+	    (xml = virStorageVolGetXMLDesc(vol, 0)) == NULL) {
+		lgd_error_set_from_libvirt(error, "Volume %s", self->key);
+		return NULL;
+	}
+	*format = lgd_volume_xml_format(xml);
+	return g_steal_pointer(&vol);
+}
+
+static LgdDrivesLease *
+lgd_drives_add_volume(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GError **error)
+{
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *format = NULL;
+	g_autoptr(virStorageVol) vol = lgd_drives_lookup_volume(self, &path, &format, error);
+	LgdDrive drive = {.target = "volume"};
+
+	if (vol == NULL)
+		return NULL;
+	drive.path = path;
+	if (!lgd_drives_check_exists(self->key, &drive, error))
+		return NULL;
+	if (!lgd_drives_add_file(g, path, format != NULL ? format : "raw", read_only, error))
+		return NULL;
+	return g_new0(LgdDrivesLease, 1);
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+/* Adds the drives to @g before launch. The lease undoes what the launch
+ * needed (a backup job) and is released when the appliance stops. */
+LgdDrivesLease *
+lgd_drives_add(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GError **error)
+{
+	if (self->uuid != NULL)
+		return lgd_drives_add_domain(self, g, read_only, error);
+	return lgd_drives_add_volume(self, g, read_only, error);
+}
+
+void
+lgd_drives_lease_release(LgdDrivesLease *lease)
+{
+	if (lease == NULL)
+		return;
+	if (lease->backup_domain != NULL) {
+		/* fails harmlessly when the domain stopped meanwhile */
+		virDomainAbortJob(lease->backup_domain);
+		virDomainFree(lease->backup_domain);
+	}
+	if (lease->backup_dir != NULL)
+		lgd_drives_remove_dir(lease->backup_dir);
+	g_free(lease->backup_dir);
+	g_free(lease);
+}
+
+static void
+lgd_drives_identity_add(GString *id, const gchar *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		g_string_append_printf(id, "%s:missing;", path);
+		return;
+	}
+	g_string_append_printf(
+	    id, "%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ":%ld.%09ld:%" G_GUINT64_FORMAT ";",
+	    path, (guint64)st.st_dev, (guint64)st.st_ino, (long)st.st_mtim.tv_sec,
+	    st.st_mtim.tv_nsec, (guint64)st.st_size);
+}
+
+/* What identifies the disks' contents now: every drive's path, device,
+ * inode, mtime and size. NULL when it cannot be known (the domain runs,
+ * so its disks change under us, or a disk is not a local file). */
+gchar *
+lgd_drives_identity(LgdDriveSource *self)
+{
+	g_autoptr(GString) id = g_string_new(NULL);
+
+	if (self->uuid != NULL) {
+		g_autoptr(LgdDomainXml) info = NULL;
+		g_autoptr(virDomain) dom = lgd_drives_lookup_domain(self, &info, NULL);
+		g_autoptr(GArray) drives = NULL;
+
+		if (dom == NULL || virDomainIsActive(dom) != 0)
+			return NULL;
+		drives = lgd_drives_of_domain(self->conn, self->uuid, info, NULL);
+		if (drives == NULL)
+			return NULL;
+		for (guint i = 0; i < info->disks->len; i++) {
+			LgdDisk *disk = g_ptr_array_index(info->disks, i);
+			if (lgd_drives_disk_wanted(disk) && disk->path == NULL &&
+			    disk->volume == NULL && disk->name != NULL)
+				return NULL; /* network disk: contents unknowable */
+		}
+		for (guint i = 0; i < drives->len; i++)
+			lgd_drives_identity_add(id, g_array_index(drives, LgdDrive, i).path);
+	} else {
+		g_autofree gchar *path = NULL;
+		g_autofree gchar *format = NULL;
+		g_autoptr(virStorageVol) vol = lgd_drives_lookup_volume(self, &path, &format, NULL);
+
+		if (vol == NULL)
+			return NULL;
+		lgd_drives_identity_add(id, path);
+	}
+	return g_string_free(g_steal_pointer(&id), FALSE);
+}

@@ -1,0 +1,372 @@
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "lgd-args.h"
+#include "lgd-error.h"
+#include "lgd-guest.h"
+#include "lgd-inspector.h"
+
+struct _LgdGuest {
+	GObject parent_instance;
+	LgdContext *context;
+	gchar *uri;
+	gchar *uuid; /* domains */
+	gchar *key;  /* volumes */
+	LgdDBusObjectSkeleton *object;
+	LgdSession *session;
+
+	GMutex cache_lock;
+	gchar *cache_identity;
+	GVariant *cache_systems;
+};
+
+G_DEFINE_TYPE(LgdGuest, lgd_guest, G_TYPE_OBJECT)
+
+/* ---- the call path ----------------------------------------------------- */
+
+typedef struct {
+	LgdGuest *guest;
+	GDBusMethodInvocation *invocation;
+	const gchar *action_id;
+	/* copies of what polkit is told: the objects may change meanwhile */
+	gchar *domain;
+	gchar *pool;
+	gchar *volume;
+	gchar *volume_path;
+	gchar *path;
+	gchar *message;
+	LgdJobFunc func;
+	gpointer data;
+	GDestroyNotify data_free;
+} LgdCall;
+
+static void
+lgd_call_free(LgdCall *call)
+{
+	if (call->data_free != NULL && call->data != NULL)
+		call->data_free(call->data);
+	g_clear_object(&call->invocation);
+	g_object_unref(call->guest);
+	g_free(call->domain);
+	g_free(call->pool);
+	g_free(call->volume);
+	g_free(call->volume_path);
+	g_free(call->path);
+	g_free(call->message);
+	g_free(call);
+}
+
+/* The message an authentication dialog shows, translated, naming the
+ * domain or volume. */
+static gchar *
+lgd_guest_action_message(const gchar *action_id, const gchar *what)
+{
+	const struct {
+		const gchar *action_id;
+		const gchar *message;
+	} messages[] = {
+	    {LGD_ACTION_INSPECT, N_("Authentication is required to inspect the disks of {object}")},
+	    {LGD_ACTION_READ, N_("Authentication is required to read files on {object}")},
+	    {LGD_ACTION_WRITE, N_("Authentication is required to change files on {object}")},
+	    {LGD_ACTION_MANAGE, N_("Authentication is required to start or stop the appliance "
+				   "of {object}")},
+	    {LGD_ACTION_VOLUME_READ,
+	     N_("Authentication is required to read storage volume {object}")},
+	    {LGD_ACTION_VOLUME_WRITE,
+	     N_("Authentication is required to write storage volume {object}")},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(messages); i++) {
+		if (g_strcmp0(messages[i].action_id, action_id) == 0) {
+			GString *message = g_string_new(_(messages[i].message));
+			g_string_replace(message, "{object}", what != NULL ? what : "?", 0);
+			return g_string_free(message, FALSE);
+		}
+	}
+	return NULL;
+}
+
+static void
+lgd_call_auth_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+{
+	LgdCall *call = task_data;
+	GError *error = NULL;
+	LgdAuthDetails details = {
+	    .connection = call->guest->uri,
+	    .domain = call->domain,
+	    .domain_uuid = call->guest->uuid,
+	    .pool = call->pool,
+	    .volume = call->volume,
+	    .volume_key = call->guest->key,
+	    .volume_path = call->volume_path,
+	    .path = call->path,
+	};
+
+	if (lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id, &details,
+			   call->message, &error))
+		g_task_return_boolean(task, TRUE);
+	else
+		g_task_return_error(task, error);
+}
+
+static void
+lgd_call_auth_done(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	LgdCall *call = g_task_get_task_data(G_TASK(result));
+	GError *error = NULL;
+
+	if (!g_task_propagate_boolean(G_TASK(result), &error)) {
+		lgd_error_return(g_steal_pointer(&call->invocation), error);
+		return;
+	}
+	if (call->guest->session == NULL) {
+		g_dbus_method_invocation_return_error_literal(g_steal_pointer(&call->invocation),
+							      LGD_ERROR, LGD_ERROR_NOT_FOUND,
+							      "The object is gone");
+		return;
+	}
+	lgd_session_call(call->guest->session, g_steal_pointer(&call->invocation), call->func,
+			 g_steal_pointer(&call->data), call->data_free);
+}
+
+/* The one path of every content-touching method: authorize the caller
+ * for @action_id (in a thread: polkit may wait for the user), then queue
+ * @func on the object's session, which replies. A denied call never
+ * reaches the session, so it starts no appliance. Takes @data. */
+void
+lgd_guest_call(LgdGuest *self,
+	       GDBusMethodInvocation *invocation,
+	       const gchar *action_id,
+	       const gchar *path,
+	       LgdJobFunc func,
+	       gpointer data,
+	       GDestroyNotify data_free)
+{
+	LgdCall *call = g_new0(LgdCall, 1);
+	g_autoptr(GTask) task = NULL;
+	const gchar *what;
+
+	call->guest = g_object_ref(self);
+	call->invocation = g_object_ref(invocation);
+	call->action_id = action_id;
+	call->path = g_strdup(path);
+	call->func = func;
+	call->data = data;
+	call->data_free = data_free;
+	if (self->uuid != NULL) {
+		g_autoptr(LgdDBusDomain) domain =
+		    lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(self->object));
+		call->domain = g_strdup(lgd_dbus_domain_get_name(domain));
+		what = call->domain;
+	} else {
+		g_autoptr(LgdDBusVolume) volume =
+		    lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(self->object));
+		call->pool = g_strdup(lgd_dbus_volume_get_pool(volume));
+		call->volume = g_strdup(lgd_dbus_volume_get_name(volume));
+		call->volume_path = g_strdup(lgd_dbus_volume_get_path(volume));
+		what = call->volume_path;
+	}
+	call->message = lgd_guest_action_message(action_id, what);
+
+	task = g_task_new(NULL, NULL, lgd_call_auth_done, NULL);
+	g_task_set_task_data(task, call, (GDestroyNotify)lgd_call_free);
+	g_task_run_in_thread(task, lgd_call_auth_thread);
+}
+
+/* ---- appliance control ------------------------------------------------- */
+
+static const LgdOptionSpec lgd_start_options[] = {
+    {"read-only", "b"},
+    {NULL},
+};
+
+typedef struct {
+	gboolean read_only;
+} LgdStartData;
+
+static GVariant *
+lgd_guest_start_job(LgdSession *session, gpointer data, GError **error)
+{
+	LgdStartData *start = data;
+
+	if (start->read_only)
+		return lgd_session_get_handle(session, error) != NULL ? g_variant_new("()") : NULL;
+	return lgd_session_get_handle_rw(session, error) != NULL ? g_variant_new("()") : NULL;
+}
+
+static GVariant *
+lgd_guest_stop_job(LgdSession *session, gpointer data, GError **error)
+{
+	lgd_session_stop_now(session);
+	return g_variant_new("()");
+}
+
+static gboolean
+lgd_guest_handle_start(GObject *iface,
+		       GDBusMethodInvocation *invocation,
+		       GVariant *options,
+		       LgdGuest *self)
+{
+	GError *error = NULL;
+	LgdStartData *start;
+	const gchar *action;
+
+	if (!lgd_args_check_options(options, lgd_start_options, &error)) {
+		lgd_error_return(invocation, error);
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	start = g_new0(LgdStartData, 1);
+	start->read_only = lgd_args_get_bool(options, "read-only", TRUE);
+	if (self->uuid != NULL)
+		action = start->read_only ? LGD_ACTION_MANAGE : LGD_ACTION_WRITE;
+	else
+		action = start->read_only ? LGD_ACTION_VOLUME_READ : LGD_ACTION_VOLUME_WRITE;
+	lgd_guest_call(self, invocation, action, NULL, lgd_guest_start_job, start, g_free);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+lgd_guest_handle_stop(GObject *iface, GDBusMethodInvocation *invocation, LgdGuest *self)
+{
+	lgd_guest_call(self, invocation,
+		       self->uuid != NULL ? LGD_ACTION_MANAGE : LGD_ACTION_VOLUME_READ, NULL,
+		       lgd_guest_stop_job, NULL, NULL);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- inspection cache -------------------------------------------------- */
+
+/* The last inspection, valid while the disks' identity is unchanged. */
+GVariant *
+lgd_guest_cached_inspection(LgdGuest *self, const gchar *identity)
+{
+	GVariant *systems = NULL;
+
+	g_mutex_lock(&self->cache_lock);
+	if (identity != NULL && g_strcmp0(identity, self->cache_identity) == 0)
+		systems = g_variant_ref(self->cache_systems);
+	g_mutex_unlock(&self->cache_lock);
+	return systems;
+}
+
+void
+lgd_guest_cache_inspection(LgdGuest *self, const gchar *identity, GVariant *systems)
+{
+	g_mutex_lock(&self->cache_lock);
+	g_free(self->cache_identity);
+	g_clear_pointer(&self->cache_systems, g_variant_unref);
+	self->cache_identity = g_strdup(identity);
+	if (identity != NULL)
+		self->cache_systems = g_variant_ref_sink(systems);
+	g_mutex_unlock(&self->cache_lock);
+}
+
+/* ---- life -------------------------------------------------------------- */
+
+LgdDBusObjectSkeleton *
+lgd_guest_get_object(LgdGuest *self)
+{
+	return self->object;
+}
+
+/* The object is withdrawn: queued calls finish, the appliance stops, and
+ * no handler refers to the guest any more. */
+void
+lgd_guest_close(LgdGuest *self)
+{
+	g_autolist(GDBusInterface) ifaces = NULL;
+
+	g_clear_pointer(&self->session, lgd_session_close);
+	if (self->object == NULL)
+		return;
+	ifaces = g_dbus_object_get_interfaces(G_DBUS_OBJECT(self->object));
+	for (GList *l = ifaces; l != NULL; l = l->next)
+		g_signal_handlers_disconnect_by_data(l->data, self);
+}
+
+static void
+lgd_guest_finalize(GObject *object)
+{
+	LgdGuest *self = LGD_GUEST(object);
+
+	lgd_guest_close(self);
+	g_clear_object(&self->object);
+	g_clear_pointer(&self->cache_systems, g_variant_unref);
+	g_mutex_clear(&self->cache_lock);
+	g_free(self->cache_identity);
+	g_free(self->uri);
+	g_free(self->uuid);
+	g_free(self->key);
+	G_OBJECT_CLASS(lgd_guest_parent_class)->finalize(object);
+}
+
+static void
+lgd_guest_class_init(LgdGuestClass *klass)
+{
+	G_OBJECT_CLASS(klass)->finalize = lgd_guest_finalize;
+}
+
+static void
+lgd_guest_init(LgdGuest *self)
+{
+	g_mutex_init(&self->cache_lock);
+}
+
+static LgdGuest *
+lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
+{
+	LgdGuest *self = g_object_new(LGD_TYPE_GUEST, NULL);
+	g_autoptr(LgdDBusInspector) inspector = NULL;
+
+	self->context = context;
+	self->uri = g_strdup(uri);
+	self->object = lgd_dbus_object_skeleton_new(object_path);
+	inspector = lgd_inspector_new(self);
+	lgd_dbus_object_skeleton_set_inspector(self->object, inspector);
+	return self;
+}
+
+/* Both interfaces have the same appliance methods and property. */
+static void
+lgd_guest_connect_appliance(LgdGuest *self, GObject *iface)
+{
+	g_signal_connect(iface, "handle-start-appliance", G_CALLBACK(lgd_guest_handle_start), self);
+	g_signal_connect(iface, "handle-stop-appliance", G_CALLBACK(lgd_guest_handle_stop), self);
+}
+
+LgdGuest *
+lgd_guest_new_domain(LgdContext *context,
+		     const gchar *uri,
+		     const gchar *uuid,
+		     const gchar *object_path)
+{
+	LgdGuest *self = lgd_guest_new(context, uri, object_path);
+	g_autoptr(LgdDBusDomain) iface = lgd_dbus_domain_skeleton_new();
+
+	self->uuid = g_strdup(uuid);
+	lgd_dbus_object_skeleton_set_domain(self->object, iface);
+	lgd_guest_connect_appliance(self, G_OBJECT(iface));
+	self->session = lgd_session_new(&context->session,
+					lgd_drive_source_new_domain(uri, uuid, context->run_dir),
+					G_OBJECT(iface));
+	return self;
+}
+
+LgdGuest *
+lgd_guest_new_volume(LgdContext *context,
+		     const gchar *uri,
+		     const gchar *key,
+		     const gchar *object_path)
+{
+	LgdGuest *self = lgd_guest_new(context, uri, object_path);
+	g_autoptr(LgdDBusVolume) iface = lgd_dbus_volume_skeleton_new();
+
+	self->key = g_strdup(key);
+	lgd_dbus_object_skeleton_set_volume(self->object, iface);
+	lgd_guest_connect_appliance(self, G_OBJECT(iface));
+	self->session = lgd_session_new(&context->session,
+					lgd_drive_source_new_volume(uri, key, context->run_dir),
+					G_OBJECT(iface));
+	return self;
+}

@@ -1,0 +1,42 @@
+/*
+ * A published domain or volume: its D-Bus object, its appliance session,
+ * and the one path every content-touching call takes (authorize, then run
+ * on the session).
+ */
+#pragma once
+
+#include "lgd-context.h"
+#include "lgd-generated.h"
+
+G_BEGIN_DECLS
+
+#define LGD_TYPE_GUEST (lgd_guest_get_type())
+G_DECLARE_FINAL_TYPE(LgdGuest, lgd_guest, LGD, GUEST, GObject)
+
+LgdGuest *lgd_guest_new_domain(LgdContext *context,
+			       const gchar *uri,
+			       const gchar *uuid,
+			       const gchar *object_path);
+
+LgdGuest *lgd_guest_new_volume(LgdContext *context,
+			       const gchar *uri,
+			       const gchar *key,
+			       const gchar *object_path);
+
+LgdDBusObjectSkeleton *lgd_guest_get_object(LgdGuest *self);
+
+void lgd_guest_close(LgdGuest *self);
+
+void lgd_guest_call(LgdGuest *self,
+		    GDBusMethodInvocation *invocation,
+		    const gchar *action_id,
+		    const gchar *path,
+		    LgdJobFunc func,
+		    gpointer data,
+		    GDestroyNotify data_free);
+
+GVariant *lgd_guest_cached_inspection(LgdGuest *self, const gchar *identity);
+
+void lgd_guest_cache_inspection(LgdGuest *self, const gchar *identity, GVariant *systems);
+
+G_END_DECLS

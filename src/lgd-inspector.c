@@ -1,0 +1,453 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "lgd-args.h"
+#include "lgd-error.h"
+#include "lgd-inspector.h"
+
+typedef struct {
+	LgdGuest *guest;
+	gchar *root;
+	GVariant *options;
+} LgdInspectData;
+
+static void
+lgd_inspect_data_free(LgdInspectData *data)
+{
+	g_object_unref(data->guest);
+	g_free(data->root);
+	g_variant_unref(data->options);
+	g_free(data);
+}
+
+static LgdInspectData *
+lgd_inspect_data_new(LgdGuest *guest, const gchar *root, GVariant *options)
+{
+	LgdInspectData *data = g_new0(LgdInspectData, 1);
+
+	data->guest = g_object_ref(guest);
+	data->root = g_strdup(root);
+	data->options = g_variant_ref(options);
+	return data;
+}
+
+static const LgdOptionSpec lgd_no_options[] = {{NULL}};
+static const LgdOptionSpec lgd_icon_options[] = {
+    {"favicon", "b"},
+    {"highquality", "b"},
+    {NULL},
+};
+
+/* ---- building results -------------------------------------------------- */
+
+static void
+lgd_dict_add_string(GVariantBuilder *dict, const gchar *key, gchar *value)
+{
+	if (value == NULL)
+		return;
+	g_variant_builder_add(dict, "{sv}", key, g_variant_new_string(value));
+	free(value);
+}
+
+static void
+lgd_dict_add_strv(GVariantBuilder *dict, const gchar *key, const gchar *value)
+{
+	if (value != NULL && value[0] != '\0')
+		g_variant_builder_add(dict, "{sv}", key, g_variant_new_string(value));
+}
+
+static void
+lgd_strv_free(char **strv)
+{
+	if (strv == NULL)
+		return;
+	for (char **p = strv; *p != NULL; p++)
+		free(*p);
+	free(strv);
+}
+
+static GVariant *
+lgd_inspect_root(guestfs_h *g, const gchar *root)
+{
+	GVariantBuilder dict;
+	GVariantBuilder mounts;
+	char **mountpoints;
+
+	g_variant_builder_init(&dict, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add(&dict, "{sv}", "root", g_variant_new_string(root));
+	lgd_dict_add_string(&dict, "type", guestfs_inspect_get_type(g, root));
+	lgd_dict_add_string(&dict, "distro", guestfs_inspect_get_distro(g, root));
+	lgd_dict_add_string(&dict, "product-name", guestfs_inspect_get_product_name(g, root));
+	g_variant_builder_add(&dict, "{sv}", "major-version",
+			      g_variant_new_int32(guestfs_inspect_get_major_version(g, root)));
+	g_variant_builder_add(&dict, "{sv}", "minor-version",
+			      g_variant_new_int32(guestfs_inspect_get_minor_version(g, root)));
+	lgd_dict_add_string(&dict, "arch", guestfs_inspect_get_arch(g, root));
+	lgd_dict_add_string(&dict, "hostname", guestfs_inspect_get_hostname(g, root));
+	lgd_dict_add_string(&dict, "osinfo", guestfs_inspect_get_osinfo(g, root));
+	lgd_dict_add_string(&dict, "package-format", guestfs_inspect_get_package_format(g, root));
+	lgd_dict_add_string(&dict, "package-management",
+			    guestfs_inspect_get_package_management(g, root));
+
+	g_variant_builder_init(&mounts, G_VARIANT_TYPE("a{ss}"));
+	mountpoints = guestfs_inspect_get_mountpoints(g, root);
+	for (guint i = 0; mountpoints != NULL && mountpoints[i] != NULL; i += 2)
+		g_variant_builder_add(&mounts, "{ss}", mountpoints[i], mountpoints[i + 1]);
+	lgd_strv_free(mountpoints);
+	g_variant_builder_add(&dict, "{sv}", "mountpoints", g_variant_builder_end(&mounts));
+	return g_variant_builder_end(&dict);
+}
+
+/* ---- roots and mounting ------------------------------------------------ */
+
+/* The roots of this appliance's inspection, inspecting first if this
+ * appliance has not (a cached Inspect may have come from an earlier one). */
+static gboolean
+lgd_inspect_check_root(LgdSession *session, guestfs_h *g, const gchar *root, GError **error)
+{
+	char **roots = guestfs_inspect_get_roots(g);
+	gboolean found = FALSE;
+
+	if (roots != NULL && roots[0] == NULL) {
+		lgd_strv_free(roots);
+		roots = guestfs_inspect_os(g);
+	}
+	if (roots == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
+		return FALSE;
+	}
+	for (guint i = 0; roots[i] != NULL; i++)
+		found |= strcmp(roots[i], root) == 0;
+	lgd_strv_free(roots);
+	if (!found)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' is not an operating system root of this object; Inspect "
+			    "returns the roots",
+			    root);
+	return found;
+}
+
+static gint
+lgd_compare_mountpoint_length(gconstpointer a, gconstpointer b)
+{
+	const gchar *const *pa = a;
+	const gchar *const *pb = b;
+	return (gint)strlen(pa[0]) - (gint)strlen(pb[0]);
+}
+
+/* Mounts the filesystems of @root read-only where the guest mounts them,
+ * parents first. A filesystem that does not mount is left out, as
+ * virt-inspector does; only "/" is required. */
+static gboolean
+lgd_inspect_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, GError **error)
+{
+	char **mountpoints;
+	guint n = 0;
+
+	if (guestfs_umount_all(g) < 0) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot unmount");
+		return FALSE;
+	}
+	mountpoints = guestfs_inspect_get_mountpoints(g, root);
+	if (mountpoints == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot read mount points");
+		return FALSE;
+	}
+	while (mountpoints[n] != NULL)
+		n += 2;
+	qsort(mountpoints, n / 2, 2 * sizeof(char *), lgd_compare_mountpoint_length);
+	for (guint i = 0; i < n; i += 2) {
+		if (guestfs_mount_ro(g, mountpoints[i + 1], mountpoints[i]) < 0 &&
+		    strcmp(mountpoints[i], "/") == 0) {
+			lgd_session_set_error_from_guestfs(session, error,
+							   "Cannot mount the root filesystem");
+			lgd_strv_free(mountpoints);
+			return FALSE;
+		}
+	}
+	lgd_strv_free(mountpoints);
+	return TRUE;
+}
+
+/* ---- jobs (in the session thread) -------------------------------------- */
+
+static GVariant *
+lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
+{
+	LgdInspectData *data = user_data;
+	g_autofree gchar *identity = NULL;
+	g_autoptr(GVariant) systems = NULL;
+	GVariantBuilder builder;
+	guestfs_h *g;
+	char **roots;
+
+	if (!lgd_args_check_options(data->options, lgd_no_options, error))
+		return NULL;
+	/* unchanged disks give the same answer: no need for an appliance */
+	identity = lgd_drives_identity(lgd_session_get_source(session));
+	systems = lgd_guest_cached_inspection(data->guest, identity);
+	if (systems != NULL)
+		return g_variant_new("(@aa{sv})", systems);
+
+	g = lgd_session_get_handle(session, error);
+	if (g == NULL)
+		return NULL;
+	roots = guestfs_inspect_os(g);
+	if (roots == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
+		return NULL;
+	}
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+	for (guint i = 0; roots[i] != NULL; i++)
+		g_variant_builder_add_value(&builder, lgd_inspect_root(g, roots[i]));
+	lgd_strv_free(roots);
+	systems = g_variant_ref_sink(g_variant_builder_end(&builder));
+	lgd_guest_cache_inspection(data->guest, identity, systems);
+	return g_variant_new("(@aa{sv})", systems);
+}
+
+static GVariant *
+lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **error)
+{
+	LgdInspectData *data = user_data;
+	struct guestfs_application2_list *apps;
+	GVariantBuilder builder;
+	guestfs_h *g;
+
+	if (!lgd_args_check_options(data->options, lgd_no_options, error))
+		return NULL;
+	g = lgd_session_get_handle(session, error);
+	if (g == NULL || !lgd_inspect_check_root(session, g, data->root, error) ||
+	    !lgd_inspect_mount_root(session, g, data->root, error))
+		return NULL;
+	apps = guestfs_inspect_list_applications2(g, data->root);
+	guestfs_umount_all(g);
+	if (apps == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot list applications");
+		return NULL;
+	}
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+	for (guint32 i = 0; i < apps->len; i++) {
+		struct guestfs_application2 *app = &apps->val[i];
+
+		g_variant_builder_open(&builder, G_VARIANT_TYPE_VARDICT);
+		lgd_dict_add_strv(&builder, "name", app->app2_name);
+		lgd_dict_add_strv(&builder, "display-name", app->app2_display_name);
+		g_variant_builder_add(&builder, "{sv}", "epoch",
+				      g_variant_new_int32(app->app2_epoch));
+		lgd_dict_add_strv(&builder, "version", app->app2_version);
+		lgd_dict_add_strv(&builder, "release", app->app2_release);
+		lgd_dict_add_strv(&builder, "arch", app->app2_arch);
+		lgd_dict_add_strv(&builder, "summary", app->app2_summary);
+		lgd_dict_add_strv(&builder, "description", app->app2_description);
+		lgd_dict_add_strv(&builder, "url", app->app2_url);
+		g_variant_builder_close(&builder);
+	}
+	guestfs_free_application2_list(apps);
+	return g_variant_new("(aa{sv})", &builder);
+}
+
+static GVariant *
+lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
+{
+	LgdInspectData *data = user_data;
+	gboolean favicon = lgd_args_get_bool(data->options, "favicon", TRUE);
+	gboolean highquality = lgd_args_get_bool(data->options, "highquality", FALSE);
+	GVariant *icon;
+	guestfs_h *g;
+	char *png;
+	size_t size;
+
+	if (!lgd_args_check_options(data->options, lgd_icon_options, error))
+		return NULL;
+	g = lgd_session_get_handle(session, error);
+	if (g == NULL || !lgd_inspect_check_root(session, g, data->root, error) ||
+	    !lgd_inspect_mount_root(session, g, data->root, error))
+		return NULL;
+	png = guestfs_inspect_get_icon(g, data->root, &size, GUESTFS_INSPECT_GET_ICON_FAVICON,
+				       favicon ? 1 : 0, GUESTFS_INSPECT_GET_ICON_HIGHQUALITY,
+				       highquality ? 1 : 0, -1);
+	guestfs_umount_all(g);
+	if (png == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot get the icon");
+		return NULL;
+	}
+	icon = g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, png, size, 1);
+	free(png);
+	return g_variant_new("(@ay)", icon);
+}
+
+static GVariant *
+lgd_list_filesystems_job(LgdSession *session, gpointer user_data, GError **error)
+{
+	LgdInspectData *data = user_data;
+	GVariantBuilder builder;
+	guestfs_h *g;
+	char **fs;
+
+	if (!lgd_args_check_options(data->options, lgd_no_options, error))
+		return NULL;
+	g = lgd_session_get_handle(session, error);
+	if (g == NULL)
+		return NULL;
+	fs = guestfs_list_filesystems(g);
+	if (fs == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot list filesystems");
+		return NULL;
+	}
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+	for (guint i = 0; fs[i] != NULL; i += 2) {
+		int64_t size;
+
+		g_variant_builder_open(&builder, G_VARIANT_TYPE_VARDICT);
+		g_variant_builder_add(&builder, "{sv}", "device", g_variant_new_string(fs[i]));
+		g_variant_builder_add(&builder, "{sv}", "type", g_variant_new_string(fs[i + 1]));
+		/* not every content has a label, a UUID or a size */
+		lgd_dict_add_string(&builder, "label", guestfs_vfs_label(g, fs[i]));
+		lgd_dict_add_string(&builder, "uuid", guestfs_vfs_uuid(g, fs[i]));
+		size = guestfs_blockdev_getsize64(g, fs[i]);
+		if (size >= 0)
+			g_variant_builder_add(&builder, "{sv}", "size",
+					      g_variant_new_uint64((guint64)size));
+		g_variant_builder_close(&builder);
+	}
+	lgd_strv_free(fs);
+	return g_variant_new("(aa{sv})", &builder);
+}
+
+static GVariant *
+lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
+{
+	LgdInspectData *data = user_data;
+	GVariantBuilder builder;
+	guestfs_h *g;
+	char **fs;
+
+	if (!lgd_args_check_options(data->options, lgd_no_options, error))
+		return NULL;
+	g = lgd_session_get_handle(session, error);
+	if (g == NULL)
+		return NULL;
+	fs = guestfs_list_filesystems(g);
+	if (fs == NULL || guestfs_umount_all(g) < 0) {
+		lgd_strv_free(fs);
+		lgd_session_set_error_from_guestfs(session, error, "Cannot list filesystems");
+		return NULL;
+	}
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+	for (guint i = 0; fs[i] != NULL; i += 2) {
+		struct guestfs_statvfs *st;
+
+		if (strcmp(fs[i + 1], "swap") == 0 || strcmp(fs[i + 1], "unknown") == 0)
+			continue;
+		if (guestfs_mount_ro(g, fs[i], "/") < 0)
+			continue; /* as virt-df: what does not mount is left out */
+		st = guestfs_statvfs(g, "/");
+		guestfs_umount_all(g);
+		if (st == NULL)
+			continue;
+		g_variant_builder_open(&builder, G_VARIANT_TYPE_VARDICT);
+		g_variant_builder_add(&builder, "{sv}", "device", g_variant_new_string(fs[i]));
+		g_variant_builder_add(&builder, "{sv}", "size",
+				      g_variant_new_uint64((guint64)(st->frsize * st->blocks)));
+		g_variant_builder_add(
+		    &builder, "{sv}", "used",
+		    g_variant_new_uint64((guint64)(st->frsize * (st->blocks - st->bfree))));
+		g_variant_builder_add(&builder, "{sv}", "available",
+				      g_variant_new_uint64((guint64)(st->frsize * st->bavail)));
+		g_variant_builder_add(&builder, "{sv}", "inodes",
+				      g_variant_new_uint64((guint64)st->files));
+		g_variant_builder_add(&builder, "{sv}", "inodes-free",
+				      g_variant_new_uint64((guint64)st->ffree));
+		g_variant_builder_close(&builder);
+		guestfs_free_statvfs(st);
+	}
+	lgd_strv_free(fs);
+	return g_variant_new("(aa{sv})", &builder);
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static void
+lgd_inspector_call(LgdGuest *guest,
+		   GDBusMethodInvocation *invocation,
+		   LgdJobFunc func,
+		   const gchar *root,
+		   GVariant *options)
+{
+	lgd_guest_call(guest, invocation, LGD_ACTION_INSPECT, NULL, func,
+		       lgd_inspect_data_new(guest, root, options),
+		       (GDestroyNotify)lgd_inspect_data_free);
+}
+
+static gboolean
+lgd_inspector_handle_inspect(LgdDBusInspector *iface,
+			     GDBusMethodInvocation *invocation,
+			     GVariant *options,
+			     LgdGuest *guest)
+{
+	lgd_inspector_call(guest, invocation, lgd_inspect_job, NULL, options);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+lgd_inspector_handle_list_applications(LgdDBusInspector *iface,
+				       GDBusMethodInvocation *invocation,
+				       const gchar *root,
+				       GVariant *options,
+				       LgdGuest *guest)
+{
+	lgd_inspector_call(guest, invocation, lgd_list_applications_job, root, options);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+lgd_inspector_handle_get_icon(LgdDBusInspector *iface,
+			      GDBusMethodInvocation *invocation,
+			      const gchar *root,
+			      GVariant *options,
+			      LgdGuest *guest)
+{
+	lgd_inspector_call(guest, invocation, lgd_get_icon_job, root, options);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+lgd_inspector_handle_list_filesystems(LgdDBusInspector *iface,
+				      GDBusMethodInvocation *invocation,
+				      GVariant *options,
+				      LgdGuest *guest)
+{
+	lgd_inspector_call(guest, invocation, lgd_list_filesystems_job, NULL, options);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+lgd_inspector_handle_disk_usage(LgdDBusInspector *iface,
+				GDBusMethodInvocation *invocation,
+				GVariant *options,
+				LgdGuest *guest)
+{
+	lgd_inspector_call(guest, invocation, lgd_disk_usage_job, NULL, options);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* The handlers hold @guest without a reference: the guest owns the
+ * interface through its object. */
+LgdDBusInspector *
+lgd_inspector_new(LgdGuest *guest)
+{
+	LgdDBusInspector *iface = lgd_dbus_inspector_skeleton_new();
+
+	g_signal_connect(iface, "handle-inspect", G_CALLBACK(lgd_inspector_handle_inspect), guest);
+	g_signal_connect(iface, "handle-list-applications",
+			 G_CALLBACK(lgd_inspector_handle_list_applications), guest);
+	g_signal_connect(iface, "handle-get-icon", G_CALLBACK(lgd_inspector_handle_get_icon),
+			 guest);
+	g_signal_connect(iface, "handle-list-filesystems",
+			 G_CALLBACK(lgd_inspector_handle_list_filesystems), guest);
+	g_signal_connect(iface, "handle-disk-usage", G_CALLBACK(lgd_inspector_handle_disk_usage),
+			 guest);
+	return iface;
+}

@@ -1,0 +1,523 @@
+#include "config.h"
+
+#include <libvirt/libvirt.h>
+#include <string.h>
+
+#include "lgd-error.h"
+#include "lgd-session.h"
+
+typedef enum {
+	LGD_JOB_CALL,
+	LGD_JOB_QUIT,
+} LgdJobKind;
+
+typedef struct {
+	LgdJobKind kind;
+	GDBusMethodInvocation *invocation; /* may be NULL */
+	LgdJobFunc func;
+	gpointer data;
+	GDestroyNotify data_free;
+} LgdJob;
+
+struct _LgdSession {
+	const LgdSessionConfig *config;
+	LgdDriveSource *source;
+	GObject *state_iface; /* has an "appliance-state" property */
+	GMainContext *main_context;
+
+	GMutex lock; /* guards queue hand-over and the thread's life */
+	GAsyncQueue *jobs;
+	GThread *thread;
+	gboolean thread_running;
+	gboolean closed;
+
+	/* owned by the session thread */
+	guestfs_h *g;
+	gboolean g_read_only;
+	gboolean holds_slot;
+	LgdDrivesLease *lease;
+};
+
+/* Sessions alive, so that exiting can wait for their appliances. */
+static GMutex lgd_sessions_lock;
+static GCond lgd_sessions_cond;
+static guint lgd_sessions_alive;
+
+static const gchar *const lgd_appliance_states[] = {
+    [LGD_APPLIANCE_STOPPED] = "stopped",
+    [LGD_APPLIANCE_STARTING] = "starting",
+    [LGD_APPLIANCE_RUNNING] = "running",
+    [LGD_APPLIANCE_FAILED] = "failed",
+};
+
+const gchar *
+lgd_appliance_state_to_string(LgdApplianceState state)
+{
+	return lgd_appliance_states[state];
+}
+
+static void
+lgd_job_free(LgdJob *job)
+{
+	if (job->data_free != NULL && job->data != NULL)
+		job->data_free(job->data);
+	g_clear_object(&job->invocation);
+	g_free(job);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdJob, lgd_job_free)
+
+static void lgd_session_free(LgdSession *self);
+
+/* ---- appliance state, published from the main loop --------------------- */
+
+typedef struct {
+	GObject *iface;
+	LgdApplianceState state;
+} LgdStateUpdate;
+
+static gboolean
+lgd_session_publish_state(gpointer user_data)
+{
+	LgdStateUpdate *update = user_data;
+
+	g_object_set(update->iface, "appliance-state", lgd_appliance_state_to_string(update->state),
+		     NULL);
+	g_object_unref(update->iface);
+	g_free(update);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+lgd_session_set_state(LgdSession *self, LgdApplianceState state)
+{
+	LgdStateUpdate *update = g_new0(LgdStateUpdate, 1);
+
+	update->iface = g_object_ref(self->state_iface);
+	update->state = state;
+	g_main_context_invoke(self->main_context, lgd_session_publish_state, update);
+}
+
+/* ---- launch timeout ---------------------------------------------------- */
+
+/* libguestfs has no launch timeout of its own. A watchdog thread waits for
+ * the launch to finish; past the deadline it destroys the appliance's
+ * libvirt domain (found by the socket directory of this handle in its
+ * definition), which makes guestfs_launch() fail. */
+typedef struct {
+	GMutex lock;
+	GCond done_cond;
+	gboolean done;
+	gboolean fired;
+	gint64 deadline;
+	gchar *uri;
+	gchar *sockdir;
+} LgdWatchdog;
+
+static void
+lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
+{
+	virConnectPtr conn = virConnectOpen(uri);
+	virDomainPtr *doms = NULL;
+	int n;
+
+	if (conn == NULL)
+		return;
+	n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	for (int i = 0; i < n; i++) {
+		g_autofree gchar *xml = NULL;
+
+		if (g_str_has_prefix(virDomainGetName(doms[i]), "guestfs-"))
+			xml = virDomainGetXMLDesc(doms[i], 0);
+		if (xml != NULL && strstr(xml, sockdir) != NULL) {
+			g_warning("appliance %s did not launch in time; destroying it",
+				  virDomainGetName(doms[i]));
+			virDomainDestroy(doms[i]);
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(conn);
+}
+
+static gpointer
+lgd_watchdog_thread(gpointer user_data)
+{
+	LgdWatchdog *dog = user_data;
+	gboolean expired = FALSE;
+
+	g_mutex_lock(&dog->lock);
+	while (!dog->done && !expired)
+		expired = !g_cond_wait_until(&dog->done_cond, &dog->lock, dog->deadline);
+	dog->fired = !dog->done;
+	g_mutex_unlock(&dog->lock);
+	if (dog->fired)
+		lgd_kill_appliance(dog->uri, dog->sockdir);
+	return NULL;
+}
+
+/* ---- the handle -------------------------------------------------------- */
+
+static void
+lgd_session_shutdown(LgdSession *self)
+{
+	if (self->g != NULL) {
+		/* flushes and closes the drives; errors only mean it was dead */
+		guestfs_shutdown(self->g);
+		guestfs_close(self->g);
+		self->g = NULL;
+	}
+	g_clear_pointer(&self->lease, lgd_drives_lease_release);
+	if (self->holds_slot) {
+		lgd_limit_release(self->config->limit);
+		self->holds_slot = FALSE;
+	}
+}
+
+static guestfs_h *
+lgd_session_create_handle(LgdSession *self, GError **error)
+{
+	guestfs_h *g = guestfs_create_flags(GUESTFS_CREATE_NO_ENVIRONMENT);
+	g_autofree gchar *backend = NULL;
+
+	if (g == NULL) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+				    "Cannot create a libguestfs handle");
+		return NULL;
+	}
+	/* LIBGUESTFS_DEBUG and friends still help a developer */
+	guestfs_parse_environment(g);
+	/* errors come back as GErrors, not on the daemon's stderr */
+	guestfs_set_error_handler(g, NULL, NULL);
+	/* the appliance is a libvirt domain on the object's own connection,
+	 * so libvirt's lock manager, sVirt and secrets apply to it */
+	backend = g_strdup_printf("libvirt:%s", lgd_drive_source_get_uri(self->source));
+	guestfs_set_backend(g, backend);
+	if (self->config->force_tcg) {
+		const gchar *settings[] = {"force_tcg", NULL};
+		guestfs_set_backend_settings(g, (gchar *const *)settings);
+	}
+	if (self->config->memsize > 0)
+		guestfs_set_memsize(g, (int)self->config->memsize);
+	return g;
+}
+
+static gboolean
+lgd_session_launch(LgdSession *self, gboolean read_only, GError **error)
+{
+	g_autoptr(GError) local_error = NULL;
+	LgdWatchdog dog = {0};
+	GThread *watchdog;
+	int rc;
+
+	lgd_session_set_state(self, LGD_APPLIANCE_STARTING);
+	lgd_limit_acquire(self->config->limit);
+	self->holds_slot = TRUE;
+
+	self->g = lgd_session_create_handle(self, error);
+	if (self->g == NULL)
+		goto failed;
+	self->lease = lgd_drives_add(self->source, self->g, read_only, &local_error);
+	if (self->lease == NULL) {
+		g_propagate_error(error, g_steal_pointer(&local_error));
+		goto failed;
+	}
+
+	g_mutex_init(&dog.lock);
+	g_cond_init(&dog.done_cond);
+	dog.deadline =
+	    g_get_monotonic_time() + (gint64)self->config->launch_timeout * G_USEC_PER_SEC;
+	dog.uri = (gchar *)lgd_drive_source_get_uri(self->source);
+	dog.sockdir = guestfs_get_sockdir(self->g);
+	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, &dog);
+
+	rc = guestfs_launch(self->g);
+
+	g_mutex_lock(&dog.lock);
+	dog.done = TRUE;
+	g_cond_signal(&dog.done_cond);
+	g_mutex_unlock(&dog.lock);
+	g_thread_join(watchdog);
+	g_mutex_clear(&dog.lock);
+	g_cond_clear(&dog.done_cond);
+	free(dog.sockdir);
+
+	if (rc < 0 || dog.fired) {
+		if (dog.fired)
+			g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+				    "The appliance did not launch within %u s (launch timeout): %s",
+				    self->config->launch_timeout, guestfs_last_error(self->g));
+		else
+			g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+				    "The appliance failed to launch: %s",
+				    guestfs_last_error(self->g));
+		goto failed;
+	}
+	self->g_read_only = read_only;
+	lgd_session_set_state(self, LGD_APPLIANCE_RUNNING);
+	return TRUE;
+
+failed:
+	lgd_session_shutdown(self);
+	lgd_session_set_state(self, LGD_APPLIANCE_FAILED);
+	return FALSE;
+}
+
+static gboolean
+lgd_session_ensure(LgdSession *self, gboolean read_only, GError **error)
+{
+	if (self->g != NULL && guestfs_is_ready(self->g) > 0 && (read_only || !self->g_read_only))
+		return TRUE;
+	if (self->g != NULL) {
+		/* dead, or read-only where a write needs read-write */
+		lgd_session_shutdown(self);
+		lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
+	}
+	return lgd_session_launch(self, read_only, error);
+}
+
+/* The handle of a running appliance, launched if needed. Reads take any
+ * appliance; the read-write one is for writes. */
+guestfs_h *
+lgd_session_get_handle(LgdSession *self, GError **error)
+{
+	if (!lgd_session_ensure(self, TRUE, error))
+		return NULL;
+	return self->g;
+}
+
+guestfs_h *
+lgd_session_get_handle_rw(LgdSession *self, GError **error)
+{
+	if (!lgd_session_ensure(self, FALSE, error))
+		return NULL;
+	return self->g;
+}
+
+void
+lgd_session_stop_now(LgdSession *self)
+{
+	lgd_session_shutdown(self);
+	lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
+}
+
+LgdDriveSource *
+lgd_session_get_source(LgdSession *self)
+{
+	return self->source;
+}
+
+/* A failed libguestfs call either is the guest's answer (no such file)
+ * or means the appliance died; the latter is ApplianceFailed, and the
+ * next call launches a new one. */
+void
+lgd_session_set_error_from_guestfs(LgdSession *self, GError **error, const gchar *what)
+{
+	const char *msg = guestfs_last_error(self->g);
+	int errnum = guestfs_last_errno(self->g);
+
+	if (guestfs_is_ready(self->g) <= 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+			    "%s: the appliance died: %s", what,
+			    msg != NULL ? msg : "unknown error");
+		return;
+	}
+	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errnum), "%s: %s", what,
+		    msg != NULL ? msg : g_strerror(errnum));
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static void
+lgd_session_run_job(LgdSession *self, LgdJob *job)
+{
+	g_autoptr(GError) error = NULL;
+	GVariant *reply = NULL;
+
+	switch (job->kind) {
+	case LGD_JOB_CALL:
+		reply = job->func(self, job->data, &error);
+		if (self->g != NULL && guestfs_is_ready(self->g) <= 0) {
+			lgd_session_shutdown(self);
+			lgd_session_set_state(self, LGD_APPLIANCE_FAILED);
+		}
+		break;
+	case LGD_JOB_QUIT:
+		lgd_session_shutdown(self);
+		break;
+	}
+	if (job->invocation == NULL) {
+		if (reply != NULL)
+			g_variant_unref(g_variant_ref_sink(reply));
+		return;
+	}
+	/* replying is thread-safe; the main loop sends it */
+	if (reply != NULL)
+		g_dbus_method_invocation_return_value(g_steal_pointer(&job->invocation), reply);
+	else
+		lgd_error_return(g_steal_pointer(&job->invocation), g_steal_pointer(&error));
+}
+
+/* Exits when the queue is empty and no appliance is up; an idle appliance
+ * is shut down after the idle timeout. */
+static gpointer
+lgd_session_thread(gpointer user_data)
+{
+	LgdSession *self = user_data;
+
+	for (;;) {
+		guint64 timeout = (guint64)self->config->idle_timeout * G_USEC_PER_SEC;
+		g_autoptr(LgdJob) job = NULL;
+		gboolean quit;
+
+		if (self->g != NULL)
+			job = g_async_queue_timeout_pop(self->jobs, timeout);
+		else
+			job = g_async_queue_try_pop(self->jobs);
+		if (job != NULL) {
+			quit = job->kind == LGD_JOB_QUIT;
+			lgd_session_run_job(self, job);
+			if (quit) {
+				/* closed: nothing else refers to the session */
+				g_thread_unref(self->thread);
+				lgd_session_free(self);
+				return NULL;
+			}
+			continue;
+		}
+		if (self->g != NULL) {
+			g_debug("appliance idle for %u s; stopping it", self->config->idle_timeout);
+			lgd_session_shutdown(self);
+			lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
+		}
+		g_mutex_lock(&self->lock);
+		if (g_async_queue_length(self->jobs) == 0) {
+			self->thread_running = FALSE;
+			g_mutex_unlock(&self->lock);
+			return NULL;
+		}
+		g_mutex_unlock(&self->lock);
+	}
+}
+
+static void
+lgd_session_push(LgdSession *self, LgdJob *job)
+{
+	g_mutex_lock(&self->lock);
+	if (self->closed) {
+		g_mutex_unlock(&self->lock);
+		if (job->invocation != NULL)
+			g_dbus_method_invocation_return_error_literal(
+			    g_steal_pointer(&job->invocation), LGD_ERROR, LGD_ERROR_NOT_FOUND,
+			    "The object is gone");
+		lgd_job_free(job);
+		return;
+	}
+	g_async_queue_push(self->jobs, job);
+	if (!self->thread_running) {
+		if (self->thread != NULL)
+			g_thread_join(self->thread);
+		self->thread = g_thread_new("lgd-session", lgd_session_thread, self);
+		self->thread_running = TRUE;
+	}
+	g_mutex_unlock(&self->lock);
+}
+
+static LgdJob *
+lgd_job_new(LgdJobKind kind, GDBusMethodInvocation *invocation)
+{
+	LgdJob *job = g_new0(LgdJob, 1);
+
+	job->kind = kind;
+	job->invocation = invocation != NULL ? g_object_ref(invocation) : NULL;
+	return job;
+}
+
+void
+lgd_session_call(LgdSession *self,
+		 GDBusMethodInvocation *invocation,
+		 LgdJobFunc func,
+		 gpointer data,
+		 GDestroyNotify data_free)
+{
+	LgdJob *job = lgd_job_new(LGD_JOB_CALL, invocation);
+
+	job->func = func;
+	job->data = data;
+	job->data_free = data_free;
+	lgd_session_push(self, job);
+}
+
+LgdSession *
+lgd_session_new(const LgdSessionConfig *config, LgdDriveSource *source, GObject *state_iface)
+{
+	LgdSession *self = g_new0(LgdSession, 1);
+
+	self->config = config;
+	self->source = source;
+	self->state_iface = g_object_ref(state_iface);
+	self->main_context = g_main_context_ref_thread_default();
+	g_mutex_init(&self->lock);
+	self->jobs = g_async_queue_new();
+	g_mutex_lock(&lgd_sessions_lock);
+	lgd_sessions_alive++;
+	g_mutex_unlock(&lgd_sessions_lock);
+	g_object_set(state_iface, "appliance-state",
+		     lgd_appliance_state_to_string(LGD_APPLIANCE_STOPPED), NULL);
+	return self;
+}
+
+static void
+lgd_session_free(LgdSession *self)
+{
+	lgd_session_shutdown(self);
+	g_async_queue_unref(self->jobs);
+	g_mutex_clear(&self->lock);
+	g_main_context_unref(self->main_context);
+	g_object_unref(self->state_iface);
+	lgd_drive_source_free(self->source);
+	g_free(self);
+	g_mutex_lock(&lgd_sessions_lock);
+	lgd_sessions_alive--;
+	g_cond_broadcast(&lgd_sessions_cond);
+	g_mutex_unlock(&lgd_sessions_lock);
+}
+
+/* TRUE when every closed session has shut its appliance down in time. */
+gboolean
+lgd_session_wait_all(guint timeout_seconds)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_seconds * G_USEC_PER_SEC;
+	gboolean done;
+
+	g_mutex_lock(&lgd_sessions_lock);
+	while (lgd_sessions_alive > 0 &&
+	       g_cond_wait_until(&lgd_sessions_cond, &lgd_sessions_lock, deadline))
+		;
+	done = lgd_sessions_alive == 0;
+	g_mutex_unlock(&lgd_sessions_lock);
+	return done;
+}
+
+/* The object is gone: the session finishes what is queued, stops its
+ * appliance and frees itself, without the caller waiting for any of it. */
+void
+lgd_session_close(LgdSession *self)
+{
+	GThread *finished = NULL;
+
+	if (self == NULL)
+		return;
+	g_mutex_lock(&self->lock);
+	self->closed = TRUE;
+	if (self->thread_running) {
+		g_async_queue_push(self->jobs, lgd_job_new(LGD_JOB_QUIT, NULL));
+		g_mutex_unlock(&self->lock);
+		return;
+	}
+	finished = g_steal_pointer(&self->thread);
+	g_mutex_unlock(&self->lock);
+	if (finished != NULL)
+		g_thread_join(finished);
+	lgd_session_free(self);
+}

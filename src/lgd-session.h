@@ -1,0 +1,63 @@
+/*
+ * An appliance session: one libguestfs handle driven by one worker
+ * thread, launched on demand and stopped when idle. Jobs on one session
+ * run one after the other; the main loop never waits on libguestfs.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <guestfs.h>
+
+#include "lgd-drives.h"
+#include "lgd-limit.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+	LGD_APPLIANCE_STOPPED,
+	LGD_APPLIANCE_STARTING,
+	LGD_APPLIANCE_RUNNING,
+	LGD_APPLIANCE_FAILED,
+} LgdApplianceState;
+
+typedef struct {
+	guint idle_timeout;   /* seconds */
+	guint launch_timeout; /* seconds */
+	guint memsize;	      /* MiB, 0 for libguestfs's default */
+	gboolean force_tcg;
+	LgdLimit *limit;
+} LgdSessionConfig;
+
+typedef struct _LgdSession LgdSession;
+
+/* Runs in the session's thread; returns the method's reply (a tuple) or
+ * NULL with @error set. */
+typedef GVariant *(*LgdJobFunc)(LgdSession *session, gpointer data, GError **error);
+
+const gchar *lgd_appliance_state_to_string(LgdApplianceState state);
+
+LgdSession *
+lgd_session_new(const LgdSessionConfig *config, LgdDriveSource *source, GObject *state_iface);
+
+void lgd_session_close(LgdSession *self);
+
+gboolean lgd_session_wait_all(guint timeout_seconds);
+
+void lgd_session_call(LgdSession *self,
+		      GDBusMethodInvocation *invocation,
+		      LgdJobFunc func,
+		      gpointer data,
+		      GDestroyNotify data_free);
+
+/* For job functions, in the session's thread. */
+guestfs_h *lgd_session_get_handle(LgdSession *self, GError **error);
+
+guestfs_h *lgd_session_get_handle_rw(LgdSession *self, GError **error);
+
+void lgd_session_stop_now(LgdSession *self);
+
+LgdDriveSource *lgd_session_get_source(LgdSession *self);
+
+void lgd_session_set_error_from_guestfs(LgdSession *self, GError **error, const gchar *what);
+
+G_END_DECLS
