@@ -36,7 +36,8 @@ typedef struct {
 	gchar *volume_path;
 	gchar *path;
 	gchar *message;
-	LgdJobFunc func;
+	LgdJobFunc func;     /* runs on the session */
+	LgdThreadFunc tfunc; /* or runs in a thread of its own */
 	gpointer data;
 	GDestroyNotify data_free;
 } LgdCall;
@@ -110,6 +111,32 @@ lgd_call_auth_thread(GTask *task, gpointer source, gpointer task_data, GCancella
 		g_task_return_error(task, error);
 }
 
+/* A call that needs no appliance but may take long (a transfer): it gets
+ * a thread of its own rather than one of GLib's shared pool. */
+typedef struct {
+	GDBusMethodInvocation *invocation;
+	LgdThreadFunc func;
+	gpointer data;
+	GDestroyNotify data_free;
+} LgdThreadCall;
+
+static gpointer
+lgd_thread_call_run(gpointer user_data)
+{
+	LgdThreadCall *tcall = user_data;
+	GError *error = NULL;
+	GVariant *reply = tcall->func(tcall->invocation, tcall->data, &error);
+
+	if (reply != NULL)
+		g_dbus_method_invocation_return_value(tcall->invocation, reply);
+	else
+		lgd_error_return(tcall->invocation, error);
+	if (tcall->data_free != NULL && tcall->data != NULL)
+		tcall->data_free(tcall->data);
+	g_free(tcall);
+	return NULL;
+}
+
 static void
 lgd_call_auth_done(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -126,24 +153,27 @@ lgd_call_auth_done(GObject *source, GAsyncResult *result, gpointer user_data)
 							      "The object is gone");
 		return;
 	}
+	if (call->tfunc != NULL) {
+		LgdThreadCall *tcall = g_new0(LgdThreadCall, 1);
+
+		tcall->invocation = g_steal_pointer(&call->invocation);
+		tcall->func = call->tfunc;
+		tcall->data = g_steal_pointer(&call->data);
+		tcall->data_free = call->data_free;
+		g_thread_unref(g_thread_new("lgd-call", lgd_thread_call_run, tcall));
+		return;
+	}
 	lgd_session_call(call->guest->session, g_steal_pointer(&call->invocation), call->func,
 			 g_steal_pointer(&call->data), call->data_free);
 }
 
-/* The one path of every content-touching method: authorize the caller
- * for @action_id (in a thread: polkit may wait for the user), then queue
- * @func on the object's session, which replies. A denied call never
- * reaches the session, so it starts no appliance. Takes @data. */
-void
-lgd_guest_call(LgdGuest *self,
-	       GDBusMethodInvocation *invocation,
-	       const gchar *action_id,
-	       const gchar *path,
-	       LgdJobFunc func,
-	       gpointer data,
-	       GDestroyNotify data_free)
+static void
+lgd_guest_authorize(LgdGuest *self,
+		    GDBusMethodInvocation *invocation,
+		    const gchar *action_id,
+		    const gchar *path,
+		    LgdCall *call)
 {
-	LgdCall *call = g_new0(LgdCall, 1);
 	g_autoptr(GTask) task = NULL;
 	const gchar *what;
 
@@ -151,9 +181,6 @@ lgd_guest_call(LgdGuest *self,
 	call->invocation = g_object_ref(invocation);
 	call->action_id = action_id;
 	call->path = g_strdup(path);
-	call->func = func;
-	call->data = data;
-	call->data_free = data_free;
 	if (self->uuid != NULL) {
 		g_autoptr(LgdDBusDomain) domain =
 		    lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(self->object));
@@ -172,6 +199,45 @@ lgd_guest_call(LgdGuest *self,
 	task = g_task_new(NULL, NULL, lgd_call_auth_done, NULL);
 	g_task_set_task_data(task, call, (GDestroyNotify)lgd_call_free);
 	g_task_run_in_thread(task, lgd_call_auth_thread);
+}
+
+/* The one path of every content-touching method: authorize the caller
+ * for @action_id (in a thread: polkit may wait for the user), then queue
+ * @func on the object's session, which replies. A denied call never
+ * reaches the session, so it starts no appliance. Takes @data. */
+void
+lgd_guest_call(LgdGuest *self,
+	       GDBusMethodInvocation *invocation,
+	       const gchar *action_id,
+	       const gchar *path,
+	       LgdJobFunc func,
+	       gpointer data,
+	       GDestroyNotify data_free)
+{
+	LgdCall *call = g_new0(LgdCall, 1);
+
+	call->func = func;
+	call->data = data;
+	call->data_free = data_free;
+	lgd_guest_authorize(self, invocation, action_id, path, call);
+}
+
+/* The same for work that needs no appliance: @func runs, once the caller
+ * is authorized, in a thread of its own, and its reply is sent. */
+void
+lgd_guest_call_in_thread(LgdGuest *self,
+			 GDBusMethodInvocation *invocation,
+			 const gchar *action_id,
+			 LgdThreadFunc func,
+			 gpointer data,
+			 GDestroyNotify data_free)
+{
+	LgdCall *call = g_new0(LgdCall, 1);
+
+	call->tfunc = func;
+	call->data = data;
+	call->data_free = data_free;
+	lgd_guest_authorize(self, invocation, action_id, NULL, call);
 }
 
 /* ---- appliance control ------------------------------------------------- */
@@ -268,6 +334,25 @@ LgdDBusObjectSkeleton *
 lgd_guest_get_object(LgdGuest *self)
 {
 	return self->object;
+}
+
+const gchar *
+lgd_guest_get_uri(LgdGuest *self)
+{
+	return self->uri;
+}
+
+/* The volume key, NULL for a domain. */
+const gchar *
+lgd_guest_get_volume_key(LgdGuest *self)
+{
+	return self->key;
+}
+
+LgdContext *
+lgd_guest_get_context(LgdGuest *self)
+{
+	return self->context;
 }
 
 /* The object is withdrawn: queued calls finish, the appliance stops, and

@@ -10,6 +10,12 @@
 
 G_BEGIN_DECLS
 
+/* Runs in a thread of its own for one call; returns the reply (a tuple)
+ * or NULL with @error set. */
+typedef GVariant *(*LgdThreadFunc)(GDBusMethodInvocation *invocation,
+				   gpointer data,
+				   GError **error);
+
 #define LGD_TYPE_GUEST (lgd_guest_get_type())
 G_DECLARE_FINAL_TYPE(LgdGuest, lgd_guest, LGD, GUEST, GObject)
 
@@ -24,6 +30,19 @@ LgdGuest *lgd_guest_new_volume(LgdContext *context,
 			       const gchar *object_path);
 
 LgdDBusObjectSkeleton *lgd_guest_get_object(LgdGuest *self);
+
+const gchar *lgd_guest_get_uri(LgdGuest *self);
+
+const gchar *lgd_guest_get_volume_key(LgdGuest *self);
+
+LgdContext *lgd_guest_get_context(LgdGuest *self);
+
+void lgd_guest_call_in_thread(LgdGuest *self,
+			      GDBusMethodInvocation *invocation,
+			      const gchar *action_id,
+			      LgdThreadFunc func,
+			      gpointer data,
+			      GDestroyNotify data_free);
 
 void lgd_guest_close(LgdGuest *self);
 
