@@ -15,4 +15,12 @@ gboolean lgd_args_check_options(GVariant *options, const LgdOptionSpec *specs, G
 
 gboolean lgd_args_get_bool(GVariant *options, const gchar *key, gboolean default_value);
 
+gint64 lgd_args_get_u32(GVariant *options, const gchar *key, gint64 default_value);
+
+guint64 lgd_args_get_u64(GVariant *options, const gchar *key, guint64 default_value);
+
+const gchar *lgd_args_get_string(GVariant *options, const gchar *key, const gchar *default_value);
+
+gboolean lgd_args_check_path(const gchar *what, const gchar *path, GError **error);
+
 G_END_DECLS

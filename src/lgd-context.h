@@ -9,7 +9,8 @@ G_BEGIN_DECLS
 typedef struct {
 	LgdAuth *auth;
 	LgdSessionConfig session;
-	gchar *run_dir; /* for backup sockets and scratch files */
+	gchar *run_dir;	       /* for backup sockets and scratch files */
+	guint64 max_read_size; /* ReadFile and WriteFile, bytes */
 } LgdContext;
 
 G_END_DECLS

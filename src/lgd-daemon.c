@@ -74,6 +74,7 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	}
 	self->context.auth = self->auth;
 	self->context.run_dir = options->run_dir;
+	self->context.max_read_size = options->max_read_size;
 	self->context.session.idle_timeout = options->idle_timeout;
 	self->context.session.launch_timeout = options->launch_timeout;
 	self->context.session.memsize = options->appliance_memory;

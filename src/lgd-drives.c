@@ -445,6 +445,34 @@ lgd_drives_add_volume(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 
 /* ---- public ------------------------------------------------------------ */
 
+/* Writes never touch a running domain's disks: checked before each write
+ * (not only at launch), since the domain may have started meanwhile. */
+gboolean
+lgd_drives_check_writable(LgdDriveSource *self, GError **error)
+{
+	g_autoptr(LgdDomainXml) info = NULL;
+	g_autoptr(virDomain) dom = NULL;
+	int active;
+
+	if (self->uuid == NULL)
+		return TRUE; /* volumes: the appliance's launch fails on a disk in use */
+	dom = lgd_drives_lookup_domain(self, &info, error);
+	if (dom == NULL)
+		return FALSE;
+	active = virDomainIsActive(dom);
+	if (active < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot read the state of domain %s", self->uuid);
+		return FALSE;
+	}
+	if (active > 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_DOMAIN_RUNNING,
+			    "Domain %s is running; shut it down before changing its disks",
+			    info->name != NULL ? info->name : self->uuid);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* Adds the drives to @g before launch. The lease undoes what the launch
  * needed (a backup job) and is released when the appliance stops. */
 LgdDrivesLease *

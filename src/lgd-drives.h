@@ -28,6 +28,8 @@ lgd_drives_add(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GError **
 
 void lgd_drives_lease_release(LgdDrivesLease *lease);
 
+gboolean lgd_drives_check_writable(LgdDriveSource *self, GError **error);
+
 gchar *lgd_drives_identity(LgdDriveSource *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdDrivesLease, lgd_drives_lease_release)

@@ -5,6 +5,7 @@
 #include "lgd-args.h"
 #include "lgd-error.h"
 #include "lgd-guest.h"
+#include "lgd-files.h"
 #include "lgd-inspector.h"
 
 struct _LgdGuest {
@@ -178,7 +179,7 @@ lgd_guest_authorize(LgdGuest *self,
 	const gchar *what;
 
 	call->guest = g_object_ref(self);
-	call->invocation = g_object_ref(invocation);
+	call->invocation = invocation; /* the handler's reference, given back by replying */
 	call->action_id = action_id;
 	call->path = g_strdup(path);
 	if (self->uuid != NULL) {
@@ -403,12 +404,15 @@ lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
 {
 	LgdGuest *self = g_object_new(LGD_TYPE_GUEST, NULL);
 	g_autoptr(LgdDBusInspector) inspector = NULL;
+	g_autoptr(LgdDBusFiles) files = NULL;
 
 	self->context = context;
 	self->uri = g_strdup(uri);
 	self->object = lgd_dbus_object_skeleton_new(object_path);
 	inspector = lgd_inspector_new(self);
 	lgd_dbus_object_skeleton_set_inspector(self->object, inspector);
+	files = lgd_files_new(self);
+	lgd_dbus_object_skeleton_set_files(self->object, files);
 	return self;
 }
 

@@ -5,6 +5,7 @@
 #include "lgd-args.h"
 #include "lgd-error.h"
 #include "lgd-inspector.h"
+#include "lgd-mount.h"
 
 typedef struct {
 	LgdGuest *guest;
@@ -57,16 +58,6 @@ lgd_dict_add_strv(GVariantBuilder *dict, const gchar *key, const gchar *value)
 		g_variant_builder_add(dict, "{sv}", key, g_variant_new_string(value));
 }
 
-static void
-lgd_strv_free(char **strv)
-{
-	if (strv == NULL)
-		return;
-	for (char **p = strv; *p != NULL; p++)
-		free(*p);
-	free(strv);
-}
-
 static GVariant *
 lgd_inspect_root(guestfs_h *g, const gchar *root)
 {
@@ -100,75 +91,6 @@ lgd_inspect_root(guestfs_h *g, const gchar *root)
 }
 
 /* ---- roots and mounting ------------------------------------------------ */
-
-/* The roots of this appliance's inspection, inspecting first if this
- * appliance has not (a cached Inspect may have come from an earlier one). */
-static gboolean
-lgd_inspect_check_root(LgdSession *session, guestfs_h *g, const gchar *root, GError **error)
-{
-	char **roots = guestfs_inspect_get_roots(g);
-	gboolean found = FALSE;
-
-	if (roots != NULL && roots[0] == NULL) {
-		lgd_strv_free(roots);
-		roots = guestfs_inspect_os(g);
-	}
-	if (roots == NULL) {
-		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
-		return FALSE;
-	}
-	for (guint i = 0; roots[i] != NULL; i++)
-		found |= strcmp(roots[i], root) == 0;
-	lgd_strv_free(roots);
-	if (!found)
-		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
-			    "'%s' is not an operating system root of this object; Inspect "
-			    "returns the roots",
-			    root);
-	return found;
-}
-
-static gint
-lgd_compare_mountpoint_length(gconstpointer a, gconstpointer b)
-{
-	const gchar *const *pa = a;
-	const gchar *const *pb = b;
-	return (gint)strlen(pa[0]) - (gint)strlen(pb[0]);
-}
-
-/* Mounts the filesystems of @root read-only where the guest mounts them,
- * parents first. A filesystem that does not mount is left out, as
- * virt-inspector does; only "/" is required. */
-static gboolean
-lgd_inspect_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, GError **error)
-{
-	char **mountpoints;
-	guint n = 0;
-
-	if (guestfs_umount_all(g) < 0) {
-		lgd_session_set_error_from_guestfs(session, error, "Cannot unmount");
-		return FALSE;
-	}
-	mountpoints = guestfs_inspect_get_mountpoints(g, root);
-	if (mountpoints == NULL) {
-		lgd_session_set_error_from_guestfs(session, error, "Cannot read mount points");
-		return FALSE;
-	}
-	while (mountpoints[n] != NULL)
-		n += 2;
-	qsort(mountpoints, n / 2, 2 * sizeof(char *), lgd_compare_mountpoint_length);
-	for (guint i = 0; i < n; i += 2) {
-		if (guestfs_mount_ro(g, mountpoints[i + 1], mountpoints[i]) < 0 &&
-		    strcmp(mountpoints[i], "/") == 0) {
-			lgd_session_set_error_from_guestfs(session, error,
-							   "Cannot mount the root filesystem");
-			lgd_strv_free(mountpoints);
-			return FALSE;
-		}
-	}
-	lgd_strv_free(mountpoints);
-	return TRUE;
-}
 
 /* ---- jobs (in the session thread) -------------------------------------- */
 
@@ -218,11 +140,9 @@ lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **erro
 	if (!lgd_args_check_options(data->options, lgd_no_options, error))
 		return NULL;
 	g = lgd_session_get_handle(session, error);
-	if (g == NULL || !lgd_inspect_check_root(session, g, data->root, error) ||
-	    !lgd_inspect_mount_root(session, g, data->root, error))
+	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, error))
 		return NULL;
 	apps = guestfs_inspect_list_applications2(g, data->root);
-	guestfs_umount_all(g);
 	if (apps == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, "Cannot list applications");
 		return NULL;
@@ -262,13 +182,11 @@ lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
 	if (!lgd_args_check_options(data->options, lgd_icon_options, error))
 		return NULL;
 	g = lgd_session_get_handle(session, error);
-	if (g == NULL || !lgd_inspect_check_root(session, g, data->root, error) ||
-	    !lgd_inspect_mount_root(session, g, data->root, error))
+	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, error))
 		return NULL;
 	png = guestfs_inspect_get_icon(g, data->root, &size, GUESTFS_INSPECT_GET_ICON_FAVICON,
 				       favicon ? 1 : 0, GUESTFS_INSPECT_GET_ICON_HIGHQUALITY,
 				       highquality ? 1 : 0, -1);
-	guestfs_umount_all(g);
 	if (png == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, "Cannot get the icon");
 		return NULL;
@@ -330,11 +248,11 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 	if (g == NULL)
 		return NULL;
 	fs = guestfs_list_filesystems(g);
-	if (fs == NULL || guestfs_umount_all(g) < 0) {
-		lgd_strv_free(fs);
+	if (fs == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, "Cannot list filesystems");
 		return NULL;
 	}
+	lgd_mount_release(session, g);
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
 	for (guint i = 0; fs[i] != NULL; i += 2) {
 		struct guestfs_statvfs *st;
@@ -344,7 +262,7 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 		if (guestfs_mount_ro(g, fs[i], "/") < 0)
 			continue; /* as virt-df: what does not mount is left out */
 		st = guestfs_statvfs(g, "/");
-		guestfs_umount_all(g);
+		lgd_mount_release(session, g);
 		if (st == NULL)
 			continue;
 		g_variant_builder_open(&builder, G_VARIANT_TYPE_VARDICT);

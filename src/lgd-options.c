@@ -13,6 +13,9 @@
 #define LGD_MAX_APPLIANCES 64
 #define LGD_MIN_APPLIANCE_MEMORY 256
 #define LGD_MAX_APPLIANCE_MEMORY (64 * 1024)
+#define LGD_DEFAULT_MAX_READ_MIB 16
+/* D-Bus messages are at most 128 MiB */
+#define LGD_MAX_MAX_READ_MIB 100
 
 /* Range checks shared by the numeric options. */
 static gboolean
@@ -47,6 +50,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gint max_appliances = 0;
 	gint appliance_memory = 0;
 	gboolean force_tcg = FALSE;
+	gint max_read_mib = LGD_DEFAULT_MAX_READ_MIB;
 	g_autofree gchar *run_dir = NULL;
 	g_auto(GStrv) uris = NULL;
 	g_autoptr(LgdOptions) options = g_new0(LgdOptions, 1);
@@ -79,6 +83,10 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "Run appliances under software emulation (TCG) even where KVM exists; for hosts "
 	     "where KVM is broken or nested",
 	     NULL},
+	    {"max-read-size", 0, 0, G_OPTION_ARG_INT, &max_read_mib,
+	     "Most MiB that ReadFile returns and WriteFile takes; bigger files go through "
+	     "Download and Upload (default 16)",
+	     "MIB"},
 	    {"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
 	     "Directory for runtime files such as backup sockets (default "
 	     "/run/libvirt-guestfs-dbus for root, $XDG_RUNTIME_DIR/libvirt-guestfs-dbus "
@@ -110,7 +118,8 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    !lgd_options_check_range("idle-timeout", idle_timeout, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
-				     error))
+				     error) ||
+	    !lgd_options_check_range("max-read-size", max_read_mib, 1, LGD_MAX_MAX_READ_MIB, error))
 		return NULL;
 	if (appliance_memory != 0 &&
 	    !lgd_options_check_range("appliance-memory", appliance_memory, LGD_MIN_APPLIANCE_MEMORY,
@@ -144,6 +153,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->max_appliances = (guint)max_appliances;
 	options->appliance_memory = (guint)appliance_memory;
 	options->force_tcg = force_tcg;
+	options->max_read_size = (guint64)max_read_mib * 1024 * 1024;
 	if (run_dir != NULL)
 		options->run_dir = g_steal_pointer(&run_dir);
 	else if (getuid() == 0)

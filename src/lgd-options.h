@@ -20,7 +20,8 @@ typedef struct {
 	guint max_appliances;	      /* 0: derived from memory */
 	guint appliance_memory;	      /* MiB, 0: libguestfs's default */
 	gboolean force_tcg;
-	gchar *run_dir; /* never NULL after parsing */
+	guint64 max_read_size; /* bytes */
+	gchar *run_dir;	       /* never NULL after parsing */
 } LgdOptions;
 
 LgdOptions *lgd_options_parse(gint *argc, gchar ***argv, GError **error);

@@ -36,6 +36,7 @@ struct _LgdSession {
 	gboolean g_read_only;
 	gboolean holds_slot;
 	LgdDrivesLease *lease;
+	gchar *mount_tag; /* what is mounted now, see lgd-mount.c */
 };
 
 /* Sessions alive, so that exiting can wait for their appliances. */
@@ -161,6 +162,7 @@ lgd_watchdog_thread(gpointer user_data)
 static void
 lgd_session_shutdown(LgdSession *self)
 {
+	g_clear_pointer(&self->mount_tag, g_free);
 	if (self->g != NULL) {
 		/* flushes and closes the drives; errors only mean it was dead */
 		guestfs_shutdown(self->g);
@@ -292,6 +294,25 @@ lgd_session_get_handle_rw(LgdSession *self, GError **error)
 	if (!lgd_session_ensure(self, FALSE, error))
 		return NULL;
 	return self->g;
+}
+
+gboolean
+lgd_session_is_read_write(LgdSession *self)
+{
+	return self->g != NULL && !self->g_read_only;
+}
+
+const gchar *
+lgd_session_get_mount_tag(LgdSession *self)
+{
+	return self->mount_tag;
+}
+
+void
+lgd_session_set_mount_tag(LgdSession *self, const gchar *tag)
+{
+	g_free(self->mount_tag);
+	self->mount_tag = g_strdup(tag);
 }
 
 void
@@ -429,7 +450,7 @@ lgd_job_new(LgdJobKind kind, GDBusMethodInvocation *invocation)
 	LgdJob *job = g_new0(LgdJob, 1);
 
 	job->kind = kind;
-	job->invocation = invocation != NULL ? g_object_ref(invocation) : NULL;
+	job->invocation = invocation; /* taken: replying gives it back */
 	return job;
 }
 

@@ -43,6 +43,7 @@ void lgd_session_close(LgdSession *self);
 
 gboolean lgd_session_wait_all(guint timeout_seconds);
 
+/* Queues @func; takes @invocation's reference and replies to it. */
 void lgd_session_call(LgdSession *self,
 		      GDBusMethodInvocation *invocation,
 		      LgdJobFunc func,
@@ -55,6 +56,12 @@ guestfs_h *lgd_session_get_handle(LgdSession *self, GError **error);
 guestfs_h *lgd_session_get_handle_rw(LgdSession *self, GError **error);
 
 void lgd_session_stop_now(LgdSession *self);
+
+gboolean lgd_session_is_read_write(LgdSession *self);
+
+const gchar *lgd_session_get_mount_tag(LgdSession *self);
+
+void lgd_session_set_mount_tag(LgdSession *self, const gchar *tag);
 
 LgdDriveSource *lgd_session_get_source(LgdSession *self);
 

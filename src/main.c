@@ -5,6 +5,7 @@
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/virterror.h>
 #include <locale.h>
+#include <signal.h>
 
 #include "lgd-daemon.h"
 #include "lgd-options.h"
@@ -50,6 +51,10 @@ main(int argc, char *argv[])
 	/* libvirt events (domain lifecycle, pools, connection close) are
 	 * dispatched from the GLib main loop. */
 	gvir_event_register();
+
+	/* a client that closes its end of a transfer is an error to report,
+	 * not a reason to die */
+	signal(SIGPIPE, SIG_IGN);
 
 	loop = g_main_loop_new(NULL, FALSE);
 	g_unix_signal_add(SIGTERM, lgd_on_signal, loop);

@@ -1,0 +1,68 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gunixfdlist.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lgd-error.h"
+#include "lgd-fd.h"
+
+/* Takes the fd that @handle (a D-Bus 'h') names in @fd_list: checks the
+ * index, duplicates the fd (the caller owns and closes the result), and
+ * checks that it is a pipe, socket or regular file opened in the right
+ * direction. Returns -1 with @error set otherwise. The fd may be
+ * non-blocking: it shares its file status with the client's. */
+gint
+lgd_fd_take(GUnixFDList *fd_list,
+	    GVariant *handle,
+	    LgdFdDirection direction,
+	    gboolean *is_regular,
+	    GError **error)
+{
+	gint32 index = g_variant_get_handle(handle);
+	gint fd;
+	gint flags;
+	gint mode;
+	struct stat st;
+
+	if (fd_list == NULL || index < 0 || index >= g_unix_fd_list_get_length(fd_list)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "File descriptor index %d does not name a file descriptor passed "
+			    "with the call (%d passed)",
+			    index, fd_list != NULL ? g_unix_fd_list_get_length(fd_list) : 0);
+		return -1;
+	}
+	fd = g_unix_fd_list_get(fd_list, index, error);
+	if (fd < 0)
+		return -1;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fstat(fd, &st) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "Cannot use the file descriptor passed: %s", g_strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "The file descriptor passed is %s; pass a pipe, a socket or a "
+			    "regular file",
+			    S_ISDIR(st.st_mode) ? "a directory" : "not a pipe, socket or file");
+		close(fd);
+		return -1;
+	}
+	mode = flags & O_ACCMODE;
+	if ((direction == LGD_FD_READ && mode == O_WRONLY) ||
+	    (direction == LGD_FD_WRITE && mode == O_RDONLY)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "The file descriptor passed is open for %s only, but this call %s it",
+			    mode == O_WRONLY ? "writing" : "reading",
+			    direction == LGD_FD_READ ? "reads from" : "writes to");
+		close(fd);
+		return -1;
+	}
+	if (is_regular != NULL)
+		*is_regular = S_ISREG(st.st_mode);
+	return fd;
+}

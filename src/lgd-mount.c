@@ -1,0 +1,155 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "lgd-error.h"
+#include "lgd-mount.h"
+
+void
+lgd_strv_free(char **strv)
+{
+	if (strv == NULL)
+		return;
+	for (char **p = strv; *p != NULL; p++)
+		free(*p);
+	free(strv);
+}
+
+/* The roots of this appliance's inspection, inspecting first if this
+ * appliance has not (a cached Inspect may have come from an earlier one). */
+static char **
+lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
+{
+	char **roots = guestfs_inspect_get_roots(g);
+
+	if (roots != NULL && roots[0] == NULL) {
+		lgd_strv_free(roots);
+		roots = guestfs_inspect_os(g);
+	}
+	if (roots == NULL)
+		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
+	return roots;
+}
+
+/* Picks @root, or the only operating system when none is named. */
+static gchar *
+lgd_mount_choose_root(LgdSession *session, guestfs_h *g, const gchar *root, GError **error)
+{
+	char **roots = lgd_mount_roots(session, g, error);
+	g_autofree gchar *list = NULL;
+	gchar *chosen = NULL;
+	guint n;
+
+	if (roots == NULL)
+		return NULL;
+	n = g_strv_length(roots);
+	for (guint i = 0; root != NULL && i < n; i++) {
+		if (strcmp(roots[i], root) == 0)
+			chosen = g_strdup(root);
+	}
+	if (root == NULL && n == 1)
+		chosen = g_strdup(roots[0]);
+	list = g_strjoinv(", ", roots);
+	lgd_strv_free(roots);
+	if (chosen != NULL)
+		return chosen;
+	if (root != NULL)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' is not an operating system root of this object (roots: %s)", root,
+			    n > 0 ? list : "none");
+	else if (n == 0)
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "No operating system was found on these disks; name a "
+				    "filesystem to mount with the 'filesystem' option");
+	else
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "These disks hold %u operating systems; choose one with the 'root' "
+			    "option (%s)",
+			    n, list);
+	return NULL;
+}
+
+static gint
+lgd_mount_compare_length(gconstpointer a, gconstpointer b)
+{
+	const gchar *const *pa = a;
+	const gchar *const *pb = b;
+	return (gint)strlen(pa[0]) - (gint)strlen(pb[0]);
+}
+
+static gboolean
+lgd_mount_one(guestfs_h *g, const gchar *device, const gchar *where, gboolean rw)
+{
+	return (rw ? guestfs_mount(g, device, where) : guestfs_mount_ro(g, device, where)) == 0;
+}
+
+/* Parents first. A filesystem that does not mount is left out, as
+ * virt-inspector does; only "/" is required. */
+static gboolean
+lgd_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, gboolean rw, GError **error)
+{
+	char **mps = guestfs_inspect_get_mountpoints(g, root);
+	guint n = 0;
+
+	if (mps == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot read mount points");
+		return FALSE;
+	}
+	while (mps[n] != NULL)
+		n += 2;
+	qsort(mps, n / 2, 2 * sizeof(char *), lgd_mount_compare_length);
+	for (guint i = 0; i < n; i += 2) {
+		if (!lgd_mount_one(g, mps[i + 1], mps[i], rw) && strcmp(mps[i], "/") == 0) {
+			lgd_session_set_error_from_guestfs(session, error,
+							   "Cannot mount the root filesystem");
+			lgd_strv_free(mps);
+			return FALSE;
+		}
+	}
+	lgd_strv_free(mps);
+	return TRUE;
+}
+
+/* Mounts @filesystem alone at "/", or else the operating system @root (or
+ * the only one) as the guest does; read-write when the appliance is.
+ * What is mounted stays mounted for the next call that wants the same. */
+gboolean
+lgd_mount_guest(
+    LgdSession *session, guestfs_h *g, const gchar *root, const gchar *filesystem, GError **error)
+{
+	gboolean rw = lgd_session_is_read_write(session);
+	g_autofree gchar *chosen = NULL;
+	g_autofree gchar *tag = NULL;
+
+	if (filesystem == NULL) {
+		chosen = lgd_mount_choose_root(session, g, root, error);
+		if (chosen == NULL)
+			return FALSE;
+	}
+	tag = g_strdup_printf("%s:%s:%s", filesystem != NULL ? "fs" : "os",
+			      filesystem != NULL ? filesystem : chosen, rw ? "rw" : "ro");
+	if (g_strcmp0(tag, lgd_session_get_mount_tag(session)) == 0)
+		return TRUE;
+	lgd_mount_release(session, g);
+	if (filesystem != NULL) {
+		if (!lgd_mount_one(g, filesystem, "/", rw)) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "Cannot mount filesystem '%s': %s (ListFilesystems lists them)",
+				    filesystem, guestfs_last_error(g));
+			return FALSE;
+		}
+	} else if (!lgd_mount_root(session, g, chosen, rw, error)) {
+		lgd_mount_release(session, g);
+		return FALSE;
+	}
+	lgd_session_set_mount_tag(session, tag);
+	return TRUE;
+}
+
+/* Unmounts everything, for callers that mount on their own. */
+void
+lgd_mount_release(LgdSession *session, guestfs_h *g)
+{
+	guestfs_umount_all(g);
+	lgd_session_set_mount_tag(session, NULL);
+}

@@ -1,0 +1,18 @@
+/*
+ * Mounting a guest's filesystems in its appliance the way the guest mounts
+ * them, or one filesystem alone, kept mounted between calls.
+ */
+#pragma once
+
+#include "lgd-session.h"
+
+G_BEGIN_DECLS
+
+gboolean lgd_mount_guest(
+    LgdSession *session, guestfs_h *g, const gchar *root, const gchar *filesystem, GError **error);
+
+void lgd_mount_release(LgdSession *session, guestfs_h *g);
+
+void lgd_strv_free(char **strv);
+
+G_END_DECLS

@@ -1,0 +1,214 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "lgd-error.h"
+#include "lgd-pump.h"
+
+#define LGD_PUMP_BUFFER (1024 * 1024)
+
+struct _LgdPump {
+	gboolean to_client; /* sink: libguestfs -> pipe -> client */
+	gint client_fd;	    /* owned */
+	gint pump_fd;	    /* our end of the pipe, used by the thread */
+	gint guestfs_fd;    /* the end libguestfs opens as /dev/fd/N */
+	gchar *path;
+	guint64 expected;
+	GThread *thread;
+
+	/* written by the thread, read after joining it */
+	guint64 bytes;
+	gint client_errno; /* the client's fd failed */
+	gboolean client_gone;
+};
+
+/* Waits for a non-blocking client fd; TRUE when it is ready. */
+static gboolean
+lgd_pump_wait(gint fd, gshort events)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+
+	while (poll(&pfd, 1, -1) < 0) {
+		if (errno != EINTR)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static gssize
+lgd_pump_read(gint fd, gchar *buf, gsize len)
+{
+	for (;;) {
+		gssize n = read(fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if ((errno == EAGAIN || errno == EWOULDBLOCK) && lgd_pump_wait(fd, POLLIN))
+			continue;
+		return -1;
+	}
+}
+
+static gboolean
+lgd_pump_write_all(gint fd, const gchar *buf, gsize len)
+{
+	while (len > 0) {
+		gssize n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) && lgd_pump_wait(fd, POLLOUT))
+				continue;
+			return FALSE;
+		}
+		buf += n;
+		len -= (gsize)n;
+	}
+	return TRUE;
+}
+
+static gpointer
+lgd_pump_thread(gpointer user_data)
+{
+	LgdPump *self = user_data;
+	g_autofree gchar *buf = g_malloc(LGD_PUMP_BUFFER);
+	gint in = self->to_client ? self->pump_fd : self->client_fd;
+	gint out = self->to_client ? self->client_fd : self->pump_fd;
+
+	for (;;) {
+		gsize want = LGD_PUMP_BUFFER;
+		gssize n;
+
+		/* an announced size is all we take: a client that keeps its end
+		 * open must not keep the transfer waiting */
+		if (!self->to_client && self->expected != LGD_PUMP_SIZE_UNKNOWN)
+			want = (gsize)MIN((guint64)want, self->expected - self->bytes);
+		if (want == 0)
+			break;
+		n = lgd_pump_read(in, buf, want);
+
+		if (n < 0 && !self->to_client) {
+			self->client_errno = errno;
+			break;
+		}
+		if (n <= 0)
+			break;
+		if (!lgd_pump_write_all(out, buf, (gsize)n)) {
+			if (self->to_client)
+				self->client_errno = errno;
+			break;
+		}
+		self->bytes += (guint64)n;
+	}
+	/* Closing our end tells the other side: EOF for libguestfs reading a
+	 * source, EPIPE for libguestfs writing to a sink whose client left. */
+	close(self->pump_fd);
+	self->pump_fd = -1;
+	return NULL;
+}
+
+static LgdPump *
+lgd_pump_new(gint client_fd, gboolean to_client, GError **error)
+{
+	LgdPump *self = g_new0(LgdPump, 1);
+	gint fds[2];
+
+	self->client_fd = client_fd;
+	self->to_client = to_client;
+	self->pump_fd = -1;
+	self->guestfs_fd = -1;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "Cannot create a pipe: %s",
+			    g_strerror(errno));
+		lgd_pump_free(self);
+		return NULL;
+	}
+	/* fds[0] reads, fds[1] writes */
+	self->pump_fd = to_client ? fds[0] : fds[1];
+	self->guestfs_fd = to_client ? fds[1] : fds[0];
+	self->path = g_strdup_printf("/dev/fd/%d", self->guestfs_fd);
+	self->thread = g_thread_new("lgd-pump", lgd_pump_thread, self);
+	return self;
+}
+
+/* Client data flows into libguestfs, which reads lgd_pump_get_path(). */
+LgdPump *
+lgd_pump_new_source(gint client_fd, guint64 expected_size, GError **error)
+{
+	LgdPump *self = lgd_pump_new(client_fd, FALSE, error);
+
+	if (self != NULL)
+		self->expected = expected_size;
+	return self;
+}
+
+/* libguestfs writes to lgd_pump_get_path(); the bytes go to the client. */
+LgdPump *
+lgd_pump_new_sink(gint client_fd, GError **error)
+{
+	return lgd_pump_new(client_fd, TRUE, error);
+}
+
+const gchar *
+lgd_pump_get_path(LgdPump *self)
+{
+	return self->path;
+}
+
+guint64
+lgd_pump_get_bytes(LgdPump *self)
+{
+	return self->bytes;
+}
+
+/* Called once libguestfs is done with the path: ends the pump and tells
+ * whether the client's side of the transfer was whole. */
+gboolean
+lgd_pump_finish(LgdPump *self, GError **error)
+{
+	/* libguestfs has closed its own copy; ours would keep the pump
+	 * waiting for more (sink) or writing into a full pipe (source). */
+	if (self->guestfs_fd >= 0) {
+		close(self->guestfs_fd);
+		self->guestfs_fd = -1;
+	}
+	if (self->thread != NULL) {
+		g_thread_join(self->thread);
+		self->thread = NULL;
+	}
+	if (self->client_errno != 0) {
+		g_set_error(error, LGD_ERROR,
+			    self->client_errno == EPIPE || self->client_errno == ECONNRESET
+				? LGD_ERROR_CANCELLED
+				: LGD_ERROR_FAILED,
+			    "The transfer ended after %" G_GUINT64_FORMAT
+			    " bytes: the client's file descriptor failed: %s",
+			    self->bytes, g_strerror(self->client_errno));
+		return FALSE;
+	}
+	if (!self->to_client && self->expected != LGD_PUMP_SIZE_UNKNOWN &&
+	    self->bytes < self->expected) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The source ended after %" G_GUINT64_FORMAT " of the %" G_GUINT64_FORMAT
+			    " bytes announced",
+			    self->bytes, self->expected);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+lgd_pump_free(LgdPump *self)
+{
+	if (self == NULL)
+		return;
+	lgd_pump_finish(self, NULL);
+	if (self->client_fd >= 0)
+		close(self->client_fd);
+	g_free(self->path);
+	g_free(self);
+}

@@ -1,0 +1,16 @@
+/* The bulk transfers of org.libvirt.GuestFS.Files, through client fds. */
+#pragma once
+
+#include "lgd-files.h"
+
+G_BEGIN_DECLS
+
+GVariant *lgd_transfer_download(LgdSession *session, gpointer data, GError **error);
+
+GVariant *lgd_transfer_upload(LgdSession *session, gpointer data, GError **error);
+
+GVariant *lgd_transfer_tar_out(LgdSession *session, gpointer data, GError **error);
+
+GVariant *lgd_transfer_tar_in(LgdSession *session, gpointer data, GError **error);
+
+G_END_DECLS
