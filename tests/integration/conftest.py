@@ -644,3 +644,100 @@ def virt():
 def system_service(start_daemon):
     """The service on qemu:///system, re-listing volumes every second."""
     return start_daemon(SYSTEM_URI, extra_args=['--volume-rescan-interval', '1'])
+
+
+# --- Appliances (issue 3): long calls, libguestfs's appliance domains -----
+
+INSPECTOR_IFACE = 'org.libvirt.GuestFS.Inspector'
+# An appliance boots in 15-40 s under TCG, more when several boot at once.
+APPLIANCE_CALL_TIMEOUT = 600.0
+
+
+def call_method(connection, path, iface, method, args=None, reply_type=None,
+                timeout=APPLIANCE_CALL_TIMEOUT, destination=BUS_NAME):
+    """A method call with a long timeout; D-Bus errors raise DBusError."""
+    try:
+        reply = connection.call_sync(
+            destination, path, iface, method, args,
+            GLib.VariantType(reply_type) if reply_type else None,
+            Gio.DBusCallFlags.NONE, int(timeout * 1000), None)
+    except GLib.Error as error:
+        name = Gio.DBusError.get_remote_error(error)
+        if name is None:
+            raise
+        Gio.DBusError.strip_remote_error(error)
+        raise DBusError(name, error.message) from None
+    return reply.unpack() if reply is not None else None
+
+
+class PendingCall:
+    """A method call sent without waiting for its reply (the reply is
+    dispatched by wait_until and friends, on the default main context)."""
+
+    def __init__(self, connection, path, iface, method, args=None,
+                 reply_type=None, timeout=APPLIANCE_CALL_TIMEOUT,
+                 destination=BUS_NAME):
+        self.what = '%s.%s on %s' % (iface, method, path)
+        self.sent = time.monotonic()
+        self.finished = None
+        self._reply = None
+        self._error = None
+        connection.call(destination, path, iface, method, args,
+                        GLib.VariantType(reply_type) if reply_type else None,
+                        Gio.DBusCallFlags.NONE, int(timeout * 1000), None,
+                        self._on_reply)
+
+    def _on_reply(self, connection, result):
+        try:
+            self._reply = connection.call_finish(result)
+        except GLib.Error as error:
+            name = Gio.DBusError.get_remote_error(error)
+            if name is None:
+                self._error = error
+            else:
+                Gio.DBusError.strip_remote_error(error)
+                self._error = DBusError(name, error.message)
+        self.finished = time.monotonic()
+
+    def done(self):
+        return self.finished is not None
+
+    def wait(self, timeout=APPLIANCE_CALL_TIMEOUT):
+        """The unpacked reply; a D-Bus error raises DBusError."""
+        wait_until(self.done, timeout, 'the reply to ' + self.what)
+        if self._error is not None:
+            raise self._error
+        return self._reply.unpack() if self._reply is not None else None
+
+
+APPLIANCE_PREFIX = 'guestfs-'
+
+
+def appliance_domains(conn, markers=None):
+    """Names of the running appliance domains (libguestfs's transient
+    guestfs-XXXXXXXXXXXXXXXX domains) on a libvirt connection; with
+    markers, only those whose definition contains one of them (an image
+    path, a domain UUID), so that other users' appliances do not count."""
+    import libvirt
+    names = []
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        if not dom.name().startswith(APPLIANCE_PREFIX):
+            continue
+        if markers is not None:
+            try:
+                xml = dom.XMLDesc(0)
+            except libvirt.libvirtError:
+                continue  # gone meanwhile
+            if not any(marker in xml for marker in markers):
+                continue
+        names.append(dom.name())
+    return sorted(names)
+
+
+def appliance_qemu_pid(name):
+    """The pid of the qemu of a running libvirt domain of qemu:///system."""
+    try:
+        with open('/run/libvirt/qemu/%s.pid' % name) as f:
+            return int(f.read().strip())
+    except (FileNotFoundError, ValueError):
+        return None
