@@ -8,6 +8,7 @@
 #include "lgd-error.h"
 #include "lgd-generated.h"
 #include "lgd-guest.h"
+#include "lgd-identity.h"
 #include "lgd-path.h"
 #include "lgd-volume.h"
 
@@ -106,6 +107,8 @@ lgd_connection_sync_domain(LgdConnection *self, virDomainPtr dom, gint persisten
 	g_autoptr(LgdGuest) guest = NULL;
 	g_autoptr(LgdDBusDomain) iface = NULL;
 	g_autoptr(GError) error = NULL;
+	g_autofree gchar *identity = NULL;
+	gboolean was_active;
 	gboolean is_new;
 
 	if (virDomainGetUUIDString(dom, uuid) < 0)
@@ -119,8 +122,10 @@ lgd_connection_sync_domain(LgdConnection *self, virDomainPtr dom, gint persisten
 		g_object_ref(guest);
 	}
 	iface = lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
+	was_active = lgd_dbus_domain_get_active(iface);
 
-	switch (lgd_domain_read(iface, dom, self->uri, persistent, &error)) {
+	switch (
+	    lgd_domain_read(iface, dom, self->uri, persistent, is_new ? &identity : NULL, &error)) {
 	case LGD_DOMAIN_READ_OK:
 		break;
 	case LGD_DOMAIN_READ_GONE:
@@ -137,8 +142,13 @@ lgd_connection_sync_domain(LgdConnection *self, virDomainPtr dom, gint persisten
 			lgd_guest_close(guest);
 		return;
 	}
-	if (is_new)
+	if (is_new) {
+		lgd_guest_load_inspection(guest, identity);
 		lgd_connection_publish(self, self->domains, uuid, g_steal_pointer(&guest));
+	} else if (was_active != lgd_dbus_domain_get_active(iface)) {
+		/* starting or stopping may change anything on the disks */
+		lgd_guest_forget_inspection(guest);
+	}
 }
 
 static void
@@ -229,8 +239,15 @@ lgd_connection_sync_volume(LgdConnection *self,
 			lgd_guest_close(guest);
 		return;
 	}
-	if (is_new)
+	if (is_new) {
+		g_autoptr(GPtrArray) paths = g_ptr_array_new();
+		g_autofree gchar *vol_identity = NULL;
+
+		g_ptr_array_add(paths, (gpointer)lgd_dbus_volume_get_path(iface));
+		vol_identity = lgd_identity_of_paths(paths);
+		lgd_guest_load_inspection(guest, vol_identity);
 		lgd_connection_publish(self, self->volumes, key, g_steal_pointer(&guest));
+	}
 }
 
 /* Withdraws the volumes of @pool whose keys are not in @keep (NULL: all). */
@@ -538,6 +555,25 @@ lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
 			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
 	}
 	return paths;
+}
+
+/* The published domain or volume at @object_path, or NULL. */
+LgdGuest *
+lgd_connection_find_guest(LgdConnection *self, const gchar *object_path)
+{
+	GHashTable *tables[] = {self->domains, self->volumes};
+
+	for (guint t = 0; t < G_N_ELEMENTS(tables); t++) {
+		GHashTableIter iter;
+		gpointer guest;
+
+		g_hash_table_iter_init(&iter, tables[t]);
+		while (g_hash_table_iter_next(&iter, NULL, &guest)) {
+			if (g_strcmp0(lgd_guest_path(guest), object_path) == 0)
+				return guest;
+		}
+	}
+	return NULL;
 }
 
 const gchar *

@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "lgd-context.h"
+#include "lgd-guest.h"
 
 G_BEGIN_DECLS
 
@@ -34,5 +35,7 @@ GPtrArray *lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *n
 const gchar *lgd_connection_lookup_volume_key(LgdConnection *self, const gchar *key);
 
 GPtrArray *lgd_connection_lookup_volume_path(LgdConnection *self, const gchar *path);
+
+LgdGuest *lgd_connection_find_guest(LgdConnection *self, const gchar *object_path);
 
 G_END_DECLS

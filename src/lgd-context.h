@@ -2,6 +2,7 @@
 #pragma once
 
 #include "lgd-auth.h"
+#include "lgd-cache.h"
 #include "lgd-session.h"
 
 G_BEGIN_DECLS
@@ -11,6 +12,9 @@ typedef struct {
 	LgdSessionConfig session;
 	gchar *run_dir;	       /* for backup sockets and scratch files */
 	guint64 max_read_size; /* ReadFile and WriteFile, bytes */
+	LgdCache *cache;
+	gboolean batch_inspection;     /* share one appliance between domains */
+	gboolean batch_results_shared; /* results of a shared appliance may be cached */
 } LgdContext;
 
 G_END_DECLS

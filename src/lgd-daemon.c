@@ -75,6 +75,12 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	self->context.auth = self->auth;
 	self->context.run_dir = options->run_dir;
 	self->context.max_read_size = options->max_read_size;
+	self->context.cache = lgd_cache_new(options->cache_dir, options->cache_max_size, error);
+	if (self->context.cache == NULL)
+		return FALSE;
+	self->context.batch_inspection = options->batch_inspection;
+	/* on the session bus every disk is the caller's own */
+	self->context.batch_results_shared = options->bus_type == LGD_BUS_SESSION;
 	self->context.session.idle_timeout = options->idle_timeout;
 	self->context.session.launch_timeout = options->launch_timeout;
 	self->context.session.memsize = options->appliance_memory;
@@ -126,7 +132,7 @@ lgd_daemon_start(LgdDaemon *self, GError **error)
 		g_ptr_array_add(self->connections, conn);
 		lgd_connection_start(conn);
 	}
-	self->manager = lgd_manager_new(self->connections);
+	self->manager = lgd_manager_new(self->connections, &self->context);
 	g_dbus_object_manager_server_export(self->server, G_DBUS_OBJECT_SKELETON(self->manager));
 	g_dbus_object_manager_server_set_connection(self->server, self->bus);
 
@@ -149,6 +155,7 @@ lgd_daemon_dispose(GObject *object)
 	g_clear_pointer(&self->connections, g_ptr_array_unref);
 	g_clear_object(&self->auth);
 	g_clear_pointer(&self->context.session.limit, lgd_limit_free);
+	g_clear_pointer(&self->context.cache, lgd_cache_free);
 	g_clear_object(&self->bus);
 	G_OBJECT_CLASS(lgd_daemon_parent_class)->dispose(object);
 }

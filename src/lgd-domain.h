@@ -14,7 +14,11 @@ typedef enum {
 	LGD_DOMAIN_READ_FAILED,
 } LgdDomainRead;
 
-LgdDomainRead lgd_domain_read(
-    LgdDBusDomain *iface, virDomainPtr dom, const gchar *uri, gint persistent, GError **error);
+LgdDomainRead lgd_domain_read(LgdDBusDomain *iface,
+			      virDomainPtr dom,
+			      const gchar *uri,
+			      gint persistent,
+			      gchar **identity,
+			      GError **error);
 
 G_END_DECLS

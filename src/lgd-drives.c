@@ -11,6 +11,7 @@
 
 #include "lgd-drives.h"
 #include "lgd-error.h"
+#include "lgd-identity.h"
 #include "lgd-xml.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
@@ -26,6 +27,7 @@ struct _LgdDriveSource {
 };
 
 struct _LgdDrivesLease {
+	guint n_drives;		    /* how many drives were added */
 	virDomainPtr backup_domain; /* a pull-mode backup job to end */
 	gchar *backup_dir;
 };
@@ -344,6 +346,7 @@ lgd_drives_add_running(LgdDriveSource *self,
 	lease->backup_domain = dom;
 	virDomainRef(dom);
 
+	lease->n_drives = drives->len;
 	socket = g_build_filename(lease->backup_dir, "nbd.sock", NULL);
 	server = g_strdup_printf("unix:%s", socket);
 	for (guint i = 0; i < drives->len; i++) {
@@ -374,6 +377,7 @@ lgd_drives_add_domain(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 	g_autoptr(LgdDomainXml) info = NULL;
 	g_autoptr(virDomain) dom = lgd_drives_lookup_domain(self, &info, error);
 	g_autoptr(GArray) drives = NULL;
+	LgdDrivesLease *lease;
 	const gchar *name;
 	int active;
 
@@ -401,7 +405,9 @@ lgd_drives_add_domain(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 					 read_only || drive->read_only, error))
 			return NULL;
 	}
-	return g_new0(LgdDrivesLease, 1);
+	lease = g_new0(LgdDrivesLease, 1);
+	lease->n_drives = drives->len;
+	return lease;
 }
 
 /* ---- volumes ----------------------------------------------------------- */
@@ -432,6 +438,7 @@ lgd_drives_add_volume(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 	g_autofree gchar *format = NULL;
 	g_autoptr(virStorageVol) vol = lgd_drives_lookup_volume(self, &path, &format, error);
 	LgdDrive drive = {.target = "volume"};
+	LgdDrivesLease *lease;
 
 	if (vol == NULL)
 		return NULL;
@@ -440,7 +447,9 @@ lgd_drives_add_volume(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 		return NULL;
 	if (!lgd_drives_add_file(g, path, format != NULL ? format : "raw", read_only, error))
 		return NULL;
-	return g_new0(LgdDrivesLease, 1);
+	lease = g_new0(LgdDrivesLease, 1);
+	lease->n_drives = 1;
+	return lease;
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -476,11 +485,16 @@ lgd_drives_check_writable(LgdDriveSource *self, GError **error)
 /* Adds the drives to @g before launch. The lease undoes what the launch
  * needed (a backup job) and is released when the appliance stops. */
 LgdDrivesLease *
-lgd_drives_add(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GError **error)
+lgd_drives_add(
+    LgdDriveSource *self, guestfs_h *g, gboolean read_only, guint *n_added, GError **error)
 {
-	if (self->uuid != NULL)
-		return lgd_drives_add_domain(self, g, read_only, error);
-	return lgd_drives_add_volume(self, g, read_only, error);
+	LgdDrivesLease *lease = self->uuid != NULL
+				    ? lgd_drives_add_domain(self, g, read_only, error)
+				    : lgd_drives_add_volume(self, g, read_only, error);
+
+	if (lease != NULL && n_added != NULL)
+		*n_added = lease->n_drives;
+	return lease;
 }
 
 void
@@ -499,28 +513,13 @@ lgd_drives_lease_release(LgdDrivesLease *lease)
 	g_free(lease);
 }
 
-static void
-lgd_drives_identity_add(GString *id, const gchar *path)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		g_string_append_printf(id, "%s:missing;", path);
-		return;
-	}
-	g_string_append_printf(
-	    id, "%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ":%ld.%09ld:%" G_GUINT64_FORMAT ";",
-	    path, (guint64)st.st_dev, (guint64)st.st_ino, (long)st.st_mtim.tv_sec,
-	    st.st_mtim.tv_nsec, (guint64)st.st_size);
-}
-
 /* What identifies the disks' contents now: every drive's path, device,
  * inode, mtime and size. NULL when it cannot be known (the domain runs,
  * so its disks change under us, or a disk is not a local file). */
 gchar *
 lgd_drives_identity(LgdDriveSource *self)
 {
-	g_autoptr(GString) id = g_string_new(NULL);
+	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
 
 	if (self->uuid != NULL) {
 		g_autoptr(LgdDomainXml) info = NULL;
@@ -539,7 +538,7 @@ lgd_drives_identity(LgdDriveSource *self)
 				return NULL; /* network disk: contents unknowable */
 		}
 		for (guint i = 0; i < drives->len; i++)
-			lgd_drives_identity_add(id, g_array_index(drives, LgdDrive, i).path);
+			g_ptr_array_add(paths, g_strdup(g_array_index(drives, LgdDrive, i).path));
 	} else {
 		g_autofree gchar *path = NULL;
 		g_autofree gchar *format = NULL;
@@ -547,7 +546,7 @@ lgd_drives_identity(LgdDriveSource *self)
 
 		if (vol == NULL)
 			return NULL;
-		lgd_drives_identity_add(id, path);
+		g_ptr_array_add(paths, g_steal_pointer(&path));
 	}
-	return g_string_free(g_steal_pointer(&id), FALSE);
+	return lgd_identity_of_paths(paths);
 }

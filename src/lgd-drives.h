@@ -23,8 +23,8 @@ void lgd_drive_source_free(LgdDriveSource *self);
 
 const gchar *lgd_drive_source_get_uri(LgdDriveSource *self);
 
-LgdDrivesLease *
-lgd_drives_add(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GError **error);
+LgdDrivesLease *lgd_drives_add(
+    LgdDriveSource *self, guestfs_h *g, gboolean read_only, guint *n_added, GError **error);
 
 void lgd_drives_lease_release(LgdDrivesLease *lease);
 

@@ -103,7 +103,7 @@ lgd_files_prepare(LgdSession *session,
 gboolean
 lgd_files_finish_write(LgdSession *session, LgdFilesCall *call, guestfs_h *g, GError **error)
 {
-	lgd_guest_cache_inspection(call->guest, NULL, NULL);
+	lgd_guest_forget_inspection(call->guest);
 	if (guestfs_sync(g) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, "Cannot sync the disks");
 		return FALSE;

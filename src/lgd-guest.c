@@ -18,8 +18,8 @@ struct _LgdGuest {
 	LgdSession *session;
 
 	GMutex cache_lock;
-	gchar *cache_identity;
-	GVariant *cache_systems;
+	LgdCacheEntry *cache; /* the last inspection, as on disk */
+	GMainContext *main_context;
 };
 
 G_DEFINE_TYPE(LgdGuest, lgd_guest, G_TYPE_OBJECT)
@@ -89,11 +89,10 @@ lgd_guest_action_message(const gchar *action_id, const gchar *what)
 	return NULL;
 }
 
-static void
-lgd_call_auth_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+/* Asks polkit (or, on the session bus, checks the caller); may block. */
+static gboolean
+lgd_call_check(LgdCall *call, GError **error)
 {
-	LgdCall *call = task_data;
-	GError *error = NULL;
 	LgdAuthDetails details = {
 	    .connection = call->guest->uri,
 	    .domain = call->domain,
@@ -105,8 +104,16 @@ lgd_call_auth_thread(GTask *task, gpointer source, gpointer task_data, GCancella
 	    .path = call->path,
 	};
 
-	if (lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id, &details,
-			   call->message, &error))
+	return lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id,
+			      &details, call->message, error);
+}
+
+static void
+lgd_call_auth_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+{
+	GError *error = NULL;
+
+	if (lgd_call_check(task_data, &error))
 		g_task_return_boolean(task, TRUE);
 	else
 		g_task_return_error(task, error);
@@ -168,18 +175,19 @@ lgd_call_auth_done(GObject *source, GAsyncResult *result, gpointer user_data)
 			 g_steal_pointer(&call->data), call->data_free);
 }
 
+/* Copies what polkit is told about this object: the object may change
+ * before the check runs in another thread. */
 static void
-lgd_guest_authorize(LgdGuest *self,
-		    GDBusMethodInvocation *invocation,
-		    const gchar *action_id,
-		    const gchar *path,
-		    LgdCall *call)
+lgd_call_fill(LgdGuest *self,
+	      LgdCall *call,
+	      GDBusMethodInvocation *invocation,
+	      const gchar *action_id,
+	      const gchar *path)
 {
-	g_autoptr(GTask) task = NULL;
 	const gchar *what;
 
 	call->guest = g_object_ref(self);
-	call->invocation = invocation; /* the handler's reference, given back by replying */
+	call->invocation = invocation;
 	call->action_id = action_id;
 	call->path = g_strdup(path);
 	if (self->uuid != NULL) {
@@ -196,10 +204,46 @@ lgd_guest_authorize(LgdGuest *self,
 		what = call->volume_path;
 	}
 	call->message = lgd_guest_action_message(action_id, what);
+}
 
+/* Takes the handler's reference to @invocation. */
+static void
+lgd_guest_authorize(LgdGuest *self,
+		    GDBusMethodInvocation *invocation,
+		    const gchar *action_id,
+		    const gchar *path,
+		    LgdCall *call)
+{
+	g_autoptr(GTask) task = NULL;
+
+	lgd_call_fill(self, call, invocation, action_id, path);
 	task = g_task_new(NULL, NULL, lgd_call_auth_done, NULL);
 	g_task_set_task_data(task, call, (GDestroyNotify)lgd_call_free);
 	g_task_run_in_thread(task, lgd_call_auth_thread);
+}
+
+/* For a method that authorizes several objects itself (InspectDomains):
+ * a ticket made in the main loop, checked in any thread. */
+LgdAuthTicket *
+lgd_guest_auth_ticket_new(LgdGuest *self, GDBusMethodInvocation *invocation, const gchar *action_id)
+{
+	LgdCall *call = g_new0(LgdCall, 1);
+
+	lgd_call_fill(self, call, g_object_ref(invocation), action_id, NULL);
+	return (LgdAuthTicket *)call;
+}
+
+gboolean
+lgd_guest_auth_ticket_check(LgdAuthTicket *ticket, GError **error)
+{
+	return lgd_call_check((LgdCall *)ticket, error);
+}
+
+void
+lgd_guest_auth_ticket_free(LgdAuthTicket *ticket)
+{
+	if (ticket != NULL)
+		lgd_call_free((LgdCall *)ticket);
 }
 
 /* The one path of every content-touching method: authorize the caller
@@ -304,29 +348,122 @@ lgd_guest_handle_stop(GObject *iface, GDBusMethodInvocation *invocation, LgdGues
 
 /* ---- inspection cache -------------------------------------------------- */
 
-/* The last inspection, valid while the disks' identity is unchanged. */
-GVariant *
-lgd_guest_cached_inspection(LgdGuest *self, const gchar *identity)
+/* The cache's key for this object. */
+static const gchar *
+lgd_guest_cache_id(LgdGuest *self)
 {
-	GVariant *systems = NULL;
-
-	g_mutex_lock(&self->cache_lock);
-	if (identity != NULL && g_strcmp0(identity, self->cache_identity) == 0)
-		systems = g_variant_ref(self->cache_systems);
-	g_mutex_unlock(&self->cache_lock);
-	return systems;
+	return self->uuid != NULL ? self->uuid : self->key;
 }
 
-void
-lgd_guest_cache_inspection(LgdGuest *self, const gchar *identity, GVariant *systems)
+typedef struct {
+	LgdGuest *guest;
+	GVariant *systems;
+	gint64 inspected_at;
+} LgdPublish;
+
+static gboolean
+lgd_guest_publish_idle(gpointer user_data)
 {
+	LgdPublish *publish = user_data;
+	g_autoptr(LgdDBusInspector) iface =
+	    lgd_dbus_object_get_inspector(LGD_DBUS_OBJECT(publish->guest->object));
+
+	lgd_dbus_inspector_set_operating_systems(iface, publish->systems);
+	lgd_dbus_inspector_set_inspected_at(iface, publish->inspected_at);
+	g_variant_unref(publish->systems);
+	g_object_unref(publish->guest);
+	g_free(publish);
+	return G_SOURCE_REMOVE;
+}
+
+/* Properties change in the main loop, whatever thread learnt the facts. */
+static void
+lgd_guest_publish(LgdGuest *self, const LgdCacheEntry *entry)
+{
+	LgdPublish *publish = g_new0(LgdPublish, 1);
+
+	publish->guest = g_object_ref(self);
+	publish->systems =
+	    entry != NULL
+		? g_variant_ref(entry->systems)
+		: g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
+	publish->inspected_at = entry != NULL ? entry->inspected_at : 0;
+	g_main_context_invoke(self->main_context, lgd_guest_publish_idle, publish);
+}
+
+/* The last inspection when the disks are still what it saw, else NULL. */
+LgdCacheEntry *
+lgd_guest_cached_inspection(LgdGuest *self, const gchar *identity)
+{
+	LgdCacheEntry *entry = NULL;
+
 	g_mutex_lock(&self->cache_lock);
-	g_free(self->cache_identity);
-	g_clear_pointer(&self->cache_systems, g_variant_unref);
-	self->cache_identity = g_strdup(identity);
-	if (identity != NULL)
-		self->cache_systems = g_variant_ref_sink(systems);
+	if (identity != NULL && self->cache != NULL &&
+	    g_strcmp0(identity, self->cache->identity) == 0)
+		entry = lgd_cache_entry_copy(self->cache);
 	g_mutex_unlock(&self->cache_lock);
+	return entry;
+}
+
+/* Keeps @entry (taken) in memory, on disk and in the properties. An entry
+ * without identity (disks that cannot be identified) is published only. */
+void
+lgd_guest_store_inspection(LgdGuest *self, LgdCacheEntry *entry)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (entry->identity == NULL)
+		lgd_cache_drop(self->context->cache, self->uri, lgd_guest_cache_id(self));
+	else if (!lgd_cache_store(self->context->cache, self->uri, lgd_guest_cache_id(self), entry,
+				  &error))
+		g_warning("cannot store the inspection of %s: %s", lgd_guest_cache_id(self),
+			  error->message);
+	g_mutex_lock(&self->cache_lock);
+	g_clear_pointer(&self->cache, lgd_cache_entry_free);
+	if (entry->identity != NULL)
+		self->cache = lgd_cache_entry_copy(entry);
+	g_mutex_unlock(&self->cache_lock);
+	lgd_guest_publish(self, entry);
+	lgd_cache_entry_free(entry);
+}
+
+/* The disks changed (a write, the domain started or stopped): what was
+ * found is no longer known. */
+void
+lgd_guest_forget_inspection(LgdGuest *self)
+{
+	gboolean had;
+
+	g_mutex_lock(&self->cache_lock);
+	had = self->cache != NULL;
+	g_clear_pointer(&self->cache, lgd_cache_entry_free);
+	g_mutex_unlock(&self->cache_lock);
+	lgd_cache_drop(self->context->cache, self->uri, lgd_guest_cache_id(self));
+	if (had)
+		lgd_guest_publish(self, NULL);
+}
+
+/* At start-up: what an earlier run of the service found, if the disks
+ * (@identity, NULL when unknowable) are unchanged since. */
+void
+lgd_guest_load_inspection(LgdGuest *self, const gchar *identity)
+{
+	LgdCacheEntry *entry =
+	    lgd_cache_load(self->context->cache, self->uri, lgd_guest_cache_id(self));
+
+	if (entry == NULL)
+		return;
+	if (identity == NULL || g_strcmp0(identity, entry->identity) != 0) {
+		lgd_cache_drop(self->context->cache, self->uri, lgd_guest_cache_id(self));
+		lgd_cache_entry_free(entry);
+		return;
+	}
+	g_mutex_lock(&self->cache_lock);
+	g_clear_pointer(&self->cache, lgd_cache_entry_free);
+	self->cache = lgd_cache_entry_copy(entry);
+	g_mutex_unlock(&self->cache_lock);
+	lgd_guest_publish(self, entry);
+	lgd_cache_entry_free(entry);
 }
 
 /* ---- life -------------------------------------------------------------- */
@@ -335,6 +472,32 @@ LgdDBusObjectSkeleton *
 lgd_guest_get_object(LgdGuest *self)
 {
 	return self->object;
+}
+
+/* The domain UUID or the volume key. */
+const gchar *
+lgd_guest_get_id(LgdGuest *self)
+{
+	return self->uuid != NULL ? self->uuid : self->key;
+}
+
+gboolean
+lgd_guest_is_domain(LgdGuest *self)
+{
+	return self->uuid != NULL;
+}
+
+/* NULL once the object is withdrawn. */
+LgdSession *
+lgd_guest_get_session(LgdGuest *self)
+{
+	return self->session;
+}
+
+const gchar *
+lgd_guest_get_path(LgdGuest *self)
+{
+	return g_dbus_object_get_object_path(G_DBUS_OBJECT(self->object));
 }
 
 const gchar *
@@ -378,9 +541,9 @@ lgd_guest_finalize(GObject *object)
 
 	lgd_guest_close(self);
 	g_clear_object(&self->object);
-	g_clear_pointer(&self->cache_systems, g_variant_unref);
+	g_clear_pointer(&self->cache, lgd_cache_entry_free);
 	g_mutex_clear(&self->cache_lock);
-	g_free(self->cache_identity);
+	g_main_context_unref(self->main_context);
 	g_free(self->uri);
 	g_free(self->uuid);
 	g_free(self->key);
@@ -397,6 +560,7 @@ static void
 lgd_guest_init(LgdGuest *self)
 {
 	g_mutex_init(&self->cache_lock);
+	self->main_context = g_main_context_ref_thread_default();
 }
 
 static LgdGuest *
@@ -410,6 +574,8 @@ lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
 	self->uri = g_strdup(uri);
 	self->object = lgd_dbus_object_skeleton_new(object_path);
 	inspector = lgd_inspector_new(self);
+	lgd_dbus_inspector_set_operating_systems(
+	    inspector, g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
 	lgd_dbus_object_skeleton_set_inspector(self->object, inspector);
 	files = lgd_files_new(self);
 	lgd_dbus_object_skeleton_set_files(self->object, files);

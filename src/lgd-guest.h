@@ -5,10 +5,13 @@
  */
 #pragma once
 
+#include "lgd-cache.h"
 #include "lgd-context.h"
 #include "lgd-generated.h"
 
 G_BEGIN_DECLS
+
+typedef struct _LgdAuthTicket LgdAuthTicket;
 
 /* Runs in a thread of its own for one call; returns the reply (a tuple)
  * or NULL with @error set. */
@@ -37,6 +40,14 @@ const gchar *lgd_guest_get_volume_key(LgdGuest *self);
 
 LgdContext *lgd_guest_get_context(LgdGuest *self);
 
+LgdAuthTicket *lgd_guest_auth_ticket_new(LgdGuest *self,
+					 GDBusMethodInvocation *invocation,
+					 const gchar *action_id);
+
+gboolean lgd_guest_auth_ticket_check(LgdAuthTicket *ticket, GError **error);
+
+void lgd_guest_auth_ticket_free(LgdAuthTicket *ticket);
+
 void lgd_guest_call_in_thread(LgdGuest *self,
 			      GDBusMethodInvocation *invocation,
 			      const gchar *action_id,
@@ -54,8 +65,20 @@ void lgd_guest_call(LgdGuest *self,
 		    gpointer data,
 		    GDestroyNotify data_free);
 
-GVariant *lgd_guest_cached_inspection(LgdGuest *self, const gchar *identity);
+LgdCacheEntry *lgd_guest_cached_inspection(LgdGuest *self, const gchar *identity);
 
-void lgd_guest_cache_inspection(LgdGuest *self, const gchar *identity, GVariant *systems);
+void lgd_guest_store_inspection(LgdGuest *self, LgdCacheEntry *entry);
+
+void lgd_guest_forget_inspection(LgdGuest *self);
+
+void lgd_guest_load_inspection(LgdGuest *self, const gchar *identity);
+
+gboolean lgd_guest_is_domain(LgdGuest *self);
+
+const gchar *lgd_guest_get_id(LgdGuest *self);
+
+LgdSession *lgd_guest_get_session(LgdGuest *self);
+
+const gchar *lgd_guest_get_path(LgdGuest *self);
 
 G_END_DECLS

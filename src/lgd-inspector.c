@@ -29,11 +29,12 @@ lgd_inspect_data_new(LgdGuest *guest, const gchar *root, GVariant *options)
 
 	data->guest = g_object_ref(guest);
 	data->root = g_strdup(root);
-	data->options = g_variant_ref(options);
+	data->options = g_variant_ref_sink(options);
 	return data;
 }
 
 static const LgdOptionSpec lgd_no_options[] = {{NULL}};
+static const LgdOptionSpec lgd_inspect_options[] = {{"refresh", "b"}, {NULL}};
 static const LgdOptionSpec lgd_icon_options[] = {
     {"favicon", "b"},
     {"highquality", "b"},
@@ -94,23 +95,38 @@ lgd_inspect_root(guestfs_h *g, const gchar *root)
 
 /* ---- jobs (in the session thread) -------------------------------------- */
 
+/* Inspects the operating systems on the appliance's disks, one dict per
+ * root as the Inspect method returns them. Shared with batch inspection. */
+GVariant *
+lgd_inspect_roots(guestfs_h *g, char **roots)
+{
+	GVariantBuilder builder;
+
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+	for (guint i = 0; roots[i] != NULL; i++)
+		g_variant_builder_add_value(&builder, lgd_inspect_root(g, roots[i]));
+	return g_variant_builder_end(&builder);
+}
+
 static GVariant *
 lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 {
 	LgdInspectData *data = user_data;
 	g_autofree gchar *identity = NULL;
-	g_autoptr(GVariant) systems = NULL;
-	GVariantBuilder builder;
+	g_autoptr(LgdCacheEntry) cached = NULL;
+	LgdCacheEntry *entry;
+	GVariant *systems;
 	guestfs_h *g;
 	char **roots;
 
-	if (!lgd_args_check_options(data->options, lgd_no_options, error))
+	if (!lgd_args_check_options(data->options, lgd_inspect_options, error))
 		return NULL;
 	/* unchanged disks give the same answer: no need for an appliance */
 	identity = lgd_drives_identity(lgd_session_get_source(session));
-	systems = lgd_guest_cached_inspection(data->guest, identity);
-	if (systems != NULL)
-		return g_variant_new("(@aa{sv})", systems);
+	if (!lgd_args_get_bool(data->options, "refresh", FALSE))
+		cached = lgd_guest_cached_inspection(data->guest, identity);
+	if (cached != NULL)
+		return g_variant_new("(@aa{sv})", cached->systems);
 
 	g = lgd_session_get_handle(session, error);
 	if (g == NULL)
@@ -120,13 +136,13 @@ lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
 		return NULL;
 	}
-	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
-	for (guint i = 0; roots[i] != NULL; i++)
-		g_variant_builder_add_value(&builder, lgd_inspect_root(g, roots[i]));
+	systems = lgd_inspect_roots(g, roots);
 	lgd_strv_free(roots);
-	systems = g_variant_ref_sink(g_variant_builder_end(&builder));
-	lgd_guest_cache_inspection(data->guest, identity, systems);
-	return g_variant_new("(@aa{sv})", systems);
+	entry = lgd_cache_entry_new(identity, systems);
+	lgd_guest_store_inspection(data->guest, lgd_cache_entry_copy(entry));
+	systems = g_variant_new("(@aa{sv})", entry->systems);
+	lgd_cache_entry_free(entry);
+	return systems;
 }
 
 static GVariant *
@@ -168,19 +184,53 @@ lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **erro
 	return g_variant_new("(aa{sv})", &builder);
 }
 
+/* Icons with the default options are kept with the inspection they
+ * belong to, so that a desktop showing many guests needs no appliance. */
+static GVariant *
+lgd_icon_cache_add(GVariant *icons, const gchar *root, GVariant *icon)
+{
+	GVariantBuilder builder;
+	GVariantIter iter;
+	const gchar *key;
+	GVariant *value;
+
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("a{say}"));
+	g_variant_iter_init(&iter, icons);
+	while (g_variant_iter_next(&iter, "{&s@ay}", &key, &value)) {
+		if (g_strcmp0(key, root) != 0)
+			g_variant_builder_add(&builder, "{s@ay}", key, value);
+		g_variant_unref(value);
+	}
+	g_variant_builder_add(&builder, "{s@ay}", root, icon);
+	return g_variant_builder_end(&builder);
+}
+
 static GVariant *
 lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
 {
 	LgdInspectData *data = user_data;
 	gboolean favicon = lgd_args_get_bool(data->options, "favicon", TRUE);
 	gboolean highquality = lgd_args_get_bool(data->options, "highquality", FALSE);
-	GVariant *icon;
+	gboolean cacheable = favicon && !highquality;
+	g_autofree gchar *identity = NULL;
+	g_autoptr(LgdCacheEntry) cached = NULL;
+	GVariant *icon = NULL;
 	guestfs_h *g;
 	char *png;
 	size_t size;
 
 	if (!lgd_args_check_options(data->options, lgd_icon_options, error))
 		return NULL;
+	if (cacheable) {
+		identity = lgd_drives_identity(lgd_session_get_source(session));
+		cached = lgd_guest_cached_inspection(data->guest, identity);
+	}
+	if (cached != NULL && g_variant_lookup(cached->icons, data->root, "@ay", &icon)) {
+		GVariant *reply = g_variant_new("(@ay)", icon);
+		g_variant_unref(icon);
+		return reply;
+	}
+
 	g = lgd_session_get_handle(session, error);
 	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, error))
 		return NULL;
@@ -191,9 +241,21 @@ lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
 		lgd_session_set_error_from_guestfs(session, error, "Cannot get the icon");
 		return NULL;
 	}
-	icon = g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, png, size, 1);
+	icon = g_variant_ref_sink(g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, png, size, 1));
 	free(png);
-	return g_variant_new("(@ay)", icon);
+	if (cached != NULL) {
+		LgdCacheEntry *entry = lgd_cache_entry_copy(cached);
+		GVariant *icons = lgd_icon_cache_add(entry->icons, data->root, icon);
+
+		g_variant_unref(entry->icons);
+		entry->icons = g_variant_ref_sink(icons);
+		lgd_guest_store_inspection(data->guest, entry);
+	}
+	{
+		GVariant *reply = g_variant_new("(@ay)", icon);
+		g_variant_unref(icon);
+		return reply;
+	}
 }
 
 static GVariant *
@@ -283,6 +345,27 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 	}
 	lgd_strv_free(fs);
 	return g_variant_new("(aa{sv})", &builder);
+}
+
+/* Inspect for another part of the service (InspectDomains without a
+ * shared appliance): runs on the guest's session like the method. */
+void
+lgd_inspector_submit_inspect(LgdGuest *guest, gboolean refresh, LgdJobDone done, gpointer done_data)
+{
+	LgdSession *session = lgd_guest_get_session(guest);
+	GVariantDict options;
+
+	if (session == NULL) {
+		done(NULL,
+		     g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND, "The object is gone"),
+		     done_data);
+		return;
+	}
+	g_variant_dict_init(&options, NULL);
+	g_variant_dict_insert(&options, "refresh", "b", refresh);
+	lgd_session_submit(session, lgd_inspect_job,
+			   lgd_inspect_data_new(guest, NULL, g_variant_dict_end(&options)),
+			   (GDestroyNotify)lgd_inspect_data_free, done, done_data);
 }
 
 /* ---- handlers ---------------------------------------------------------- */

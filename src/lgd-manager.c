@@ -1,9 +1,16 @@
 #include "config.h"
 
+#include "lgd-batch.h"
 #include "lgd-connection.h"
 #include "lgd-error.h"
 #include "lgd-manager.h"
 #include "lgd-path.h"
+
+/* What the handlers need; owned by the interface. */
+typedef struct {
+	GPtrArray *connections; /* of LgdConnection */
+	LgdContext *context;
+} LgdManagerData;
 
 typedef const gchar *(*LgdLookupExact)(LgdConnection *conn, const gchar *id);
 typedef GPtrArray *(*LgdLookupAll)(LgdConnection *conn, const gchar *id);
@@ -55,9 +62,9 @@ lgd_manager_handle_lookup_domain(LgdDBusManager *iface,
 				 const gchar *name_or_uuid,
 				 gpointer user_data)
 {
-	GPtrArray *connections = user_data;
+	LgdManagerData *data = user_data;
 	GError *error = NULL;
-	const gchar *path = lgd_manager_lookup(connections, "domain", name_or_uuid,
+	const gchar *path = lgd_manager_lookup(data->connections, "domain", name_or_uuid,
 					       lgd_connection_lookup_domain_uuid,
 					       lgd_connection_lookup_domain_name, &error);
 
@@ -74,11 +81,11 @@ lgd_manager_handle_lookup_volume(LgdDBusManager *iface,
 				 const gchar *path_or_key,
 				 gpointer user_data)
 {
-	GPtrArray *connections = user_data;
+	LgdManagerData *data = user_data;
 	GError *error = NULL;
-	const gchar *path =
-	    lgd_manager_lookup(connections, "volume", path_or_key, lgd_connection_lookup_volume_key,
-			       lgd_connection_lookup_volume_path, &error);
+	const gchar *path = lgd_manager_lookup(data->connections, "volume", path_or_key,
+					       lgd_connection_lookup_volume_key,
+					       lgd_connection_lookup_volume_path, &error);
 
 	if (path == NULL)
 		lgd_error_return(invocation, error);
@@ -87,13 +94,28 @@ lgd_manager_handle_lookup_volume(LgdDBusManager *iface,
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-/* @connections (of LgdConnection) must outlive the returned object. */
+static gboolean
+lgd_manager_handle_inspect_domains(LgdDBusManager *iface,
+				   GDBusMethodInvocation *invocation,
+				   const gchar *const *objects,
+				   GVariant *options,
+				   gpointer user_data)
+{
+	LgdManagerData *data = user_data;
+
+	lgd_batch_inspect(data->context, data->connections, invocation, objects, options);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* @connections (of LgdConnection) and @context must outlive the returned
+ * object. */
 LgdDBusObjectSkeleton *
-lgd_manager_new(GPtrArray *connections)
+lgd_manager_new(GPtrArray *connections, LgdContext *context)
 {
 	LgdDBusObjectSkeleton *object = lgd_dbus_object_skeleton_new(LGD_MANAGER_PATH);
 	g_autoptr(LgdDBusManager) iface = lgd_dbus_manager_skeleton_new();
 	g_autoptr(GPtrArray) uris = g_ptr_array_new();
+	LgdManagerData *data = g_new0(LgdManagerData, 1);
 
 	for (guint i = 0; i < connections->len; i++)
 		g_ptr_array_add(
@@ -102,10 +124,15 @@ lgd_manager_new(GPtrArray *connections)
 
 	lgd_dbus_manager_set_version(iface, VERSION);
 	lgd_dbus_manager_set_connections(iface, (const gchar *const *)uris->pdata);
+	data->connections = connections;
+	data->context = context;
+	g_object_set_data_full(G_OBJECT(iface), "lgd-manager-data", data, g_free);
 	g_signal_connect(iface, "handle-lookup-domain",
-			 G_CALLBACK(lgd_manager_handle_lookup_domain), connections);
+			 G_CALLBACK(lgd_manager_handle_lookup_domain), data);
 	g_signal_connect(iface, "handle-lookup-volume",
-			 G_CALLBACK(lgd_manager_handle_lookup_volume), connections);
+			 G_CALLBACK(lgd_manager_handle_lookup_volume), data);
+	g_signal_connect(iface, "handle-inspect-domains",
+			 G_CALLBACK(lgd_manager_handle_inspect_domains), data);
 	lgd_dbus_object_skeleton_set_manager(object, iface);
 	return object;
 }

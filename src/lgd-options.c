@@ -14,6 +14,8 @@
 #define LGD_MIN_APPLIANCE_MEMORY 256
 #define LGD_MAX_APPLIANCE_MEMORY (64 * 1024)
 #define LGD_DEFAULT_MAX_READ_MIB 16
+#define LGD_DEFAULT_CACHE_MIB 64
+#define LGD_MAX_CACHE_MIB (64 * 1024)
 /* D-Bus messages are at most 128 MiB */
 #define LGD_MAX_MAX_READ_MIB 100
 
@@ -35,6 +37,7 @@ lgd_options_free(LgdOptions *options)
 		return;
 	g_strfreev(options->connect_uris);
 	g_free(options->run_dir);
+	g_free(options->cache_dir);
 	g_free(options);
 }
 
@@ -52,6 +55,10 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gboolean force_tcg = FALSE;
 	gint max_read_mib = LGD_DEFAULT_MAX_READ_MIB;
 	g_autofree gchar *run_dir = NULL;
+	g_autofree gchar *cache_dir = NULL;
+	gint cache_max_mib = LGD_DEFAULT_CACHE_MIB;
+	gboolean batch = FALSE;
+	gboolean no_batch = FALSE;
 	g_auto(GStrv) uris = NULL;
 	g_autoptr(LgdOptions) options = g_new0(LgdOptions, 1);
 	g_autoptr(GOptionContext) context = NULL;
@@ -87,6 +94,19 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "Most MiB that ReadFile returns and WriteFile takes; bigger files go through "
 	     "Download and Upload (default 16)",
 	     "MIB"},
+	    {"cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir,
+	     "Directory of the inspection cache (default /var/cache/libvirt-guestfs-dbus on "
+	     "the system bus, the XDG cache directory on the session bus)",
+	     "DIR"},
+	    {"cache-max-size", 0, 0, G_OPTION_ARG_INT, &cache_max_mib,
+	     "Most MiB the inspection cache keeps; the oldest entries go first (default 64)",
+	     "MIB"},
+	    {"batch-inspection", 0, 0, G_OPTION_ARG_NONE, &batch,
+	     "Let InspectDomains put several domains' disks into one appliance (default on the "
+	     "session bus only: see the README for the security trade-off)",
+	     NULL},
+	    {"no-batch-inspection", 0, 0, G_OPTION_ARG_NONE, &no_batch,
+	     "One appliance per domain in InspectDomains", NULL},
 	    {"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
 	     "Directory for runtime files such as backup sockets (default "
 	     "/run/libvirt-guestfs-dbus for root, $XDG_RUNTIME_DIR/libvirt-guestfs-dbus "
@@ -125,6 +145,19 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    !lgd_options_check_range("appliance-memory", appliance_memory, LGD_MIN_APPLIANCE_MEMORY,
 				     LGD_MAX_APPLIANCE_MEMORY, error))
 		return NULL;
+	if (batch && no_batch) {
+		g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "--batch-inspection and --no-batch-inspection cannot be used "
+				    "together");
+		return NULL;
+	}
+	if (!lgd_options_check_range("cache-max-size", cache_max_mib, 1, LGD_MAX_CACHE_MIB, error))
+		return NULL;
+	if (cache_dir != NULL && !g_path_is_absolute(cache_dir)) {
+		g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "--cache-dir needs an absolute path");
+		return NULL;
+	}
 	if (run_dir != NULL && !g_path_is_absolute(run_dir)) {
 		g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 				    "--run-dir needs an absolute path");
@@ -154,6 +187,15 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->appliance_memory = (guint)appliance_memory;
 	options->force_tcg = force_tcg;
 	options->max_read_size = (guint64)max_read_mib * 1024 * 1024;
+	options->cache_max_size = (guint64)cache_max_mib * 1024 * 1024;
+	options->batch_inspection = batch || (!no_batch && options->bus_type == LGD_BUS_SESSION);
+	if (cache_dir != NULL)
+		options->cache_dir = g_steal_pointer(&cache_dir);
+	else if (options->bus_type == LGD_BUS_SYSTEM)
+		options->cache_dir = g_strdup(LGD_CACHE_DIR);
+	else
+		options->cache_dir =
+		    g_build_filename(g_get_user_cache_dir(), "libvirt-guestfs-dbus", NULL);
 	if (run_dir != NULL)
 		options->run_dir = g_steal_pointer(&run_dir);
 	else if (getuid() == 0)

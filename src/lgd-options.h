@@ -20,8 +20,11 @@ typedef struct {
 	guint max_appliances;	      /* 0: derived from memory */
 	guint appliance_memory;	      /* MiB, 0: libguestfs's default */
 	gboolean force_tcg;
-	guint64 max_read_size; /* bytes */
-	gchar *run_dir;	       /* never NULL after parsing */
+	guint64 max_read_size;	   /* bytes */
+	gchar *run_dir;		   /* never NULL after parsing */
+	gchar *cache_dir;	   /* never NULL after parsing */
+	guint64 cache_max_size;	   /* bytes */
+	gboolean batch_inspection; /* default: on for the session bus only */
 } LgdOptions;
 
 LgdOptions *lgd_options_parse(gint *argc, gchar ***argv, GError **error);

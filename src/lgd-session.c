@@ -1,8 +1,8 @@
 #include "config.h"
 
-#include <libvirt/libvirt.h>
 #include <string.h>
 
+#include "lgd-appliance.h"
 #include "lgd-error.h"
 #include "lgd-session.h"
 
@@ -17,6 +17,8 @@ typedef struct {
 	LgdJobFunc func;
 	gpointer data;
 	GDestroyNotify data_free;
+	LgdJobDone done; /* instead of replying to an invocation */
+	gpointer done_data;
 } LgdJob;
 
 struct _LgdSession {
@@ -99,64 +101,6 @@ lgd_session_set_state(LgdSession *self, LgdApplianceState state)
 	g_main_context_invoke(self->main_context, lgd_session_publish_state, update);
 }
 
-/* ---- launch timeout ---------------------------------------------------- */
-
-/* libguestfs has no launch timeout of its own. A watchdog thread waits for
- * the launch to finish; past the deadline it destroys the appliance's
- * libvirt domain (found by the socket directory of this handle in its
- * definition), which makes guestfs_launch() fail. */
-typedef struct {
-	GMutex lock;
-	GCond done_cond;
-	gboolean done;
-	gboolean fired;
-	gint64 deadline;
-	gchar *uri;
-	gchar *sockdir;
-} LgdWatchdog;
-
-static void
-lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
-{
-	virConnectPtr conn = virConnectOpen(uri);
-	virDomainPtr *doms = NULL;
-	int n;
-
-	if (conn == NULL)
-		return;
-	n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-	for (int i = 0; i < n; i++) {
-		g_autofree gchar *xml = NULL;
-
-		if (g_str_has_prefix(virDomainGetName(doms[i]), "guestfs-"))
-			xml = virDomainGetXMLDesc(doms[i], 0);
-		if (xml != NULL && strstr(xml, sockdir) != NULL) {
-			g_warning("appliance %s did not launch in time; destroying it",
-				  virDomainGetName(doms[i]));
-			virDomainDestroy(doms[i]);
-		}
-		virDomainFree(doms[i]);
-	}
-	free(doms);
-	virConnectClose(conn);
-}
-
-static gpointer
-lgd_watchdog_thread(gpointer user_data)
-{
-	LgdWatchdog *dog = user_data;
-	gboolean expired = FALSE;
-
-	g_mutex_lock(&dog->lock);
-	while (!dog->done && !expired)
-		expired = !g_cond_wait_until(&dog->done_cond, &dog->lock, dog->deadline);
-	dog->fired = !dog->done;
-	g_mutex_unlock(&dog->lock);
-	if (dog->fired)
-		lgd_kill_appliance(dog->uri, dog->sockdir);
-	return NULL;
-}
-
 /* ---- the handle -------------------------------------------------------- */
 
 static void
@@ -176,85 +120,21 @@ lgd_session_shutdown(LgdSession *self)
 	}
 }
 
-static guestfs_h *
-lgd_session_create_handle(LgdSession *self, GError **error)
-{
-	guestfs_h *g = guestfs_create_flags(GUESTFS_CREATE_NO_ENVIRONMENT);
-	g_autofree gchar *backend = NULL;
-
-	if (g == NULL) {
-		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
-				    "Cannot create a libguestfs handle");
-		return NULL;
-	}
-	/* LIBGUESTFS_DEBUG and friends still help a developer */
-	guestfs_parse_environment(g);
-	/* errors come back as GErrors, not on the daemon's stderr */
-	guestfs_set_error_handler(g, NULL, NULL);
-	/* the appliance is a libvirt domain on the object's own connection,
-	 * so libvirt's lock manager, sVirt and secrets apply to it */
-	backend = g_strdup_printf("libvirt:%s", lgd_drive_source_get_uri(self->source));
-	guestfs_set_backend(g, backend);
-	if (self->config->force_tcg) {
-		const gchar *settings[] = {"force_tcg", NULL};
-		guestfs_set_backend_settings(g, (gchar *const *)settings);
-	}
-	if (self->config->memsize > 0)
-		guestfs_set_memsize(g, (int)self->config->memsize);
-	return g;
-}
-
 static gboolean
 lgd_session_launch(LgdSession *self, gboolean read_only, GError **error)
 {
-	g_autoptr(GError) local_error = NULL;
-	LgdWatchdog dog = {0};
-	GThread *watchdog;
-	int rc;
+	const gchar *uri = lgd_drive_source_get_uri(self->source);
 
 	lgd_session_set_state(self, LGD_APPLIANCE_STARTING);
 	lgd_limit_acquire(self->config->limit);
 	self->holds_slot = TRUE;
 
-	self->g = lgd_session_create_handle(self, error);
+	self->g = lgd_appliance_create(self->config, uri, error);
 	if (self->g == NULL)
 		goto failed;
-	self->lease = lgd_drives_add(self->source, self->g, read_only, &local_error);
-	if (self->lease == NULL) {
-		g_propagate_error(error, g_steal_pointer(&local_error));
+	self->lease = lgd_drives_add(self->source, self->g, read_only, NULL, error);
+	if (self->lease == NULL || !lgd_appliance_launch(self->g, self->config, uri, error))
 		goto failed;
-	}
-
-	g_mutex_init(&dog.lock);
-	g_cond_init(&dog.done_cond);
-	dog.deadline =
-	    g_get_monotonic_time() + (gint64)self->config->launch_timeout * G_USEC_PER_SEC;
-	dog.uri = (gchar *)lgd_drive_source_get_uri(self->source);
-	dog.sockdir = guestfs_get_sockdir(self->g);
-	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, &dog);
-
-	rc = guestfs_launch(self->g);
-
-	g_mutex_lock(&dog.lock);
-	dog.done = TRUE;
-	g_cond_signal(&dog.done_cond);
-	g_mutex_unlock(&dog.lock);
-	g_thread_join(watchdog);
-	g_mutex_clear(&dog.lock);
-	g_cond_clear(&dog.done_cond);
-	free(dog.sockdir);
-
-	if (rc < 0 || dog.fired) {
-		if (dog.fired)
-			g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
-				    "The appliance did not launch within %u s (launch timeout): %s",
-				    self->config->launch_timeout, guestfs_last_error(self->g));
-		else
-			g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
-				    "The appliance failed to launch: %s",
-				    guestfs_last_error(self->g));
-		goto failed;
-	}
 	self->g_read_only = read_only;
 	lgd_session_set_state(self, LGD_APPLIANCE_RUNNING);
 	return TRUE;
@@ -367,6 +247,11 @@ lgd_session_run_job(LgdSession *self, LgdJob *job)
 		lgd_session_shutdown(self);
 		break;
 	}
+	if (job->done != NULL) {
+		job->done(reply != NULL ? g_variant_ref_sink(reply) : NULL, g_steal_pointer(&error),
+			  job->done_data);
+		return;
+	}
 	if (job->invocation == NULL) {
 		if (reply != NULL)
 			g_variant_unref(g_variant_ref_sink(reply));
@@ -427,6 +312,11 @@ lgd_session_push(LgdSession *self, LgdJob *job)
 	g_mutex_lock(&self->lock);
 	if (self->closed) {
 		g_mutex_unlock(&self->lock);
+		if (job->done != NULL)
+			job->done(NULL,
+				  g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND,
+						      "The object is gone"),
+				  job->done_data);
 		if (job->invocation != NULL)
 			g_dbus_method_invocation_return_error_literal(
 			    g_steal_pointer(&job->invocation), LGD_ERROR, LGD_ERROR_NOT_FOUND,
@@ -466,6 +356,26 @@ lgd_session_call(LgdSession *self,
 	job->func = func;
 	job->data = data;
 	job->data_free = data_free;
+	lgd_session_push(self, job);
+}
+
+/* Queues @func; @done gets its result (reply or error, both its own) in
+ * the session's thread. */
+void
+lgd_session_submit(LgdSession *self,
+		   LgdJobFunc func,
+		   gpointer data,
+		   GDestroyNotify data_free,
+		   LgdJobDone done,
+		   gpointer done_data)
+{
+	LgdJob *job = lgd_job_new(LGD_JOB_CALL, NULL);
+
+	job->func = func;
+	job->data = data;
+	job->data_free = data_free;
+	job->done = done;
+	job->done_data = done_data;
 	lgd_session_push(self, job);
 }
 

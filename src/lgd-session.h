@@ -34,6 +34,9 @@ typedef struct _LgdSession LgdSession;
  * NULL with @error set. */
 typedef GVariant *(*LgdJobFunc)(LgdSession *session, gpointer data, GError **error);
 
+/* Gets a job's outcome: @reply (a tuple) or @error, both owned by it. */
+typedef void (*LgdJobDone)(GVariant *reply, GError *error, gpointer user_data);
+
 const gchar *lgd_appliance_state_to_string(LgdApplianceState state);
 
 LgdSession *
@@ -49,6 +52,13 @@ void lgd_session_call(LgdSession *self,
 		      LgdJobFunc func,
 		      gpointer data,
 		      GDestroyNotify data_free);
+
+void lgd_session_submit(LgdSession *self,
+			LgdJobFunc func,
+			gpointer data,
+			GDestroyNotify data_free,
+			LgdJobDone done,
+			gpointer done_data);
 
 /* For job functions, in the session's thread. */
 guestfs_h *lgd_session_get_handle(LgdSession *self, GError **error);

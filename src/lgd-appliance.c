@@ -1,0 +1,133 @@
+#include "config.h"
+
+#include <libvirt/libvirt.h>
+#include <string.h>
+
+#include "lgd-appliance.h"
+#include "lgd-error.h"
+
+/* libguestfs has no launch timeout of its own. A watchdog thread waits for
+ * the launch to finish; past the deadline it destroys the appliance's
+ * libvirt domain (found by the socket directory of this handle in its
+ * definition), which makes guestfs_launch() fail. */
+typedef struct {
+	GMutex lock;
+	GCond done_cond;
+	gboolean done;
+	gboolean fired;
+	gint64 deadline;
+	gchar *uri;
+	gchar *sockdir;
+} LgdWatchdog;
+
+static void
+lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
+{
+	virConnectPtr conn = virConnectOpen(uri);
+	virDomainPtr *doms = NULL;
+	int n;
+
+	if (conn == NULL)
+		return;
+	n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	for (int i = 0; i < n; i++) {
+		g_autofree gchar *xml = NULL;
+
+		if (g_str_has_prefix(virDomainGetName(doms[i]), "guestfs-"))
+			xml = virDomainGetXMLDesc(doms[i], 0);
+		if (xml != NULL && strstr(xml, sockdir) != NULL) {
+			g_warning("appliance %s did not launch in time; destroying it",
+				  virDomainGetName(doms[i]));
+			virDomainDestroy(doms[i]);
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(conn);
+}
+
+static gpointer
+lgd_watchdog_thread(gpointer user_data)
+{
+	LgdWatchdog *dog = user_data;
+	gboolean expired = FALSE;
+
+	g_mutex_lock(&dog->lock);
+	while (!dog->done && !expired)
+		expired = !g_cond_wait_until(&dog->done_cond, &dog->lock, dog->deadline);
+	dog->fired = !dog->done;
+	g_mutex_unlock(&dog->lock);
+	if (dog->fired)
+		lgd_kill_appliance(dog->uri, dog->sockdir);
+	return NULL;
+}
+
+/* A handle set up as every appliance of the service is: libvirt backend
+ * on @uri, errors as GErrors, the daemon's memory and TCG settings. */
+guestfs_h *
+lgd_appliance_create(const LgdSessionConfig *config, const gchar *uri, GError **error)
+{
+	guestfs_h *g = guestfs_create_flags(GUESTFS_CREATE_NO_ENVIRONMENT);
+	g_autofree gchar *backend = NULL;
+
+	if (g == NULL) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+				    "Cannot create a libguestfs handle");
+		return NULL;
+	}
+	/* LIBGUESTFS_DEBUG and friends still help a developer */
+	guestfs_parse_environment(g);
+	/* errors come back as GErrors, not on the daemon's stderr */
+	guestfs_set_error_handler(g, NULL, NULL);
+	/* the appliance is a libvirt domain on the object's own connection,
+	 * so libvirt's lock manager, sVirt and secrets apply to it */
+	backend = g_strdup_printf("libvirt:%s", uri);
+	guestfs_set_backend(g, backend);
+	if (config->force_tcg) {
+		const gchar *settings[] = {"force_tcg", NULL};
+		guestfs_set_backend_settings(g, (gchar *const *)settings);
+	}
+	if (config->memsize > 0)
+		guestfs_set_memsize(g, (int)config->memsize);
+	return g;
+}
+
+/* guestfs_launch() bounded by the launch timeout. */
+gboolean
+lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *uri, GError **error)
+{
+	LgdWatchdog dog = {0};
+	GThread *watchdog;
+	int rc;
+
+	g_mutex_init(&dog.lock);
+	g_cond_init(&dog.done_cond);
+	dog.deadline = g_get_monotonic_time() + (gint64)config->launch_timeout * G_USEC_PER_SEC;
+	dog.uri = (gchar *)uri;
+	dog.sockdir = guestfs_get_sockdir(g);
+	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, &dog);
+
+	rc = guestfs_launch(g);
+
+	g_mutex_lock(&dog.lock);
+	dog.done = TRUE;
+	g_cond_signal(&dog.done_cond);
+	g_mutex_unlock(&dog.lock);
+	g_thread_join(watchdog);
+	g_mutex_clear(&dog.lock);
+	g_cond_clear(&dog.done_cond);
+	free(dog.sockdir);
+
+	if (dog.fired) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+			    "The appliance did not launch within %u s (launch timeout): %s",
+			    config->launch_timeout, guestfs_last_error(g));
+		return FALSE;
+	}
+	if (rc < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
+			    "The appliance failed to launch: %s", guestfs_last_error(g));
+		return FALSE;
+	}
+	return TRUE;
+}

@@ -1,0 +1,15 @@
+/* Launching one libguestfs appliance the way the service does. */
+#pragma once
+
+#include "lgd-session.h"
+
+G_BEGIN_DECLS
+
+guestfs_h *lgd_appliance_create(const LgdSessionConfig *config, const gchar *uri, GError **error);
+
+gboolean lgd_appliance_launch(guestfs_h *g,
+			      const LgdSessionConfig *config,
+			      const gchar *uri,
+			      GError **error);
+
+G_END_DECLS

@@ -1,0 +1,434 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "lgd-appliance.h"
+#include "lgd-args.h"
+#include "lgd-batch.h"
+#include "lgd-error.h"
+#include "lgd-inspector.h"
+#include "lgd-mount.h"
+
+/* One object of an InspectDomains call. */
+typedef struct {
+	gchar *path;
+	LgdGuest *guest; /* NULL when the path names no domain */
+	LgdAuthTicket *ticket;
+	LgdDriveSource *source; /* the batch thread's own */
+	gchar *identity;
+	GVariant *result; /* a{sv}, once known */
+	/* in a shared appliance */
+	LgdDrivesLease *lease;
+	guint first_drive;
+	guint n_drives;
+	GPtrArray *roots;
+} LgdBatchItem;
+
+typedef struct {
+	LgdContext *context;
+	GDBusMethodInvocation *invocation;
+	gboolean refresh;
+	GPtrArray *items; /* of LgdBatchItem */
+	/* per-domain appliances report here */
+	GMutex lock;
+	GCond cond;
+	guint pending;
+} LgdBatch;
+
+static void
+lgd_batch_item_free(LgdBatchItem *item)
+{
+	g_free(item->path);
+	g_clear_object(&item->guest);
+	lgd_guest_auth_ticket_free(item->ticket);
+	lgd_drive_source_free(item->source);
+	g_free(item->identity);
+	g_clear_pointer(&item->result, g_variant_unref);
+	g_clear_pointer(&item->lease, lgd_drives_lease_release);
+	g_clear_pointer(&item->roots, g_ptr_array_unref);
+	g_free(item);
+}
+
+static void
+lgd_batch_free(LgdBatch *batch)
+{
+	g_ptr_array_unref(batch->items);
+	g_mutex_clear(&batch->lock);
+	g_cond_clear(&batch->cond);
+	g_free(batch);
+}
+
+static GVariant *
+lgd_batch_error_result(const GError *error)
+{
+	GVariantDict dict;
+	g_autoptr(GError) copy = g_error_copy(error);
+	g_autofree gchar *name = NULL;
+
+	lgd_error_convert(&copy);
+	name = g_dbus_error_encode_gerror(copy);
+	g_variant_dict_init(&dict, NULL);
+	g_variant_dict_insert(&dict, "error", "s", name);
+	g_variant_dict_insert(&dict, "message", "s", copy->message);
+	return g_variant_ref_sink(g_variant_dict_end(&dict));
+}
+
+static GVariant *
+lgd_batch_systems_result(GVariant *systems, gboolean cached)
+{
+	GVariantDict dict;
+
+	g_variant_dict_init(&dict, NULL);
+	g_variant_dict_insert_value(&dict, "systems", systems);
+	g_variant_dict_insert(&dict, "cached", "b", cached);
+	return g_variant_ref_sink(g_variant_dict_end(&dict));
+}
+
+static void
+lgd_batch_fail(LgdBatchItem *item, const GError *error)
+{
+	g_clear_pointer(&item->result, g_variant_unref);
+	item->result = lgd_batch_error_result(error);
+}
+
+/* ---- without sharing: one appliance per domain ------------------------- */
+
+typedef struct {
+	LgdBatch *batch;
+	LgdBatchItem *item;
+} LgdBatchWait;
+
+static void
+lgd_batch_on_inspected(GVariant *reply, GError *error, gpointer user_data)
+{
+	LgdBatchWait *wait = user_data;
+	LgdBatch *batch = wait->batch;
+
+	g_mutex_lock(&batch->lock);
+	if (reply != NULL) {
+		g_autoptr(GVariant) systems = g_variant_get_child_value(reply, 0);
+		wait->item->result = lgd_batch_systems_result(systems, FALSE);
+		g_variant_unref(reply);
+	} else {
+		lgd_batch_fail(wait->item, error);
+		g_error_free(error);
+	}
+	batch->pending--;
+	g_cond_broadcast(&batch->cond);
+	g_mutex_unlock(&batch->lock);
+	g_free(wait);
+}
+
+/* Each domain's own session inspects it (and caches the result), as many
+ * at once as the appliance limit lets run. */
+static void
+lgd_batch_inspect_apart(LgdBatch *batch, GPtrArray *todo)
+{
+	g_mutex_lock(&batch->lock);
+	batch->pending = todo->len;
+	g_mutex_unlock(&batch->lock);
+	for (guint i = 0; i < todo->len; i++) {
+		LgdBatchWait *wait = g_new0(LgdBatchWait, 1);
+
+		wait->batch = batch;
+		wait->item = g_ptr_array_index(todo, i);
+		lgd_inspector_submit_inspect(wait->item->guest, batch->refresh,
+					     lgd_batch_on_inspected, wait);
+	}
+	g_mutex_lock(&batch->lock);
+	while (batch->pending > 0)
+		g_cond_wait(&batch->cond, &batch->lock);
+	g_mutex_unlock(&batch->lock);
+}
+
+/* ---- with sharing: one appliance for many domains ---------------------- */
+
+/* The whole disk (e.g. /dev/sdb) holding @device (a partition, a whole
+ * disk, or a btrfs subvolume "btrfsvol:/dev/sdb2/sub"). */
+static gchar *
+lgd_batch_disk_of(guestfs_h *g, const gchar *device)
+{
+	g_autofree gchar *dev = NULL;
+	char *whole;
+
+	if (g_str_has_prefix(device, "btrfsvol:")) {
+		const gchar *p = device + strlen("btrfsvol:");
+		const gchar *end = strchr(p + strlen("/dev/"), '/');
+		dev = end != NULL ? g_strndup(p, end - p) : g_strdup(p);
+	} else {
+		dev = g_strdup(device);
+	}
+	whole = guestfs_part_to_dev(g, dev);
+	if (whole == NULL)
+		return g_steal_pointer(&dev); /* a whole disk already */
+	dev = g_strdup(whole);
+	free(whole);
+	return g_steal_pointer(&dev);
+}
+
+/* An LVM logical volume lives on the physical volumes of its group: the
+ * first of them names its disk. */
+static gchar *
+lgd_batch_disk_of_lv(guestfs_h *g, const gchar *lv)
+{
+	char *vg = guestfs_lvm_canonical_lv_name(g, lv);
+	struct guestfs_lvm_pv_list *pvs = NULL;
+	char **pv_uuids = NULL;
+	g_auto(GStrv) parts = NULL;
+	gchar *disk = NULL;
+
+	if (vg == NULL)
+		return NULL;
+	parts = g_strsplit(vg, "/", -1); /* "", "dev", VG, LV */
+	free(vg);
+	if (g_strv_length(parts) < 4)
+		return NULL;
+	pv_uuids = guestfs_vgpvuuids(g, parts[2]);
+	pvs = guestfs_pvs_full(g);
+	for (guint32 i = 0; pv_uuids != NULL && pvs != NULL && i < pvs->len && disk == NULL; i++) {
+		if (pv_uuids[0] != NULL && strncmp(pvs->val[i].pv_uuid, pv_uuids[0], 32) == 0)
+			disk = lgd_batch_disk_of(g, pvs->val[i].pv_name);
+	}
+	lgd_strv_free(pv_uuids);
+	if (pvs != NULL)
+		guestfs_free_lvm_pv_list(pvs);
+	return disk;
+}
+
+static gint
+lgd_batch_device_index(char **devices, const gchar *disk)
+{
+	for (gint i = 0; disk != NULL && devices[i] != NULL; i++) {
+		if (g_strcmp0(devices[i], disk) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Gives each root to the domain whose drives hold it. */
+static void
+lgd_batch_assign_roots(guestfs_h *g, GPtrArray *group, char **roots)
+{
+	char **devices = guestfs_list_devices(g);
+
+	for (guint r = 0; devices != NULL && roots[r] != NULL; r++) {
+		g_autofree gchar *disk = guestfs_is_lv(g, roots[r]) > 0
+					     ? lgd_batch_disk_of_lv(g, roots[r])
+					     : lgd_batch_disk_of(g, roots[r]);
+		gint index = lgd_batch_device_index(devices, disk);
+
+		for (guint i = 0; index >= 0 && i < group->len; i++) {
+			LgdBatchItem *item = g_ptr_array_index(group, i);
+			if ((guint)index >= item->first_drive &&
+			    (guint)index < item->first_drive + item->n_drives)
+				g_ptr_array_add(item->roots, g_strdup(roots[r]));
+		}
+	}
+	lgd_strv_free(devices);
+}
+
+/* One appliance for @group (domains of one connection): all their disks
+ * read-only, each operating system mapped back to its domain. */
+static void
+lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
+{
+	const LgdSessionConfig *config = &batch->context->session;
+	g_autoptr(GPtrArray) added = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+	guestfs_h *g;
+	guint drives = 0;
+	char **roots = NULL;
+
+	lgd_limit_acquire(config->limit);
+	g = lgd_appliance_create(config, uri, &error);
+	for (guint i = 0; g != NULL && i < group->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(group, i);
+		g_autoptr(GError) local_error = NULL;
+
+		item->lease = lgd_drives_add(item->source, g, TRUE, &item->n_drives, &local_error);
+		if (item->lease == NULL) {
+			lgd_batch_fail(item, local_error);
+			continue;
+		}
+		item->first_drive = drives;
+		item->roots = g_ptr_array_new_with_free_func(g_free);
+		drives += item->n_drives;
+		g_ptr_array_add(added, item);
+	}
+	if (g != NULL && added->len > 0 && lgd_appliance_launch(g, config, uri, &error)) {
+		roots = guestfs_inspect_os(g);
+		if (roots == NULL)
+			g_set_error(&error, LGD_ERROR, LGD_ERROR_FAILED, "Inspection failed: %s",
+				    guestfs_last_error(g));
+	}
+	if (roots != NULL)
+		lgd_batch_assign_roots(g, added, roots);
+	for (guint i = 0; i < added->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(added, i);
+		g_autoptr(GVariant) systems = NULL;
+
+		if (roots == NULL) {
+			lgd_batch_fail(item, error);
+			continue;
+		}
+		g_ptr_array_add(item->roots, NULL);
+		systems = g_variant_ref_sink(lgd_inspect_roots(g, (char **)item->roots->pdata));
+		item->result = lgd_batch_systems_result(systems, FALSE);
+		/* see InspectDomains in the API: a shared appliance's results are
+		 * trusted only where every disk is the caller's own anyway */
+		if (batch->context->batch_results_shared)
+			lgd_guest_store_inspection(item->guest,
+						   lgd_cache_entry_new(item->identity, systems));
+	}
+	lgd_strv_free(roots);
+	if (g != NULL) {
+		guestfs_shutdown(g);
+		guestfs_close(g);
+	}
+	for (guint i = 0; i < added->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(added, i);
+		g_clear_pointer(&item->lease, lgd_drives_lease_release);
+	}
+	lgd_limit_release(config->limit);
+	if (g == NULL) {
+		for (guint i = 0; i < group->len; i++)
+			lgd_batch_fail(g_ptr_array_index(group, i), error);
+	}
+}
+
+/* Domains of one connection per appliance, as many as its drive limit
+ * takes (counted as one drive a disk; libguestfs allows hundreds). */
+static void
+lgd_batch_inspect_shared(LgdBatch *batch, GPtrArray *todo)
+{
+	const guint max_items = 64;
+	g_autoptr(GHashTable) done = g_hash_table_new(g_direct_hash, g_direct_equal);
+
+	for (guint i = 0; i < todo->len; i++) {
+		LgdBatchItem *first = g_ptr_array_index(todo, i);
+		const gchar *uri = lgd_guest_get_uri(first->guest);
+		g_autoptr(GPtrArray) group = g_ptr_array_new();
+
+		if (g_hash_table_contains(done, first))
+			continue;
+		for (guint j = i; j < todo->len && group->len < max_items; j++) {
+			LgdBatchItem *item = g_ptr_array_index(todo, j);
+			if (!g_hash_table_contains(done, item) &&
+			    g_strcmp0(lgd_guest_get_uri(item->guest), uri) == 0) {
+				g_ptr_array_add(group, item);
+				g_hash_table_add(done, item);
+			}
+		}
+		lgd_batch_inspect_group(batch, group, uri);
+	}
+}
+
+/* ---- the call ---------------------------------------------------------- */
+
+static gpointer
+lgd_batch_thread(gpointer user_data)
+{
+	LgdBatch *batch = user_data;
+	g_autoptr(GPtrArray) todo = g_ptr_array_new();
+	GVariantBuilder results;
+
+	for (guint i = 0; i < batch->items->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(LgdCacheEntry) cached = NULL;
+
+		if (item->result != NULL)
+			continue; /* already an error */
+		if (!lgd_guest_auth_ticket_check(item->ticket, &error)) {
+			lgd_batch_fail(item, error);
+			continue;
+		}
+		item->identity = lgd_drives_identity(item->source);
+		if (!batch->refresh)
+			cached = lgd_guest_cached_inspection(item->guest, item->identity);
+		if (cached != NULL)
+			item->result = lgd_batch_systems_result(cached->systems, TRUE);
+		else
+			g_ptr_array_add(todo, item);
+	}
+	if (todo->len > 0 && batch->context->batch_inspection)
+		lgd_batch_inspect_shared(batch, todo);
+	else if (todo->len > 0)
+		lgd_batch_inspect_apart(batch, todo);
+
+	g_variant_builder_init(&results, G_VARIANT_TYPE("a{oa{sv}}"));
+	for (guint i = 0; i < batch->items->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
+		g_variant_builder_add(&results, "{o@a{sv}}", item->path, item->result);
+	}
+	g_dbus_method_invocation_return_value(batch->invocation,
+					      g_variant_new("(a{oa{sv}})", &results));
+	lgd_batch_free(batch);
+	return NULL;
+}
+
+static LgdGuest *
+lgd_batch_find(GPtrArray *connections, const gchar *path)
+{
+	for (guint i = 0; i < connections->len; i++) {
+		LgdGuest *guest =
+		    lgd_connection_find_guest(g_ptr_array_index(connections, i), path);
+		if (guest != NULL)
+			return guest;
+	}
+	return NULL;
+}
+
+/* InspectDomains: objects are found in the main loop; authorization,
+ * cache look-ups and appliances run in a thread of the call's own. Takes
+ * the handler's reference to @invocation. */
+void
+lgd_batch_inspect(LgdContext *context,
+		  GPtrArray *connections,
+		  GDBusMethodInvocation *invocation,
+		  const gchar *const *paths,
+		  GVariant *options)
+{
+	static const LgdOptionSpec specs[] = {{"refresh", "b"}, {NULL}};
+	LgdBatch *batch;
+	GError *error = NULL;
+
+	if (!lgd_args_check_options(options, specs, &error)) {
+		lgd_error_return(invocation, error);
+		return;
+	}
+	batch = g_new0(LgdBatch, 1);
+	batch->context = context;
+	batch->invocation = invocation;
+	batch->refresh = lgd_args_get_bool(options, "refresh", FALSE);
+	batch->items = g_ptr_array_new_with_free_func((GDestroyNotify)lgd_batch_item_free);
+	g_mutex_init(&batch->lock);
+	g_cond_init(&batch->cond);
+	for (guint i = 0; paths[i] != NULL; i++) {
+		LgdBatchItem *item = g_new0(LgdBatchItem, 1);
+		LgdGuest *guest = lgd_batch_find(connections, paths[i]);
+		g_autoptr(GError) item_error = NULL;
+
+		item->path = g_strdup(paths[i]);
+		if (g_strv_contains((const gchar *const *)paths + i + 1, paths[i])) {
+			lgd_batch_item_free(item); /* asked twice: answered once */
+			continue;
+		}
+		g_ptr_array_add(batch->items, item);
+		if (guest == NULL || !lgd_guest_is_domain(guest)) {
+			g_set_error(&item_error, LGD_ERROR,
+				    guest == NULL ? LGD_ERROR_NOT_FOUND
+						  : LGD_ERROR_INVALID_ARGUMENT,
+				    guest == NULL ? "No domain is published at %s"
+						  : "%s is a volume; InspectDomains takes domains",
+				    paths[i]);
+			lgd_batch_fail(item, item_error);
+			continue;
+		}
+		item->guest = g_object_ref(guest);
+		item->ticket = lgd_guest_auth_ticket_new(guest, invocation, LGD_ACTION_INSPECT);
+		item->source = lgd_drive_source_new_domain(
+		    lgd_guest_get_uri(guest), lgd_guest_get_id(guest), context->run_dir);
+	}
+	g_thread_unref(g_thread_new("lgd-batch", lgd_batch_thread, batch));
+}
