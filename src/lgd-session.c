@@ -6,6 +6,9 @@
 #include "lgd-error.h"
 #include "lgd-session.h"
 
+/* Calls closer together than this skip the liveness ping. */
+#define LGD_SESSION_PING_AFTER_US (2 * G_USEC_PER_SEC)
+
 typedef enum {
 	LGD_JOB_CALL,
 	LGD_JOB_QUIT,
@@ -39,6 +42,7 @@ struct _LgdSession {
 	gboolean holds_slot;
 	LgdDrivesLease *lease;
 	gchar *mount_tag; /* what is mounted now, see lgd-mount.c */
+	gint64 last_used; /* monotonic time of the last call */
 };
 
 /* Sessions alive, so that exiting can wait for their appliances. */
@@ -148,6 +152,15 @@ failed:
 static gboolean
 lgd_session_ensure(LgdSession *self, gboolean read_only, GError **error)
 {
+	gint64 now = g_get_monotonic_time();
+	gboolean idle = now - self->last_used > LGD_SESSION_PING_AFTER_US;
+
+	self->last_used = now;
+	/* An appliance that died while idle is only noticed by talking to
+	 * it: after a pause, a ping costs one round trip and spares the
+	 * caller an ApplianceFailed. */
+	if (self->g != NULL && idle && guestfs_is_ready(self->g) > 0)
+		guestfs_ping_daemon(self->g);
 	if (self->g != NULL && guestfs_is_ready(self->g) > 0 && (read_only || !self->g_read_only))
 		return TRUE;
 	if (self->g != NULL) {
