@@ -7,6 +7,7 @@
 #include "lgd-guest.h"
 #include "lgd-files.h"
 #include "lgd-inspector.h"
+#include "lgd-volume-stream.h"
 
 struct _LgdGuest {
 	GObject parent_instance;
@@ -620,6 +621,7 @@ lgd_guest_new_volume(LgdContext *context,
 	self->key = g_strdup(key);
 	lgd_dbus_object_skeleton_set_volume(self->object, iface);
 	lgd_guest_connect_appliance(self, G_OBJECT(iface));
+	lgd_volume_stream_attach(self, iface);
 	self->session = lgd_session_new(&context->session,
 					lgd_drive_source_new_volume(uri, key, context->run_dir),
 					G_OBJECT(iface));

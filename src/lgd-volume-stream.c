@@ -1,0 +1,751 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lgd-args.h"
+#include "lgd-error.h"
+#include "lgd-fd.h"
+#include "lgd-volume-stream.h"
+#include "lgd-volume-usage.h"
+
+/* The same as the service's own connections: a peer that stops answering
+ * is given up on after about 20 s instead of hanging the transfer. */
+#define LGD_STREAM_KEEPALIVE_INTERVAL 5
+#define LGD_STREAM_KEEPALIVE_COUNT 3
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virConnect, virConnectClose)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStream, virStreamFree)
+
+static const LgdOptionSpec lgd_volume_stream_options[] = {
+    {"offset", "t"},
+    {"length", "t"},
+    {"sparse", "b"},
+    {NULL},
+};
+
+/* One Download or Upload, from the handler to the end of its thread. */
+typedef struct {
+	gboolean upload;
+	gchar *uri;
+	gchar *key;
+	gint fd; /* ours: a duplicate of the caller's */
+	struct stat st;
+	int fd_flags;
+	guint64 offset;
+	guint64 length; /* 0: to the end */
+	gboolean sparse;
+} LgdTransfer;
+
+static void
+lgd_transfer_free(LgdTransfer *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	g_free(t->uri);
+	g_free(t->key);
+	g_free(t);
+}
+
+/* ---- ranges ------------------------------------------------------------ */
+
+/* @count is how many bytes move: @length, or up to the end when it is 0.
+ * Written so that no sum can overflow. */
+gboolean
+lgd_volume_stream_check_range(
+    guint64 size, guint64 offset, guint64 length, guint64 *count, GError **error)
+{
+	if (offset > size) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "Offset %" G_GUINT64_FORMAT
+			    " is past the end of the volume (%" G_GUINT64_FORMAT " bytes)",
+			    offset, size);
+		return FALSE;
+	}
+	if (length > size - offset) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "Offset %" G_GUINT64_FORMAT " plus length %" G_GUINT64_FORMAT
+			    " goes past the end of the volume (%" G_GUINT64_FORMAT " bytes)",
+			    offset, length, size);
+		return FALSE;
+	}
+	*count = length != 0 ? length : size - offset;
+	return TRUE;
+}
+
+/* ---- the caller's descriptor ------------------------------------------- */
+
+/* The caller's descriptor may be non-blocking (the flag belongs to the
+ * open file, which we share): wait rather than change it. */
+static gboolean
+lgd_fd_wait(gint fd, short events, GError **error)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+
+	while (poll(&pfd, 1, -1) < 0) {
+		if (errno != EINTR) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "poll: %s",
+				    g_strerror(errno));
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static gboolean
+lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **error)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n >= 0) {
+			data += n;
+			len -= n;
+			done += n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (!lgd_fd_wait(fd, POLLOUT, error))
+				return FALSE;
+			continue;
+		}
+		if (errno == EPIPE || errno == ECONNRESET) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The sink was closed after %" G_GUINT64_FORMAT
+				    " bytes; the transfer was aborted",
+				    done);
+			return FALSE;
+		}
+		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gssize
+lgd_fd_read(gint fd, gchar *data, gsize len, GError **error)
+{
+	for (;;) {
+		ssize_t n = read(fd, data, len);
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (!lgd_fd_wait(fd, POLLIN, error))
+				return -1;
+			continue;
+		}
+		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot read from the source: %s", g_strerror(errno));
+		return -1;
+	}
+}
+
+/* ---- download: the stream into the sink -------------------------------- */
+
+typedef struct {
+	gint fd;
+	off_t pos;  /* the sink's offset, for holes */
+	off_t size; /* the sink's size, for holes */
+	guint64 done;
+	GError *error;
+} LgdSink;
+
+static int
+lgd_sink_data(virStreamPtr st, const char *data, size_t nbytes, void *opaque)
+{
+	LgdSink *sink = opaque;
+
+	if (!lgd_fd_write_all(sink->fd, data, nbytes, sink->done, &sink->error))
+		return -1;
+	sink->done += nbytes;
+	sink->pos += nbytes;
+	sink->size = MAX(sink->size, sink->pos);
+	return (int)nbytes;
+}
+
+static gboolean
+lgd_sink_zero(LgdSink *sink, off_t len)
+{
+	static const gchar zeros[64 * 1024];
+
+	while (len > 0) {
+		gsize n = MIN((gsize)len, sizeof(zeros));
+
+		if (!lgd_fd_write_all(sink->fd, zeros, n, sink->done, &sink->error))
+			return FALSE;
+		len -= n;
+	}
+	return TRUE;
+}
+
+/* A hole over bytes the sink already has must clear them: punch it, or
+ * write zeros where the file system cannot. Past the end a seek does. */
+static int
+lgd_sink_hole(virStreamPtr st, long long length, void *opaque)
+{
+	LgdSink *sink = opaque;
+	off_t end;
+
+	if (length < 0 || length > G_MAXINT64 - sink->pos) {
+		g_set_error(&sink->error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "libvirt sent a hole of %lld bytes", length);
+		return -1;
+	}
+	end = sink->pos + length;
+	if (sink->pos < sink->size) {
+		off_t covered = MIN(end, sink->size) - sink->pos;
+
+		if (fallocate(sink->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sink->pos,
+			      covered) < 0) {
+			if (errno != EOPNOTSUPP || !lgd_sink_zero(sink, covered)) {
+				if (sink->error == NULL)
+					g_set_error(&sink->error, LGD_ERROR,
+						    lgd_error_code_from_errno(errno),
+						    "Cannot make a hole in the sink: %s",
+						    g_strerror(errno));
+				return -1;
+			}
+		}
+	}
+	if (lseek(sink->fd, end, SEEK_SET) < 0) {
+		g_set_error(&sink->error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot seek in the sink: %s", g_strerror(errno));
+		return -1;
+	}
+	sink->done += length;
+	sink->pos = end;
+	return 0;
+}
+
+/* A file that ends with a hole still needs its size. */
+static gboolean
+lgd_sink_finish_sparse(LgdSink *sink, GError **error)
+{
+	if (sink->size >= sink->pos)
+		return TRUE;
+	if (ftruncate(sink->fd, sink->pos) < 0) {
+		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot extend the sink to %" G_GUINT64_FORMAT " bytes: %s",
+			    (guint64)sink->pos, g_strerror(errno));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* ---- upload: the source into the stream -------------------------------- */
+
+typedef struct {
+	gint fd;
+	off_t pos;	   /* sparse: where the next section starts */
+	guint64 remaining; /* bytes still to send */
+	guint64 count;
+	gboolean exact;		/* @count bytes must come */
+	gboolean fit_only;	/* @count is the room left: more is too much */
+	gboolean first_as_data; /* sparse: see lgd_volume_stream_cut */
+	GError *error;
+} LgdSource;
+
+static gboolean
+lgd_source_has_more(LgdSource *source)
+{
+	gchar byte;
+	gssize n = lgd_fd_read(source->fd, &byte, 1, &source->error);
+
+	if (n > 0)
+		g_set_error(&source->error, LGD_ERROR, LGD_ERROR_TOO_LARGE,
+			    "The source holds more than the %" G_GUINT64_FORMAT
+			    " bytes that fit in the volume from the offset; the transfer was "
+			    "aborted after writing them",
+			    source->count);
+	return n != 0;
+}
+
+static int
+lgd_source_data(virStreamPtr st, char *data, size_t nbytes, void *opaque)
+{
+	LgdSource *source = opaque;
+	gssize n;
+
+	if (source->remaining == 0)
+		return source->fit_only && lgd_source_has_more(source) ? -1 : 0;
+	n = lgd_fd_read(source->fd, data, MIN(nbytes, source->remaining), &source->error);
+	if (n < 0)
+		return -1;
+	if (n == 0 && source->exact) {
+		g_set_error(&source->error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "The source ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+			    " bytes; the transfer was aborted",
+			    source->count - source->remaining, source->count);
+		return -1;
+	}
+	source->remaining -= n;
+	source->pos += n;
+	return (int)n;
+}
+
+/* Where the next section of a sparse source ends, and whether it is data:
+ * SEEK_DATA and SEEK_HOLE, bounded by what is left to send. */
+static int
+lgd_source_section(virStreamPtr st, int *in_data, long long *length, void *opaque)
+{
+	LgdSource *source = opaque;
+	off_t data;
+	off_t hole;
+
+	*in_data = 1;
+	*length = (long long)source->remaining;
+	if (source->remaining == 0)
+		return 0;
+	if (source->first_as_data) {
+		source->first_as_data = FALSE;
+		*length = 1;
+		return 0;
+	}
+	data = lseek(source->fd, source->pos, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		*in_data = 0; /* a hole up to the end of the file */
+	} else if (data < 0 && (errno == EINVAL || errno == EOPNOTSUPP)) {
+		/* no hole support: all data */
+	} else if (data < 0) {
+		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot look for data in the source: %s", g_strerror(errno));
+		return -1;
+	} else if (data > source->pos) {
+		*in_data = 0;
+		*length = MIN(*length, (long long)(data - source->pos));
+	} else {
+		hole = lseek(source->fd, source->pos, SEEK_HOLE);
+		if (hole > source->pos)
+			*length = MIN(*length, (long long)(hole - source->pos));
+	}
+	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
+		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot seek in the source: %s", g_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lgd_source_skip(virStreamPtr st, long long length, void *opaque)
+{
+	LgdSource *source = opaque;
+
+	source->pos += length;
+	source->remaining -= length;
+	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
+		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot seek in the source: %s", g_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the transfer thread ----------------------------------------------- */
+
+static virConnectPtr
+lgd_volume_stream_connect(const gchar *uri, GError **error)
+{
+	virConnectPtr conn = virConnectOpen(uri);
+
+	if (conn == NULL) {
+		lgd_error_set_from_libvirt(error, "Cannot connect to %s", uri);
+		return NULL;
+	}
+	/* local drivers have no keepalive: nothing to detect there */
+	if (virConnectSetKeepAlive(conn, LGD_STREAM_KEEPALIVE_INTERVAL,
+				   LGD_STREAM_KEEPALIVE_COUNT) < 0)
+		virResetLastError();
+	return conn;
+}
+
+/* libvirt reports a connection that died under a stream (closed, or
+ * given up on by keepalive) as an internal error: say what happened. */
+static void
+lgd_volume_stream_set_libvirt_error(virConnectPtr conn,
+				    const gchar *what,
+				    const gchar *path,
+				    GError **error)
+{
+	lgd_error_set_from_libvirt(error, "%s of volume %s failed", what, path);
+	if (virConnectIsAlive(conn) == 0) {
+		(*error)->code = LGD_ERROR_UNAVAILABLE;
+		g_prefix_error(error, "The connection to libvirt was lost: ");
+	}
+}
+
+/* The error of a failed stream: ours (the sink or source) if we caused
+ * it, libvirt's otherwise. Then the stream is aborted, which tells the
+ * other end, and libvirt's error is taken before the abort replaces it. */
+static void
+lgd_volume_stream_fail(virConnectPtr conn,
+		       virStreamPtr st,
+		       GError **own_error,
+		       const gchar *what,
+		       const gchar *path,
+		       GError **error)
+{
+	if (*own_error != NULL)
+		g_propagate_error(error, g_steal_pointer(own_error));
+	else
+		lgd_volume_stream_set_libvirt_error(conn, what, path, error);
+	virStreamAbort(st);
+	virResetLastError();
+}
+
+/* The volume's bytes as stored: the file's or device's size, which is
+ * less than the capacity for a qcow2 image. */
+static gboolean
+lgd_volume_stream_sizes(
+    virStorageVolPtr vol, const gchar *path, guint64 *stored, guint64 *capacity, GError **error)
+{
+	virStorageVolInfo info;
+
+	if (virStorageVolGetInfoFlags(vol, &info, VIR_STORAGE_VOL_GET_PHYSICAL) < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot read the size of volume %s", path);
+		return FALSE;
+	}
+	*capacity = info.capacity;
+	/* backends that know no physical size give 0: the capacity it is */
+	*stored = info.allocation != 0 ? info.allocation : info.capacity;
+	return TRUE;
+}
+
+static gboolean
+lgd_volume_stream_download(
+    LgdTransfer *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+{
+	g_autoptr(virStream) st = NULL;
+	LgdSink sink = {.fd = t->fd};
+	guint64 stored;
+	guint64 capacity;
+	guint64 count;
+	int rc;
+
+	if (!lgd_volume_stream_sizes(vol, path, &stored, &capacity, error) ||
+	    !lgd_volume_stream_check_range(stored, t->offset, t->length, &count, error))
+		return FALSE;
+	if (count == 0)
+		return TRUE; /* and libvirt would read 0 as "to the end" */
+	if (t->sparse) {
+		sink.pos = lseek(t->fd, 0, SEEK_CUR);
+		sink.size = t->st.st_size;
+		if (sink.pos < 0) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "Cannot seek in the sink: %s", g_strerror(errno));
+			return FALSE;
+		}
+	}
+	st = virStreamNew(conn, 0);
+	if (st == NULL ||
+	    virStorageVolDownload(vol, st, t->offset, count,
+				  t->sparse ? VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0) < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot download volume %s", path);
+		return FALSE;
+	}
+	if (t->sparse)
+		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
+	else
+		rc = virStreamRecvAll(st, lgd_sink_data, &sink);
+	if (rc < 0) {
+		lgd_volume_stream_fail(conn, st, &sink.error, "Download", path, error);
+		return FALSE;
+	}
+	if (virStreamFinish(st) < 0) {
+		lgd_volume_stream_set_libvirt_error(conn, "Download", path, error);
+		return FALSE;
+	}
+	if (sink.done != count) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "Volume %s gave %" G_GUINT64_FORMAT
+			    " bytes instead of %" G_GUINT64_FORMAT " (did it shrink?)",
+			    path, sink.done, count);
+		return FALSE;
+	}
+	return !t->sparse || lgd_sink_finish_sparse(&sink, error);
+}
+
+/* How many bytes to send, checked before anything is written: a regular
+ * file says how much it holds; a pipe tells only as it goes. */
+static gboolean
+lgd_volume_stream_upload_count(
+    LgdTransfer *t, LgdSource *source, guint64 stored, guint64 room, GError **error)
+{
+	gboolean seekable = S_ISREG(t->st.st_mode);
+	guint64 avail = 0;
+
+	if (seekable) {
+		source->pos = lseek(t->fd, 0, SEEK_CUR);
+		seekable = source->pos >= 0;
+		avail = seekable && t->st.st_size > source->pos ? t->st.st_size - source->pos : 0;
+	}
+	if (!lgd_volume_stream_check_range(room, t->offset, t->length, &source->count, error))
+		return FALSE;
+	source->exact = TRUE;
+	if (t->length == 0 && seekable) {
+		if (avail > source->count) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_TOO_LARGE,
+				    "The source holds %" G_GUINT64_FORMAT
+				    " bytes but only %" G_GUINT64_FORMAT
+				    " fit in the volume from offset %" G_GUINT64_FORMAT,
+				    avail, source->count, t->offset);
+			return FALSE;
+		}
+		source->count = avail;
+	} else if (t->length == 0) {
+		source->exact = FALSE;
+		source->fit_only = TRUE;
+	} else if (seekable && avail < source->count) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "The source holds only %" G_GUINT64_FORMAT
+			    " bytes from its position, less than the length %" G_GUINT64_FORMAT,
+			    avail, source->count);
+		return FALSE;
+	}
+	/* libvirt writes a sparse stream by truncating the file at each hole
+	 * and extending it again: whatever follows the range would be lost */
+	if (t->sparse && t->offset + source->count != stored) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "A sparse upload must reach the end of the volume (%" G_GUINT64_FORMAT
+			    " bytes), but offset %" G_GUINT64_FORMAT " plus %" G_GUINT64_FORMAT
+			    " bytes ends elsewhere; leave out 'sparse' to write a range",
+			    stored, t->offset, source->count);
+		return FALSE;
+	}
+	source->remaining = source->count;
+	return TRUE;
+}
+
+/* libvirt writes a hole of a sparse upload by seeking past it and cutting
+ * the file there, so the bytes the file already had inside the first hole
+ * would stay. Cutting the file one byte after @offset first (a stream of
+ * one hole byte), and sending that byte as data, makes every hole start at
+ * or past the end of the file, where it reads as zeros. */
+static gboolean
+lgd_volume_stream_cut(
+    virConnectPtr conn, virStorageVolPtr vol, guint64 offset, const gchar *path, GError **error)
+{
+	g_autoptr(virStream) st = virStreamNew(conn, 0);
+
+	if (st == NULL ||
+	    virStorageVolUpload(vol, st, offset, 1, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot upload to volume %s", path);
+		return FALSE;
+	}
+	if (virStreamSendHole(st, 1, 0) < 0 || virStreamFinish(st) < 0) {
+		lgd_error_set_from_libvirt(error, "Sparse upload to volume %s failed", path);
+		virStreamAbort(st);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+lgd_volume_stream_upload(
+    LgdTransfer *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+{
+	g_autoptr(virStream) st = NULL;
+	LgdSource source = {.fd = t->fd};
+	guint64 stored;
+	guint64 capacity;
+	int rc;
+
+	if (!lgd_volume_stream_sizes(vol, path, &stored, &capacity, error) ||
+	    !lgd_volume_stream_upload_count(t, &source, stored, MAX(stored, capacity), error) ||
+	    !lgd_volume_usage_check_unused(conn, vol, error))
+		return FALSE;
+	if (source.count == 0) {
+		/* libvirt would read 0 as "no limit" */
+		if (source.fit_only && lgd_source_has_more(&source)) {
+			g_propagate_error(error, source.error);
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (t->sparse && !lgd_volume_stream_cut(conn, vol, t->offset, path, error))
+		return FALSE;
+	source.first_as_data = t->sparse;
+	st = virStreamNew(conn, 0);
+	if (st == NULL ||
+	    virStorageVolUpload(vol, st, t->offset, source.count,
+				t->sparse ? VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM : 0) < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot upload to volume %s", path);
+		return FALSE;
+	}
+	if (t->sparse)
+		rc = virStreamSparseSendAll(st, lgd_source_data, lgd_source_section,
+					    lgd_source_skip, &source);
+	else
+		rc = virStreamSendAll(st, lgd_source_data, &source);
+	if (rc < 0) {
+		lgd_volume_stream_fail(conn, st, &source.error, "Upload", path, error);
+		return FALSE;
+	}
+	if (virStreamFinish(st) < 0) {
+		lgd_volume_stream_set_libvirt_error(conn, "Upload", path, error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static GVariant *
+lgd_volume_stream_run(GDBusMethodInvocation *invocation, gpointer data, GError **error)
+{
+	LgdTransfer *t = data;
+	g_autoptr(virConnect) conn = lgd_volume_stream_connect(t->uri, error);
+	g_autoptr(virStorageVol) vol = NULL;
+	g_autofree gchar *path = NULL;
+	gboolean ok;
+
+	if (conn == NULL)
+		return NULL;
+	vol = virStorageVolLookupByKey(conn, t->key);
+	if (vol == NULL || (path = virStorageVolGetPath(vol)) == NULL) {
+		lgd_error_set_from_libvirt(error, "Volume %s", t->key);
+		return NULL;
+	}
+	if (t->upload)
+		ok = lgd_volume_stream_upload(t, conn, vol, path, error);
+	else
+		ok = lgd_volume_stream_download(t, conn, vol, path, error);
+	if (!ok)
+		return NULL;
+	/* a file system may report a failed write only now (NFS) */
+	if (close(g_steal_fd(&t->fd)) < 0 && errno != EINTR && !t->upload) {
+		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot close the sink: %s", g_strerror(errno));
+		return NULL;
+	}
+	return g_variant_new("()");
+}
+
+/* ---- the handlers ------------------------------------------------------ */
+
+/* The caller's descriptor, checked by the shared helper, and what the
+ * transfer needs to know of it: its size and whether it appends. */
+static gint
+lgd_volume_stream_take_fd(GUnixFDList *fd_list,
+			  GVariant *handle,
+			  gboolean upload,
+			  struct stat *st,
+			  int *fd_flags,
+			  GError **error)
+{
+	gint fd = lgd_fd_take(fd_list, handle, upload ? LGD_FD_READ : LGD_FD_WRITE, NULL, error);
+
+	if (fd < 0)
+		return -1;
+	*fd_flags = fcntl(fd, F_GETFL);
+	if (*fd_flags < 0 || fstat(fd, st) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "Cannot use the file descriptor passed: %s", g_strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static gboolean
+lgd_volume_stream_check_sparse(LgdTransfer *t, GError **error)
+{
+	if (!t->sparse)
+		return TRUE;
+	if (S_ISREG(t->st.st_mode) && !t->upload && (t->fd_flags & O_APPEND)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "'sparse' cannot keep holes in a sink open for appending, which "
+			    "moves every write to the end of the file");
+		return FALSE;
+	}
+	if (S_ISREG(t->st.st_mode))
+		return TRUE;
+	if (t->upload)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "'sparse' needs a regular file as source: holes can only be "
+			    "found in a file; leave it out for a pipe or socket");
+	else
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "'sparse' needs a regular file as sink: a pipe or socket carries "
+			    "bytes only and cannot keep holes; leave it out to get zeros");
+	return FALSE;
+}
+
+static void
+lgd_volume_stream_handle(LgdGuest *guest,
+			 GDBusMethodInvocation *invocation,
+			 GUnixFDList *fd_list,
+			 GVariant *handle,
+			 GVariant *options,
+			 gboolean upload)
+{
+	LgdTransfer *t = g_new0(LgdTransfer, 1);
+	GError *error = NULL;
+
+	t->upload = upload;
+	t->uri = g_strdup(lgd_guest_get_uri(guest));
+	t->key = g_strdup(lgd_guest_get_volume_key(guest));
+	t->fd = lgd_volume_stream_take_fd(fd_list, handle, upload, &t->st, &t->fd_flags, &error);
+	if (t->fd < 0 || !lgd_args_check_options(options, lgd_volume_stream_options, &error)) {
+		lgd_transfer_free(t);
+		lgd_error_return(invocation, error);
+		return;
+	}
+	g_variant_lookup(options, "offset", "t", &t->offset);
+	g_variant_lookup(options, "length", "t", &t->length);
+	t->sparse = lgd_args_get_bool(options, "sparse", FALSE);
+	if (!lgd_volume_stream_check_sparse(t, &error)) {
+		lgd_transfer_free(t);
+		lgd_error_return(invocation, error);
+		return;
+	}
+	lgd_guest_call_in_thread(guest, invocation,
+				 upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ,
+				 lgd_volume_stream_run, t, (GDestroyNotify)lgd_transfer_free);
+}
+
+static gboolean
+lgd_volume_stream_handle_download(LgdDBusVolume *iface,
+				  GDBusMethodInvocation *invocation,
+				  GUnixFDList *fd_list,
+				  GVariant *sink,
+				  GVariant *options,
+				  LgdGuest *guest)
+{
+	lgd_volume_stream_handle(guest, invocation, fd_list, sink, options, FALSE);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+lgd_volume_stream_handle_upload(LgdDBusVolume *iface,
+				GDBusMethodInvocation *invocation,
+				GUnixFDList *fd_list,
+				GVariant *source,
+				GVariant *options,
+				LgdGuest *guest)
+{
+	lgd_volume_stream_handle(guest, invocation, fd_list, source, options, TRUE);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* Handlers are disconnected by lgd_guest_close (they carry @guest). */
+void
+lgd_volume_stream_attach(LgdGuest *guest, LgdDBusVolume *iface)
+{
+	g_signal_connect(iface, "handle-download", G_CALLBACK(lgd_volume_stream_handle_download),
+			 guest);
+	g_signal_connect(iface, "handle-upload", G_CALLBACK(lgd_volume_stream_handle_upload),
+			 guest);
+}
