@@ -9,11 +9,28 @@
 #include "lgd-error.h"
 #include "lgd-fd.h"
 
+/* The message keeps its own copies of the fds for as long as the
+ * invocation lives: a pipe's reader would see no end of file, and a
+ * writer no broken pipe, until the reply. Only ours is to stay open. */
+static void
+lgd_fd_list_drop(GUnixFDList *fd_list)
+{
+	g_autofree gint *fds = NULL;
+	gint n = 0;
+
+	if (fd_list == NULL)
+		return;
+	fds = g_unix_fd_list_steal_fds(fd_list, &n);
+	for (gint i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 /* Takes the fd that @handle (a D-Bus 'h') names in @fd_list: checks the
  * index, duplicates the fd (the caller owns and closes the result), and
  * checks that it is a pipe, socket or regular file opened in the right
  * direction. Returns -1 with @error set otherwise. The fd may be
- * non-blocking: it shares its file status with the client's. */
+ * non-blocking: it shares its file status with the client's. The
+ * message's own copies are closed, whatever the outcome. */
 gint
 lgd_fd_take(GUnixFDList *fd_list,
 	    GVariant *handle,
@@ -35,6 +52,7 @@ lgd_fd_take(GUnixFDList *fd_list,
 		return -1;
 	}
 	fd = g_unix_fd_list_get(fd_list, index, error);
+	lgd_fd_list_drop(fd_list);
 	if (fd < 0)
 		return -1;
 	flags = fcntl(fd, F_GETFL);
