@@ -70,6 +70,18 @@ lgd_limit_in_use(LgdLimit *self)
 	return n;
 }
 
+/* How many callers wait for a slot now. */
+guint
+lgd_limit_waiting(LgdLimit *self)
+{
+	guint n;
+
+	g_mutex_lock(&self->lock);
+	n = (guint)(self->next_ticket - self->serving_ticket);
+	g_mutex_unlock(&self->lock);
+	return n;
+}
+
 /* Half of the host's memory for appliances, at least one. */
 guint
 lgd_limit_default_slots(guint64 mem_total_bytes, guint appliance_mib)

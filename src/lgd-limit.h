@@ -20,6 +20,8 @@ void lgd_limit_release(LgdLimit *self);
 
 guint lgd_limit_in_use(LgdLimit *self);
 
+guint lgd_limit_waiting(LgdLimit *self);
+
 guint lgd_limit_default_slots(guint64 mem_total_bytes, guint appliance_mib);
 
 G_END_DECLS

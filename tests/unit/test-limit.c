@@ -52,7 +52,9 @@ test_bound_and_order(void)
 	for (gint i = 0; i < 8; i++) {
 		workers[i] = (Worker){&s, i};
 		threads[i] = g_thread_new("worker", worker_thread, &workers[i]);
-		g_usleep(10 * 1000); /* arrival order = i */
+		/* arrival order = i: the next starts once this one waits */
+		while (lgd_limit_waiting(s.limit) < (guint)i + 1)
+			g_usleep(1000);
 	}
 	lgd_limit_release(s.limit);
 	for (gint i = 0; i < 8; i++)
