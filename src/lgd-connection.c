@@ -101,7 +101,10 @@ lgd_connection_unexport_all(LgdConnection *self, GHashTable *table)
 /* ---- domains ----------------------------------------------------------- */
 
 static void
-lgd_connection_sync_domain(LgdConnection *self, virDomainPtr dom, gint persistent)
+lgd_connection_sync_domain(LgdConnection *self,
+			   virDomainPtr dom,
+			   gint persistent,
+			   const gchar *prefetched)
 {
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	g_autoptr(LgdGuest) guest = NULL;
@@ -124,8 +127,8 @@ lgd_connection_sync_domain(LgdConnection *self, virDomainPtr dom, gint persisten
 	iface = lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	was_active = lgd_dbus_domain_get_active(iface);
 
-	switch (
-	    lgd_domain_read(iface, dom, self->uri, persistent, is_new ? &identity : NULL, &error)) {
+	switch (lgd_domain_read(iface, dom, self->uri, persistent, prefetched,
+				is_new ? &identity : NULL, &error)) {
 	case LGD_DOMAIN_READ_OK:
 		break;
 	case LGD_DOMAIN_READ_GONE:
@@ -164,7 +167,7 @@ lgd_connection_sync_domain_uuid(LgdConnection *self, const gchar *uuid)
 				  virGetLastErrorMessage());
 		return;
 	}
-	lgd_connection_sync_domain(self, dom, -1);
+	lgd_connection_sync_domain(self, dom, -1, NULL);
 }
 
 /* libvirt hands us a domain handle whose state is the event's; looking the
@@ -185,21 +188,54 @@ lgd_connection_on_domain_event(
 	return 0;
 }
 
+/* Fetching definitions one round trip after the other dominates start-up
+ * with thousands of domains; libvirt multiplexes calls on a connection,
+ * so a few threads fetch them at once. */
+#define LGD_FETCH_THREADS 4
+
+typedef struct {
+	virDomainPtr *doms;
+	gchar **xmls;
+	gint n;
+	gint next; /* atomic */
+} LgdFetch;
+
+static gpointer
+lgd_connection_fetch_thread(gpointer user_data)
+{
+	LgdFetch *fetch = user_data;
+	gint i;
+
+	while ((i = g_atomic_int_add(&fetch->next, 1)) < fetch->n)
+		fetch->xmls[i] = virDomainGetXMLDesc(fetch->doms[i], 0);
+	return NULL;
+}
+
 static gboolean
 lgd_connection_load_domains(LgdConnection *self, guint flags, gint persistent)
 {
-	virDomainPtr *doms = NULL;
-	int n = virConnectListAllDomains(self->conn, &doms, flags);
+	LgdFetch fetch = {0};
+	GThread *threads[LGD_FETCH_THREADS];
+	int n = virConnectListAllDomains(self->conn, &fetch.doms, flags);
 
 	if (n < 0) {
 		g_warning("%s: cannot list domains: %s", self->uri, virGetLastErrorMessage());
 		return FALSE;
 	}
+	fetch.n = n;
+	fetch.xmls = g_new0(gchar *, n + 1);
+	for (guint t = 0; t < LGD_FETCH_THREADS; t++)
+		threads[t] = g_thread_new("lgd-fetch", lgd_connection_fetch_thread, &fetch);
+	for (guint t = 0; t < LGD_FETCH_THREADS; t++)
+		g_thread_join(threads[t]);
 	for (int i = 0; i < n; i++) {
-		lgd_connection_sync_domain(self, doms[i], persistent);
-		virDomainFree(doms[i]);
+		/* a failed fetch is retried, with its error, by the plain path */
+		lgd_connection_sync_domain(self, fetch.doms[i], persistent, fetch.xmls[i]);
+		free(fetch.xmls[i]);
+		virDomainFree(fetch.doms[i]);
 	}
-	free(doms);
+	g_free(fetch.xmls);
+	free(fetch.doms);
 	return TRUE;
 }
 

@@ -34,13 +34,15 @@ lgd_domain_disks_identity(LgdDomainXml *info)
 /* Fills @iface from @dom. @persistent is -1 when the caller does not know
  * it already (listing persistent and transient domains separately saves a
  * round trip per domain at start-up). Setting an unchanged property emits
- * nothing; a changed one is sent in one PropertiesChanged signal. When
+ * nothing; a changed one is sent in one PropertiesChanged signal.
+ * @prefetched is the definition when the caller has it already. When
  * @identity is given, it receives what identifies the disks' contents. */
 LgdDomainRead
 lgd_domain_read(LgdDBusDomain *iface,
 		virDomainPtr dom,
 		const gchar *uri,
 		gint persistent,
+		const gchar *prefetched,
 		gchar **identity,
 		GError **error)
 {
@@ -52,7 +54,7 @@ lgd_domain_read(LgdDBusDomain *iface,
 		lgd_error_set_from_libvirt(error, "cannot read a domain UUID");
 		return LGD_DOMAIN_READ_FAILED;
 	}
-	xml = virDomainGetXMLDesc(dom, 0);
+	xml = prefetched != NULL ? g_strdup(prefetched) : virDomainGetXMLDesc(dom, 0);
 	if (xml == NULL) {
 		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
 			return LGD_DOMAIN_READ_GONE;

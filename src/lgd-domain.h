@@ -18,6 +18,7 @@ LgdDomainRead lgd_domain_read(LgdDBusDomain *iface,
 			      virDomainPtr dom,
 			      const gchar *uri,
 			      gint persistent,
+			      const gchar *prefetched,
 			      gchar **identity,
 			      GError **error);
 
