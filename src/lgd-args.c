@@ -111,6 +111,13 @@ lgd_args_check_path(const gchar *what, const gchar *path, GError **error)
 	}
 	parts = g_strsplit(path, "/", -1);
 	for (guint i = 0; parts[i] != NULL; i++) {
+		/* "..": a polkit rule on the path must see where the call goes */
+		if (g_str_equal(parts[i], ".") || g_str_equal(parts[i], "..")) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "The %s '%s' has a '%s' component; pass the path it means",
+				    what, path, parts[i]);
+			return FALSE;
+		}
 		if (strlen(parts[i]) > LGD_ARGS_NAME_MAX) {
 			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 				    "A name in the %s is longer than %d bytes", what,

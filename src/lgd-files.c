@@ -68,6 +68,52 @@ lgd_files_check_options(GVariant *options, const LgdOptionSpec *method, GError *
 	return lgd_args_check_options(options, (const LgdOptionSpec *)all->data, error);
 }
 
+/* The directories leading to @path must be what they say: a symbolic
+ * link among them would take the call (and what polkit was told of it)
+ * somewhere else in the guest. */
+static gboolean
+lgd_files_check_no_links(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
+{
+	g_autofree gchar *parent = g_path_get_dirname(path);
+	char *real;
+	gboolean same;
+
+	if (g_str_equal(parent, "/"))
+		return TRUE;
+	real = guestfs_realpath(g, parent);
+	if (real == NULL)
+		return TRUE; /* missing: the call itself says NotFound */
+	same = g_str_equal(real, parent);
+	if (!same)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "%s goes through a symbolic link (%s is %s); pass the resolved path",
+			    path, parent, real);
+	free(real);
+	return same;
+}
+
+/* For calls that would follow a link at @path itself. */
+gboolean
+lgd_files_check_not_link(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
+{
+	struct guestfs_statns *st = guestfs_lstatns(g, path);
+	gboolean link;
+	char *target = NULL;
+
+	if (st == NULL)
+		return TRUE; /* missing: the call itself says NotFound */
+	link = (st->st_mode & S_IFMT) == S_IFLNK;
+	guestfs_free_statns(st);
+	if (!link)
+		return TRUE;
+	target = guestfs_readlink(g, path);
+	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+		    "%s is a symbolic link to %s; pass the path of the file it points to", path,
+		    target != NULL ? target : "?");
+	free(target);
+	return FALSE;
+}
+
 /* Validates the call, gets the appliance (read-write for writes, which
  * need the domain shut off: checked before anything is launched) and
  * mounts the guest's filesystems. */
@@ -94,6 +140,9 @@ lgd_files_prepare(LgdSession *session,
 		return NULL;
 	if (!lgd_mount_guest(session, g, lgd_args_get_string(call->options, "root", NULL),
 			     lgd_args_get_string(call->options, "filesystem", NULL), error))
+		return NULL;
+	if (!lgd_files_check_no_links(session, g, call->path, error) ||
+	    (call->path2 != NULL && !lgd_files_check_no_links(session, g, call->path2, error)))
 		return NULL;
 	return g;
 }
@@ -127,9 +176,8 @@ lgd_files_check_type(
 	guestfs_free_statns(st);
 	if (actual == type)
 		return TRUE;
-	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s is %s, not %s", path,
-		    actual == S_IFDIR ? "a directory" : "not a directory",
-		    type == S_IFDIR ? "a directory" : "a regular file");
+	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s is %s", path,
+		    type == S_IFDIR ? "not a directory" : "a directory, not a regular file");
 	return FALSE;
 }
 
@@ -289,7 +337,8 @@ lgd_files_read_file_job(LgdSession *session, gpointer data, GError **error)
 	g_autoptr(GByteArray) bytes = NULL;
 	int64_t size;
 
-	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFREG, error))
+	if (g == NULL || !lgd_files_check_not_link(session, g, call->path, error) ||
+	    !lgd_files_check_type(session, g, call->path, S_IFREG, error))
 		return NULL;
 	size = guestfs_filesize(g, call->path);
 	if (size < 0) {
@@ -366,6 +415,9 @@ lgd_files_fill_from_bytes(
 	gsize len;
 	const gchar *bytes = g_variant_get_fixed_array(data, &len, 1);
 	gsize done = 0;
+
+	if (bytes == NULL)
+		bytes = ""; /* an empty array has no data pointer */
 
 	/* the first piece creates the file, the others append */
 	do {
@@ -463,8 +515,10 @@ lgd_files_mkdir_job(LgdSession *session, gpointer data, GError **error)
 	if (lgd_args_get_bool(call->options, "parents", FALSE))
 		rc = guestfs_mkdir_p(g, call->path) < 0 ? -1
 							: guestfs_chmod(g, (int)mode, call->path);
-	else
-		rc = guestfs_mkdir_mode(g, call->path, (int)mode);
+	else /* mkdir(2) applies the appliance's umask: set the mode after */
+		rc = guestfs_mkdir_mode(g, call->path, (int)mode) < 0
+			 ? -1
+			 : guestfs_chmod(g, (int)mode, call->path);
 	if (rc < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
 		return NULL;
@@ -534,7 +588,7 @@ lgd_files_chmod_job(LgdSession *session, gpointer data, GError **error)
 	if (!lgd_files_check_mode(call->mode, error))
 		return NULL;
 	g = lgd_files_prepare(session, call, NULL, TRUE, error);
-	if (g == NULL)
+	if (g == NULL || !lgd_files_check_not_link(session, g, call->path, error))
 		return NULL;
 	if (guestfs_chmod(g, (int)call->mode, call->path) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
@@ -574,6 +628,23 @@ lgd_files_symlink_job(LgdSession *session, gpointer data, GError **error)
 	g = lgd_files_prepare(session, call, NULL, TRUE, error);
 	if (g == NULL)
 		return NULL;
+	/* ln(1) reports no errno: find the usual mistakes first */
+	{
+		g_autofree gchar *parent = g_path_get_dirname(call->path);
+		struct guestfs_statns *st = guestfs_lstatns(g, call->path);
+
+		if (st != NULL) {
+			guestfs_free_statns(st);
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists",
+				    call->path);
+			return NULL;
+		}
+		if (guestfs_is_dir(g, parent) <= 0) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_FOUND,
+				    "%s: the directory %s does not exist", call->path, parent);
+			return NULL;
+		}
+	}
 	if (guestfs_ln_s(g, call->link_target, call->path) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
 		return NULL;
@@ -589,8 +660,9 @@ lgd_files_dispatch(LgdFilesCall *call,
 		   gboolean write,
 		   LgdJobFunc job)
 {
-	lgd_guest_call(call->guest, invocation, write ? LGD_ACTION_WRITE : LGD_ACTION_READ,
-		       call->path, job, call, (GDestroyNotify)lgd_files_call_free);
+	lgd_guest_call_paths(call->guest, invocation, write ? LGD_ACTION_WRITE : LGD_ACTION_READ,
+			     call->path, call->path2, job, call,
+			     (GDestroyNotify)lgd_files_call_free);
 }
 
 static gboolean

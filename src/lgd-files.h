@@ -34,6 +34,9 @@ lgd_files_finish_write(LgdSession *session, LgdFilesCall *call, guestfs_h *g, GE
 
 gboolean lgd_files_check_mode(gint64 mode, GError **error);
 
+gboolean
+lgd_files_check_not_link(LgdSession *session, guestfs_h *g, const gchar *path, GError **error);
+
 gboolean lgd_files_check_type(
     LgdSession *session, guestfs_h *g, const gchar *path, guint32 type, GError **error);
 

@@ -37,6 +37,7 @@ typedef struct {
 	gchar *volume;
 	gchar *volume_path;
 	gchar *path;
+	gchar *path2; /* a second path the call changes (Rename's destination) */
 	gchar *message;
 	LgdJobFunc func;     /* runs on the session */
 	LgdThreadFunc tfunc; /* or runs in a thread of its own */
@@ -56,6 +57,7 @@ lgd_call_free(LgdCall *call)
 	g_free(call->volume);
 	g_free(call->volume_path);
 	g_free(call->path);
+	g_free(call->path2);
 	g_free(call->message);
 	g_free(call);
 }
@@ -105,6 +107,14 @@ lgd_call_check(LgdCall *call, GError **error)
 	    .path = call->path,
 	};
 
+	if (!lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id, &details,
+			    call->message, error))
+		return FALSE;
+	/* each path the call touches is authorized on its own, so that a
+	 * rule on "path" cannot be escaped by renaming out of its tree */
+	if (call->path2 == NULL)
+		return TRUE;
+	details.path = call->path2;
 	return lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id,
 			      &details, call->message, error);
 }
@@ -260,7 +270,23 @@ lgd_guest_call(LgdGuest *self,
 	       gpointer data,
 	       GDestroyNotify data_free)
 {
+	lgd_guest_call_paths(self, invocation, action_id, path, NULL, func, data, data_free);
+}
+
+/* The same, for a call that touches two paths: both are authorized. */
+void
+lgd_guest_call_paths(LgdGuest *self,
+		     GDBusMethodInvocation *invocation,
+		     const gchar *action_id,
+		     const gchar *path,
+		     const gchar *path2,
+		     LgdJobFunc func,
+		     gpointer data,
+		     GDestroyNotify data_free)
+{
 	LgdCall *call = g_new0(LgdCall, 1);
+
+	call->path2 = g_strdup(path2);
 
 	call->func = func;
 	call->data = data;

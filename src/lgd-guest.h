@@ -40,6 +40,15 @@ const gchar *lgd_guest_get_volume_key(LgdGuest *self);
 
 LgdContext *lgd_guest_get_context(LgdGuest *self);
 
+void lgd_guest_call_paths(LgdGuest *self,
+			  GDBusMethodInvocation *invocation,
+			  const gchar *action_id,
+			  const gchar *path,
+			  const gchar *path2,
+			  LgdJobFunc func,
+			  gpointer data,
+			  GDestroyNotify data_free);
+
 LgdAuthTicket *lgd_guest_auth_ticket_new(LgdGuest *self,
 					 GDBusMethodInvocation *invocation,
 					 const gchar *action_id);

@@ -132,6 +132,8 @@ lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 	if (g == NULL)
 		return NULL;
 	roots = guestfs_inspect_os(g);
+	/* inspection unmounts everything it looked at */
+	lgd_session_set_mount_tag(session, NULL);
 	if (roots == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
 		return NULL;

@@ -25,6 +25,7 @@ lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
 	if (roots != NULL && roots[0] == NULL) {
 		lgd_strv_free(roots);
 		roots = guestfs_inspect_os(g);
+		lgd_session_set_mount_tag(session, NULL); /* it unmounts all */
 	}
 	if (roots == NULL)
 		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");

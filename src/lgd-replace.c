@@ -9,8 +9,8 @@
 
 #define LGD_SELINUX_XATTR "security.selinux"
 
-/* The file to replace: symbolic links are followed so that the link
- * stays and its target gets the new content, as an editor does. */
+/* The file to replace. A symbolic link is refused rather than followed:
+ * its target may lie where the caller was not authorized to write. */
 static gchar *
 lgd_replace_resolve(LgdSession *session,
 		    guestfs_h *g,
@@ -21,14 +21,23 @@ lgd_replace_resolve(LgdSession *session,
 	g_autofree gchar *real = NULL;
 	char *r;
 
-	*st = guestfs_statns(g, path);
+	*st = guestfs_lstatns(g, path);
 	if (*st == NULL) {
 		if (guestfs_last_errno(g) == ENOENT)
-			return g_strdup(path); /* new file (or dangling link) */
+			return g_strdup(path); /* new file */
 		lgd_session_set_error_from_guestfs(session, error, path);
 		return NULL;
 	}
+	if (((*st)->st_mode & S_IFMT) == S_IFLNK) {
+		guestfs_free_statns(*st);
+		*st = NULL;
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "%s is a symbolic link; pass the path of the file it points to", path);
+		return NULL;
+	}
 	if (!S_ISREG((*st)->st_mode)) {
+		guestfs_free_statns(*st);
+		*st = NULL;
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "%s is not a regular file", path);
 		return NULL;

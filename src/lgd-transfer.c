@@ -66,7 +66,8 @@ lgd_transfer_download(LgdSession *session, gpointer data, GError **error)
 	g_autoptr(LgdPump) pump = NULL;
 	gboolean ok;
 
-	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFREG, error))
+	if (g == NULL || !lgd_files_check_not_link(session, g, call->path, error) ||
+	    !lgd_files_check_type(session, g, call->path, S_IFREG, error))
 		return NULL;
 	pump = lgd_pump_new_sink(lgd_transfer_steal_fd(call), error);
 	if (pump == NULL)
