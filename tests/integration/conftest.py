@@ -741,3 +741,88 @@ def appliance_qemu_pid(name):
             return int(f.read().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+# --- The inspection cache and batch inspection (issue 6) --------------------
+
+def cache_file(cache_dir, uri, object_id):
+    """Where the service keeps the cached inspection of an object: one
+    file per object, named after sha256(uri + "\\n" + UUID or volume key)."""
+    import hashlib
+    digest = hashlib.sha256(('%s\n%s' % (uri, object_id)).encode('utf-8')).hexdigest()
+    return os.path.join(cache_dir, digest + '.inspection')
+
+
+def pump(seconds, until=None):
+    """Dispatches D-Bus events for up to seconds, or until until()."""
+    context = GLib.MainContext.default()
+    deadline = time.monotonic() + seconds
+    while True:
+        while context.pending():
+            context.iteration(False)
+        if until is not None and until():
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        time.sleep(min(0.05, remaining))
+
+
+class ApplianceWatch:
+    """Samples the running appliance domains (guestfs-*) whose definition
+    names one of markers (image paths): which ones appeared since the
+    watch was made, which of the markers each held, and the most that ran
+    at once."""
+
+    def __init__(self, conn, markers):
+        self.conn = conn
+        self.markers = list(markers)
+        self.baseline = set(self._running())
+        self.seen = {}           # name -> set of markers it named
+        self.most_at_once = 0
+        self.samples = 0
+
+    def _running(self):
+        import libvirt
+        found = {}
+        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            name = dom.name()
+            if not name.startswith(APPLIANCE_PREFIX):
+                continue
+            try:
+                xml = dom.XMLDesc(0)
+            except libvirt.libvirtError:
+                continue  # gone meanwhile
+            held = {marker for marker in self.markers if marker in xml}
+            if held:
+                found[name] = held
+        return found
+
+    def sample(self):
+        running = self._running()
+        for name, held in running.items():
+            if name not in self.baseline:
+                self.seen.setdefault(name, set()).update(held)
+        self.most_at_once = max(self.most_at_once, len(running))
+        self.samples += 1
+        return running
+
+    def appeared(self):
+        """Names of the appliances that appeared since the watch began."""
+        return sorted(self.seen)
+
+    def during(self, call, interval=0.5, timeout=APPLIANCE_CALL_TIMEOUT, after=0.0):
+        """Samples every interval seconds until call.done() (a PendingCall
+        or anything with done()), then for after more seconds."""
+        deadline = time.monotonic() + timeout
+        while not call.done():
+            if time.monotonic() > deadline:
+                raise AssertionError('no reply within %.0f s' % timeout)
+            self.sample()
+            pump(interval, call.done)
+        self.sample()
+        end = time.monotonic() + after
+        while time.monotonic() < end:
+            pump(min(interval, max(0.0, end - time.monotonic())))
+            self.sample()
+        return self

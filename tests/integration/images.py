@@ -318,3 +318,208 @@ if __name__ == '__main__':
         print(_run(['dumpe2fs', '-h', root.path]).splitlines()[:6])
     finally:
         images.remove()
+
+
+# --- A root with known files, for the Files tests (issue 4) -------------------
+#
+# mkfs.ext4 -d copies each source file's type, mode, owner and times (and
+# symbolic links as they are), so the tree is made here, as root, with
+# exactly the attributes the tests then expect to read back.
+
+import stat as _stat
+import socket as _socket
+
+
+@dataclass
+class TreeEntry:
+    """One file of a tree: path relative to the tree's top ('.' is the
+    top itself), kind as the Files interface names it ('regular',
+    'directory', 'symlink', 'fifo', 'char', 'block', 'socket')."""
+    path: str
+    kind: str
+    mode: int            # permission bits only (07777)
+    uid: int = 0
+    gid: int = 0
+    content: bytes = b''
+    target: str = ''     # symbolic links
+    mtime: int = 1600000000
+    rdev: tuple = (0, 0)  # char and block devices
+
+    @property
+    def type_bits(self):
+        return {'regular': _stat.S_IFREG, 'directory': _stat.S_IFDIR,
+                'symlink': _stat.S_IFLNK, 'fifo': _stat.S_IFIFO,
+                'char': _stat.S_IFCHR, 'block': _stat.S_IFBLK,
+                'socket': _stat.S_IFSOCK}[self.kind]
+
+    @property
+    def st_mode(self):
+        return self.type_bits | self.mode
+
+
+def make_tree(top, entries):
+    """Creates entries under top (which must exist), parents before
+    children, and sets the modes, owners and times last (a directory's
+    mtime changes while it gets children)."""
+    for entry in entries:
+        path = os.path.normpath(os.path.join(top, entry.path))
+        if entry.kind == 'directory':
+            os.makedirs(path, exist_ok=True)
+        elif entry.kind == 'regular':
+            with open(path, 'wb') as f:
+                f.write(entry.content)
+        elif entry.kind == 'symlink':
+            os.symlink(entry.target, path)
+        elif entry.kind == 'fifo':
+            os.mkfifo(path)
+        elif entry.kind in ('char', 'block'):
+            os.mknod(path, entry.type_bits | 0o600, os.makedev(*entry.rdev))
+        elif entry.kind == 'socket':
+            sock = _socket.socket(_socket.AF_UNIX)
+            try:
+                sock.bind(path)
+            finally:
+                sock.close()
+        else:
+            raise ValueError(entry.kind)
+    # Deepest first, so that setting a child's times does not touch its
+    # parent's afterwards.
+    for entry in sorted(entries, key=lambda e: -e.path.count('/')):
+        path = os.path.normpath(os.path.join(top, entry.path))
+        os.lchown(path, entry.uid, entry.gid)
+        if entry.kind != 'symlink':
+            os.chmod(path, entry.mode)  # after chown, which clears set-id bits
+        os.utime(path, (entry.mtime, entry.mtime), follow_symlinks=False)
+
+
+def pseudo_random(size, seed):
+    """size bytes that repeat nowhere (so that a read at a wrong offset
+    cannot match), the same for the same seed."""
+    import hashlib
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(b'%d:%d' % (seed, counter)).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+# Under /etc of files_root(), besides what the operating system needs.
+def _files_etc_entries(hostname, fs_uuid):
+    t = 1650000000
+    return [
+        TreeEntry('os-release', 'regular', 0o644, content=(
+            b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+            b'VERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\n'
+            b'ID=debian\n'), mtime=t + 1),
+        TreeEntry('debian_version', 'regular', 0o644, content=b'12.5\n', mtime=t + 2),
+        TreeEntry('hostname', 'regular', 0o644, content=hostname.encode() + b'\n',
+                  mtime=t + 3),
+        TreeEntry('fstab', 'regular', 0o644, content=(
+            'UUID=%s / ext4 errors=remount-ro 0 1\n' % fs_uuid).encode(), mtime=t + 4),
+        TreeEntry('shadow', 'regular', 0o640, 0, 42,
+                  content=b'root:*:19000:0:99999:7:::\n', mtime=t + 5),
+        TreeEntry('motd', 'regular', 0o664, 1000, 1000,
+                  content=b'Welcome to the lgd test guest.\n' * 3, mtime=t + 6),
+        TreeEntry('localtime', 'symlink', 0o777, target='/usr/share/zoneinfo/Etc/UTC',
+                  mtime=t + 7),
+        TreeEntry('motd.link', 'symlink', 0o777, 1000, 1000, target='motd', mtime=t + 8),
+        TreeEntry('ssh', 'directory', 0o700, mtime=t + 9),
+        TreeEntry('ssh/sshd_config', 'regular', 0o600, content=b'PermitRootLogin no\n',
+                  mtime=t + 10),
+        TreeEntry('default', 'directory', 0o2755, 0, 4, mtime=t + 11),
+        TreeEntry('initctl', 'fifo', 0o600, mtime=t + 12),
+    ]
+
+
+def _files_tree_entries():
+    """The tree under /srv/tree: the TarOut/TarIn tests' material."""
+    rand = pseudo_random
+    t = 1660000000
+    return [
+        TreeEntry('.', 'directory', 0o755, mtime=t),
+        TreeEntry('a.txt', 'regular', 0o644, content=b'alpha\n', mtime=t + 1),
+        TreeEntry('secret', 'regular', 0o600, 1000, 1000, content=rand(3000, 1),
+                  mtime=t + 2),
+        TreeEntry('script.sh', 'regular', 0o755, 1000, 1000,
+                  content=b'#!/bin/sh\necho hello\n', mtime=t + 3),
+        TreeEntry('suid', 'regular', 0o4755, content=b'not really a program\n',
+                  mtime=t + 4),
+        TreeEntry('empty-file', 'regular', 0o644, 1000, 1000, mtime=t + 5),
+        TreeEntry('space name.txt', 'regular', 0o644, content=b'a name with a space\n',
+                  mtime=t + 6),
+        TreeEntry('\u00fcn\u00efcode.txt', 'regular', 0o644, 1000, 1001,
+                  content='\u00fcn\u00efcode\n'.encode(), mtime=t + 7),
+        TreeEntry('skip.log', 'regular', 0o644, content=b'left out by excludes\n',
+                  mtime=t + 8),
+        TreeEntry('shared', 'directory', 0o2775, 1000, 1001, mtime=t + 9),
+        TreeEntry('shared/notes', 'regular', 0o664, 1000, 1001, content=b'notes\n',
+                  mtime=t + 10),
+        TreeEntry('sticky', 'directory', 0o1777, mtime=t + 11),
+        TreeEntry('empty', 'directory', 0o755, mtime=t + 12),
+        TreeEntry('sub', 'directory', 0o750, 1000, 1000, mtime=t + 13),
+        TreeEntry('sub/nested.bin', 'regular', 0o640, 1000, 1001,
+                  content=rand(200 * 1024, 2), mtime=t + 14),
+        TreeEntry('sub/skip.log', 'regular', 0o644, content=b'left out too\n',
+                  mtime=t + 15),
+        TreeEntry('sub/link-up', 'symlink', 0o777, target='../a.txt', mtime=t + 16),
+        TreeEntry('sub/deeper', 'directory', 0o700, mtime=t + 17),
+        TreeEntry('sub/deeper/deep.txt', 'regular', 0o444, content=b'deep\n',
+                  mtime=t + 18),
+        TreeEntry('link-rel', 'symlink', 0o777, 1000, 1000, target='a.txt', mtime=t + 19),
+        TreeEntry('link-abs', 'symlink', 0o777, target='/etc/hostname', mtime=t + 20),
+        TreeEntry('link-dangling', 'symlink', 0o777, 1000, 1000, target='no/such/file',
+                  mtime=t + 21),
+        TreeEntry('link-dir', 'symlink', 0o777, target='sub', mtime=t + 22),
+    ]
+
+
+@dataclass
+class FilesRoot:
+    path: str
+    size: int
+    hostname: str
+    uuid: str
+    etc: list            # TreeEntry under /etc (paths relative to /etc)
+    tree_dir: str        # '/srv/tree'
+    tree: list           # TreeEntry under tree_dir
+    special: list        # TreeEntry under /srv/special: fifo, devices, socket
+    two_mib: bytes       # /srv/data/two-mib.bin
+
+
+def files_root(images, name='files-root.img', size=400 * MIB,
+               hostname='lgd-files-host'):
+    """A raw, sparse image: a whole-disk ext4 root of a Debian 12.5
+    look-alike (enough for inspection to find and mount it) with known
+    files under /etc, a tree with various modes, owners, symbolic links
+    and special files under /srv/tree, a 2 MiB file and room to spare."""
+    fs_uuid = '6c6f6764-7465-4f73-9000-0000000000f1'
+    etc = _files_etc_entries(hostname, fs_uuid)
+    tree = _files_tree_entries()
+    special = [TreeEntry('null', 'char', 0o666, rdev=(1, 3), mtime=1670000001),
+               TreeEntry('loop0', 'block', 0o660, 0, 6, rdev=(7, 0), mtime=1670000002),
+               TreeEntry('fifo', 'fifo', 0o620, 1000, 1000, mtime=1670000003),
+               TreeEntry('socket', 'socket', 0o755, mtime=1670000004)]
+    two_mib = pseudo_random(2 * MIB, 3)
+    image = images.path(name)
+    with tempfile.TemporaryDirectory(prefix='lgd-test-files-') as top:
+        os.chmod(top, 0o755)
+        os.makedirs(os.path.join(top, 'etc'))
+        make_tree(os.path.join(top, 'etc'), etc)
+        os.makedirs(os.path.join(top, 'bin'))
+        shutil.copy('/bin/ls', os.path.join(top, 'bin', 'ls'))
+        for directory in ('usr/bin', 'usr/lib', 'tmp', 'root', 'home', 'srv/data',
+                          'srv/tree', 'var/lib/dpkg'):
+            os.makedirs(os.path.join(top, directory), exist_ok=True)
+        _write(top, 'var/lib/dpkg/status', '')
+        _write(top, 'srv/data/two-mib.bin', two_mib)
+        make_tree(os.path.join(top, 'srv', 'tree'), tree)
+        os.makedirs(os.path.join(top, 'srv', 'special'))
+        make_tree(os.path.join(top, 'srv', 'special'), special)
+        os.chmod(os.path.join(top, 'etc'), 0o755)
+        _run(['mkfs.ext4', '-q', '-F', '-L', 'lgd-files', '-U', fs_uuid,
+              '-d', top, image, '%dk' % (size // 1024)])
+    os.chmod(image, 0o644)
+    assert os.path.getsize(image) == size
+    return FilesRoot(path=image, size=size, hostname=hostname, uuid=fs_uuid, etc=etc,
+                     tree_dir='/srv/tree', tree=tree, special=special, two_mib=two_mib)

@@ -1,0 +1,485 @@
+# Manager.InspectDomains (issue 6): many domains in as few appliances as
+# possible, against the real libvirtd (qemu:///system) with real
+# libguestfs appliances under TCG.
+#
+# Four shut-off domains, each with its own copy of a Debian-like root
+# (different host names, so that every result shows whose it is), are
+# inspected by three services, each on a bus of its own:
+#   - on a session bus, where sharing is on by default: one appliance for
+#     the four, results cached;
+#   - on a session bus with --no-batch-inspection --max-appliances 2: one
+#     appliance per domain, never more than two at once;
+#   - on a private system bus with polkitd and --batch-inspection, called
+#     by nobody, whom a rule lets inspect three of the four domains: the
+#     fourth gets its own error entry, and shared results are not cached.
+# Seven appliance boots in all.  Appliance domains are found by sampling
+# libvirt's running guestfs-* domains whose definition names our images.
+
+import os
+import shutil
+import tempfile
+import threading
+from types import SimpleNamespace
+
+import libvirt
+import pytest
+from gi.repository import GLib
+
+from conftest import (BUS_NAME, DOMAIN_IFACE, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
+                      OBJECT_MANAGER_IFACE, ROOT_PATH, SYSTEM_URI, ApplianceWatch, Daemon,
+                      DBusError, LibvirtObjects, PendingCall, PrivateBus, _running_daemons,
+                      appliance_domains, cache_file, call_method, daemon_binary, domain_path,
+                      ensure_libvirtd_running, unique_name, wait_until)
+from images import ImageSet
+from test_inspect import Objects
+from test_polkit import (CLIENT, POLKIT_NAME, POLKITD, RULES_DIR, PolicyInstall, Process,
+                         SystemBus, as_nobody, built_policy)
+
+ERROR = 'org.libvirt.GuestFS.Error.'
+N_DOMAINS = 4
+# Not test_polkit's file: the two modules never share a rule.
+RULE_FILE = os.path.join(RULES_DIR, '10-lgd-test-batch.rules')
+STOP_TIMEOUT = 90.0
+
+RULE = '''// lgd-test: nobody may inspect three domains (removed by the test)
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.libvirt.guestfs.inspect" && subject.user == "nobody" &&
+        action.lookup("connection") == "%(uri)s" &&
+        %(names)s.indexOf(action.lookup("domain")) >= 0) {
+        return polkit.Result.YES;
+    }
+});
+'''
+
+
+# --- Images, domains, a volume ---------------------------------------------------
+
+@pytest.fixture(scope='module')
+def env():
+    ensure_libvirtd_running()
+    images = ImageSet.create()
+    virt = None
+    try:
+        env = SimpleNamespace(images=images)
+        env.hostnames = ['lgd-batch-%d' % (i + 1) for i in range(N_DOMAINS)]
+        env.image_paths = [images.debian_root(name='d%d.img' % (i + 1), hostname=hostname).path
+                           for i, hostname in enumerate(env.hostnames)]
+        virt = LibvirtObjects()
+        env.conn = virt.conn
+        env.names, env.uuids = [], []
+        for i, image in enumerate(env.image_paths):
+            name = unique_name('batch-%d' % (i + 1))
+            dom = virt.define_domain(name, disks=[(image, 'raw')])
+            env.names.append(name)
+            env.uuids.append(dom.UUIDString())
+        env.paths = [domain_path(SYSTEM_URI, uuid) for uuid in env.uuids]
+        # A storage volume: InspectDomains takes domains only.
+        pool_dir = images.path('pool')
+        os.mkdir(pool_dir, 0o755)
+        env.volume_image = os.path.join(pool_dir, 'vol.img')
+        with open(env.volume_image, 'wb') as f:
+            f.truncate(1024 * 1024)
+        env.pool_name = unique_name('batch-pool')
+        virt.define_dir_pool(env.pool_name, pool_dir).create(0)
+        yield env
+    finally:
+        errors = []
+        if virt is not None:
+            virt.reconnect()
+            leftovers = appliance_domains(virt.conn, [images.dir])
+            for name in leftovers:
+                try:
+                    virt.conn.lookupByName(name).destroy()
+                except libvirt.libvirtError:
+                    pass
+            if leftovers:
+                errors.append('appliances left running: %s' % ', '.join(leftovers))
+            try:
+                virt.cleanup()
+            except AssertionError as error:
+                errors.append(str(error))
+        images.remove()
+        assert not errors, '\n'.join(errors)
+
+
+def watch(env):
+    """An ApplianceWatch whose markers are the four images."""
+    return ApplianceWatch(env.conn, env.image_paths)
+
+
+def results_by_index(env, results):
+    assert sorted(results) == sorted(env.paths), results
+    return [results[path] for path in env.paths]
+
+
+def assert_found(entry, hostname, cached):
+    assert 'error' not in entry, entry
+    assert entry['cached'] is cached, entry
+    systems = entry['systems']
+    assert len(systems) == 1, systems
+    assert (systems[0]['distro'], systems[0]['major-version'], systems[0]['hostname']) == \
+        ('debian', 12, hostname), systems
+
+
+def options(**kwargs):
+    return {key: GLib.Variant('b', value) for key, value in kwargs.items()}
+
+
+# --- A service on a session bus of its own ----------------------------------------
+
+class SessionService:
+    def __init__(self, env, label, extra):
+        self.env = env
+        self.bus = PrivateBus()
+        self.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-%s-' % label)
+        self.daemon = None
+        try:
+            self.daemon = Daemon(self.bus, [SYSTEM_URI],
+                                 ['--force-tcg', '--cache-dir', self.cache_dir,
+                                  '--volume-rescan-interval', '1'] + list(extra))
+        except BaseException:
+            self.bus.stop()
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+            raise
+        _running_daemons.append(self.daemon)
+        self.api = Objects(self.bus.connection)
+
+    def inspect_domains(self, paths, opts=None):
+        return PendingCall(self.bus.connection, MANAGER_PATH, MANAGER_IFACE, 'InspectDomains',
+                           GLib.Variant('(aoa{sv})', (paths, opts or {})), '(a{oa{sv}})')
+
+    def known(self):
+        """[(OperatingSystems, InspectedAt)] of the four domains."""
+        objects = self.api.managed_objects()
+        return [(objects[path][INSPECTOR_IFACE]['OperatingSystems'],
+                 objects[path][INSPECTOR_IFACE]['InspectedAt']) for path in self.env.paths]
+
+    def stop(self):
+        _running_daemons.remove(self.daemon)
+        try:
+            if self.daemon.is_running():
+                for path in self.env.paths:
+                    if self.api.state(path) in ('starting', 'running', 'failed'):
+                        self.api.stop_appliance(path)
+        finally:
+            try:
+                self.daemon.stop()
+            finally:
+                self.bus.stop()
+                shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+def batch_run(env, service):
+    """InspectDomains over the four, appliances sampled every 0.5 s."""
+    seen = watch(env)
+    call = service.inspect_domains(env.paths)
+    seen.during(call, interval=0.5, after=1.0)
+    (results,) = call.wait()
+    return SimpleNamespace(results=results, watch=seen,
+                           elapsed=call.finished - call.sent)
+
+
+@pytest.fixture(scope='module')
+def shared(env):
+    """Sharing on, as by default on the session bus."""
+    service = SessionService(env, 'shared', ['--idle-timeout', '10'])
+    try:
+        run = batch_run(env, service)
+        run.service = service
+        yield run
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope='module')
+def apart(env):
+    """Sharing off, at most two appliances at once (idle ones stop after
+    2 s, so that the next domains get their turn soon)."""
+    service = SessionService(env, 'apart', ['--no-batch-inspection', '--max-appliances', '2',
+                                            '--idle-timeout', '2'])
+    try:
+        run = batch_run(env, service)
+        run.service = service
+        yield run
+    finally:
+        service.stop()
+
+
+# --- Sharing on ----------------------------------------------------------------------
+
+def test_shared_launches_one_appliance(env, shared):
+    appeared = shared.watch.appeared()
+    assert len(appeared) == 1, 'appliances: %s' % {name: sorted(held) for name, held
+                                                   in shared.watch.seen.items()}
+    # ...holding the disks of the four.
+    assert shared.watch.seen[appeared[0]] == set(env.image_paths)
+    entries = results_by_index(env, shared.results)
+    for entry, hostname in zip(entries, env.hostnames):
+        assert_found(entry, hostname, cached=False)
+
+
+def test_shared_results_are_published_and_cached(env, shared):
+    service = shared.service
+    entries = results_by_index(env, shared.results)
+    # Session bus: every disk is the caller's own, so results are kept.
+    for (systems, inspected_at), entry in zip(service.known(), entries):
+        assert systems == entry['systems']
+        assert inspected_at > 0
+    for uuid in env.uuids:
+        assert os.path.exists(cache_file(service.cache_dir, SYSTEM_URI, uuid)), uuid
+
+    seen = watch(env)
+    call = service.inspect_domains(env.paths)
+    seen.during(call, interval=0.2, after=2.0)
+    (again,) = call.wait()
+    assert seen.appeared() == [], 'appliances appeared: %s' % seen.appeared()
+    for entry, first, hostname in zip(results_by_index(env, again), entries, env.hostnames):
+        assert_found(entry, hostname, cached=True)
+        assert entry['systems'] == first['systems']
+    # refresh ignores the cache: one appliance again.
+    seen = watch(env)
+    call = service.inspect_domains(env.paths, options(refresh=True))
+    seen.during(call)
+    (refreshed,) = call.wait()
+    assert len(seen.appeared()) == 1, seen.appeared()
+    for entry, first, hostname in zip(results_by_index(env, refreshed), entries, env.hostnames):
+        assert_found(entry, hostname, cached=False)
+        assert entry['systems'] == first['systems']
+
+
+def test_errors_are_entries(env, shared):
+    service = shared.service
+    volume = wait_until(lambda: _lookup_volume(service, env.volume_image), 30,
+                        'the volume object of ' + env.volume_image)
+    unknown = domain_path(SYSTEM_URI, '00000000-0000-4000-8000-00000000dead')
+    call = service.inspect_domains([unknown, volume, env.paths[0], MANAGER_PATH])
+    (results,) = call.wait()
+    assert sorted(results) == sorted([unknown, volume, env.paths[0], MANAGER_PATH])
+    assert results[unknown]['error'] == ERROR + 'NotFound', results[unknown]
+    assert results[MANAGER_PATH]['error'] == ERROR + 'NotFound', results[MANAGER_PATH]
+    assert results[volume]['error'] == ERROR + 'InvalidArgument', results[volume]
+    for path in (unknown, volume, MANAGER_PATH):
+        assert results[path]['message'], results[path]
+        assert 'systems' not in results[path], results[path]
+    # ...while the others succeed (from the cache: no appliance).
+    assert_found(results[env.paths[0]], env.hostnames[0], cached=True)
+
+    for bad in ({'no-such-option': GLib.Variant('b', True)},
+                {'refresh': GLib.Variant('s', 'yes')}):
+        call = service.inspect_domains(env.paths, bad)
+        with pytest.raises(DBusError) as info:
+            call.wait()
+        assert info.value.name == ERROR + 'InvalidArgument', str(info.value)
+
+
+def _lookup_volume(service, key):
+    try:
+        return service.api.lookup_volume(key)
+    except DBusError as error:
+        if error.name != ERROR + 'NotFound':
+            raise
+        return None
+
+
+# --- Sharing off ---------------------------------------------------------------------
+
+def test_apart_one_appliance_each(env, apart):
+    seen = apart.watch
+    held = {name: sorted(images) for name, images in seen.seen.items()}
+    assert len(held) == N_DOMAINS, 'appliances: %s' % held
+    # One domain's disk each, every domain once.
+    assert sorted(images[0] for images in held.values() if len(images) == 1) == \
+        sorted(env.image_paths), held
+    assert seen.most_at_once <= 2, 'up to %d appliances ran at once with ' \
+        '--max-appliances 2' % seen.most_at_once
+    assert seen.samples >= 10, seen.samples
+    for entry, hostname in zip(results_by_index(env, apart.results), env.hostnames):
+        assert_found(entry, hostname, cached=False)
+
+
+def test_apart_results_are_what_inspect_returns(env, apart):
+    service = apart.service
+    entries = results_by_index(env, apart.results)
+    for (systems, inspected_at), entry in zip(service.known(), entries):
+        assert systems == entry['systems']
+        assert inspected_at > 0
+    seen = watch(env)
+    for path, entry in zip(env.paths, entries):
+        assert service.api.inspect(path) == entry['systems']
+    seen.sample()
+    assert seen.appeared() == []
+
+
+def test_same_results_with_and_without_sharing(env, shared, apart):
+    """A shared appliance sees the four disks as sda..sdd; what each
+    domain gets must still be what Inspect on that domain returns (its
+    own appliance, where its disk is sda): roots and mount points that
+    ListApplications, GetIcon and the Files methods then take."""
+    differences = []
+    for name, with_sharing, without in zip(env.names, results_by_index(env, shared.results),
+                                           results_by_index(env, apart.results)):
+        if with_sharing['systems'] != without['systems']:
+            keys = sorted({key for a, b in zip(with_sharing['systems'], without['systems'])
+                           for key in set(a) | set(b) if a.get(key) != b.get(key)})
+            differences.append('%s: %s differ\n  shared: %r\n  apart:  %r'
+                               % (name, ', '.join(keys) or 'the number of systems',
+                                  with_sharing['systems'], without['systems']))
+    assert not differences, '\n'.join(differences)
+
+
+# --- A denied domain, on the system bus -----------------------------------------------
+
+def write_rule(names):
+    text = RULE % {'uri': SYSTEM_URI, 'names': '[%s]' % ', '.join('"%s"' % n for n in names)}
+    temporary = os.path.join(RULES_DIR, '.10-lgd-test-batch.rules.tmp')
+    with open(temporary, 'w') as f:
+        f.write(text)
+    os.chmod(temporary, 0o644)
+    os.rename(temporary, RULE_FILE)
+
+
+def remove_rule():
+    for path in (RULE_FILE, os.path.join(RULES_DIR, '.10-lgd-test-batch.rules.tmp')):
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+class InThread:
+    """func(*args) in a thread of its own, with done() for ApplianceWatch."""
+
+    def __init__(self, func, *args):
+        self._result = None
+        self._error = None
+        self._thread = threading.Thread(target=self._run, args=(func,) + args, daemon=True)
+        self._thread.start()
+
+    def _run(self, func, *args):
+        try:
+            self._result = func(*args)
+        except BaseException as error:  # re-raised by wait()
+            self._error = error
+
+    def done(self):
+        return not self._thread.is_alive()
+
+    def wait(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def nobody_batch(sysenv, paths):
+    """InspectDomains as nobody, appliances sampled meanwhile."""
+    seen = ApplianceWatch(sysenv.conn, sysenv.image_paths)
+    call = InThread(as_nobody, sysenv, MANAGER_PATH, MANAGER_IFACE, 'InspectDomains',
+                    '(aoa{sv})', [paths, {}])
+    seen.during(call, interval=0.5, after=1.0)
+    report = call.wait()
+    assert 'reply' in report, report
+    return SimpleNamespace(results=report['reply'][0], watch=seen)
+
+
+@pytest.fixture(scope='module')
+def denied(env):
+    """The service on a private system bus with polkitd and
+    --batch-inspection; nobody may inspect all domains but the last."""
+    if os.path.exists(RULE_FILE):
+        pytest.fail('%s exists: another test run is using it' % RULE_FILE, pytrace=False)
+    for tool in ('setpriv', 'dbus-daemon', POLKITD):
+        if shutil.which(tool) is None:
+            pytest.fail('%s is missing' % tool, pytrace=False)
+    policy = built_policy()
+    cleanups = []
+    sysenv = SimpleNamespace(conn=env.conn, image_paths=env.image_paths)
+    try:
+        install = PolicyInstall(policy)
+        cleanups.append(install.remove)
+        cleanups.append(remove_rule)
+        # Before polkitd starts: it reads the rule at once.
+        write_rule(env.names[:-1])
+        sysenv.denied = env.paths[-1]
+
+        bus = SystemBus()
+        cleanups.append(bus.stop)
+        sysenv.bus = bus
+        clean_env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',
+                     'DBUS_SYSTEM_BUS_ADDRESS': bus.address, 'LANG': 'C.UTF-8'}
+        polkitd = Process([POLKITD, '--no-debug'], clean_env, 'polkitd')
+        cleanups.append(polkitd.stop)
+        polkitd.wait_owner(bus, POLKIT_NAME)
+
+        sysenv.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-system-')
+        cleanups.append(lambda: shutil.rmtree(sysenv.cache_dir, ignore_errors=True))
+        service = Process([daemon_binary(), '--system', '--verbose', '--connect', SYSTEM_URI,
+                           '--force-tcg', '--batch-inspection', '--cache-dir', sysenv.cache_dir,
+                           '--idle-timeout', '30'],
+                          dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address),
+                          'libvirt-guestfs-dbus --system')
+        _running_daemons.append(service)
+
+        def stop_service():
+            _running_daemons.remove(service)
+            service.stop(timeout=STOP_TIMEOUT, must_exit_cleanly=True)
+        cleanups.append(stop_service)
+        service.wait_owner(bus, BUS_NAME)
+
+        sysenv.client = os.path.join(bus.dir, 'client.py')
+        with open(sysenv.client, 'w') as f:
+            f.write(CLIENT)
+        os.chmod(sysenv.client, 0o644)
+        sysenv.client_env = dict(clean_env, HOME='/nonexistent', PYTHONDONTWRITEBYTECODE='1')
+        # The objects are those of the other services: same URI, same UUIDs.
+        for path in env.paths:
+            call_method(bus.connection, path, 'org.freedesktop.DBus.Properties', 'Get',
+                        GLib.Variant('(ss)', (DOMAIN_IFACE, 'Name')), '(v)', timeout=30)
+        sysenv.first = nobody_batch(sysenv, env.paths)
+        yield sysenv
+    finally:
+        errors = []
+        for cleanup in reversed(cleanups):
+            try:
+                cleanup()
+            except Exception as error:
+                errors.append('%s: %s' % (getattr(cleanup, '__name__', cleanup), error))
+        assert not os.path.exists(RULE_FILE)
+        assert not errors, '\n'.join(errors)
+
+
+def system_known(sysenv, paths):
+    (objects,) = call_method(sysenv.bus.connection, ROOT_PATH, OBJECT_MANAGER_IFACE,
+                             'GetManagedObjects', None, '(a{oa{sa{sv}}})', timeout=30)
+    return [(objects[path][INSPECTOR_IFACE]['OperatingSystems'],
+             objects[path][INSPECTOR_IFACE]['InspectedAt']) for path in paths]
+
+
+def test_denied_domain_gets_its_own_error(env, denied):
+    results = denied.first.results
+    assert sorted(results) == sorted(env.paths), results
+    entry = results[denied.denied]
+    assert entry.get('error') == ERROR + 'NotAuthorized', entry
+    assert entry.get('message'), entry
+    assert 'systems' not in entry, entry
+    for path, hostname in zip(env.paths[:-1], env.hostnames[:-1]):
+        assert_found(results[path], hostname, cached=False)
+    # One appliance for the three allowed; the denied domain's disk never
+    # went into it.
+    seen = denied.first.watch
+    assert len(seen.appeared()) == 1, seen.seen
+    assert seen.seen[seen.appeared()[0]] == set(env.image_paths[:-1])
+
+
+def test_shared_results_are_not_cached_on_system_bus(env, denied):
+    for path, (systems, inspected_at) in zip(env.paths, system_known(denied, env.paths)):
+        assert (systems, inspected_at) == ([], 0), path
+    assert [name for name in os.listdir(denied.cache_dir)
+            if name.endswith('.inspection')] == []
+
+    second = nobody_batch(denied, env.paths)
+    assert second.results[denied.denied].get('error') == ERROR + 'NotAuthorized'
+    for path, hostname in zip(env.paths[:-1], env.hostnames[:-1]):
+        assert_found(second.results[path], hostname, cached=False)
+        assert second.results[path]['systems'] == denied.first.results[path]['systems']
+    assert len(second.watch.appeared()) == 1, second.watch.seen
+    for path, (systems, inspected_at) in zip(env.paths, system_known(denied, env.paths)):
+        assert (systems, inspected_at) == ([], 0), path
