@@ -139,12 +139,42 @@ lgd_files_prepare(LgdSession *session,
 	if (g == NULL)
 		return NULL;
 	if (!lgd_mount_guest(session, g, lgd_args_get_string(call->options, "root", NULL),
-			     lgd_args_get_string(call->options, "filesystem", NULL), error))
+			     lgd_args_get_string(call->options, "filesystem", NULL), FALSE, error))
 		return NULL;
 	if (!lgd_files_check_no_links(session, g, call->path, error) ||
 	    (call->path2 != NULL && !lgd_files_check_no_links(session, g, call->path2, error)))
 		return NULL;
 	return g;
+}
+
+/* A write job calls this once its checks have passed, just before it
+ * changes anything: the filesystems are mounted read-write from here. */
+gboolean
+lgd_files_begin_write(LgdSession *session, LgdFilesCall *call, guestfs_h *g, GError **error)
+{
+	return lgd_mount_guest(session, g, lgd_args_get_string(call->options, "root", NULL),
+			       lgd_args_get_string(call->options, "filesystem", NULL), TRUE, error);
+}
+
+/* lgd_files_begin_write() as lgd_replace_file() calls it. */
+gboolean
+lgd_files_replace_begin(LgdSession *session, guestfs_h *g, gpointer call, GError **error)
+{
+	return lgd_files_begin_write(session, call, g, error);
+}
+
+/* Fails with NotFound unless @path exists (a link counts). */
+static gboolean
+lgd_files_check_exists(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
+{
+	struct guestfs_statns *st = guestfs_lstatns(g, path);
+
+	if (st == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, path);
+		return FALSE;
+	}
+	guestfs_free_statns(st);
+	return TRUE;
 }
 
 /* After a successful write: on disk before the reply, and the disks'
@@ -452,6 +482,8 @@ lgd_files_write_file_job(LgdSession *session, gpointer data, GError **error)
 	gsize len = g_variant_get_size(call->data);
 	guint64 max = lgd_guest_get_context(call->guest)->max_read_size;
 	LgdReplaceAttrs attrs = {
+	    .begin = lgd_files_replace_begin,
+	    .begin_data = call,
 	    .create = lgd_args_get_bool(call->options, "create", TRUE),
 	    .mode = lgd_args_get_u32(call->options, "mode", -1),
 	    .uid = lgd_args_get_u32(call->options, "uid", -1),
@@ -478,7 +510,10 @@ lgd_files_write_file_job(LgdSession *session, gpointer data, GError **error)
 			return NULL;
 		}
 		if (guestfs_exists(g, call->path) > 0 &&
-		    !lgd_files_check_type(session, g, call->path, S_IFREG, error))
+		    (!lgd_files_check_not_link(session, g, call->path, error) ||
+		     !lgd_files_check_type(session, g, call->path, S_IFREG, error)))
+			return NULL;
+		if (!lgd_files_begin_write(session, call, g, error))
 			return NULL;
 		for (gsize done = 0; done < len; done += LGD_FILES_CHUNK) {
 			const gchar *bytes = g_variant_get_data(call->data);
@@ -511,6 +546,21 @@ lgd_files_mkdir_job(LgdSession *session, gpointer data, GError **error)
 		return NULL;
 	g = lgd_files_prepare(session, call, lgd_mkdir_options, TRUE, error);
 	if (g == NULL)
+		return NULL;
+	if (!lgd_args_get_bool(call->options, "parents", FALSE)) {
+		g_autofree gchar *parent = g_path_get_dirname(call->path);
+		struct guestfs_statns *st = guestfs_lstatns(g, call->path);
+
+		if (st != NULL) {
+			guestfs_free_statns(st);
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists",
+				    call->path);
+			return NULL;
+		}
+		if (!lgd_files_check_type(session, g, parent, S_IFDIR, error))
+			return NULL;
+	}
+	if (!lgd_files_begin_write(session, call, g, error))
 		return NULL;
 	if (lgd_args_get_bool(call->options, "parents", FALSE))
 		rc = guestfs_mkdir_p(g, call->path) < 0 ? -1
@@ -551,6 +601,21 @@ lgd_files_remove_job(LgdSession *session, gpointer data, GError **error)
 	}
 	is_dir = (st->st_mode & S_IFMT) == S_IFDIR;
 	guestfs_free_statns(st);
+	if (is_dir && !lgd_args_get_bool(call->options, "recursive", FALSE)) {
+		char **entries = guestfs_ls(g, call->path);
+		gboolean empty = entries != NULL && entries[0] == NULL;
+
+		lgd_strv_free(entries);
+		if (!empty) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "%s is a directory that is not empty; use the 'recursive' "
+				    "option to remove it with its contents",
+				    call->path);
+			return NULL;
+		}
+	}
+	if (!lgd_files_begin_write(session, call, g, error))
+		return NULL;
 	if (!is_dir)
 		rc = guestfs_rm(g, call->path);
 	else if (lgd_args_get_bool(call->options, "recursive", FALSE))
@@ -570,7 +635,14 @@ lgd_files_rename_job(LgdSession *session, gpointer data, GError **error)
 	LgdFilesCall *call = data;
 	guestfs_h *g = lgd_files_prepare(session, call, NULL, TRUE, error);
 
-	if (g == NULL)
+	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error))
+		return NULL;
+	{
+		g_autofree gchar *parent = g_path_get_dirname(call->path2);
+		if (!lgd_files_check_type(session, g, parent, S_IFDIR, error))
+			return NULL;
+	}
+	if (!lgd_files_begin_write(session, call, g, error))
 		return NULL;
 	if (guestfs_rename(g, call->path, call->path2) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
@@ -588,7 +660,9 @@ lgd_files_chmod_job(LgdSession *session, gpointer data, GError **error)
 	if (!lgd_files_check_mode(call->mode, error))
 		return NULL;
 	g = lgd_files_prepare(session, call, NULL, TRUE, error);
-	if (g == NULL || !lgd_files_check_not_link(session, g, call->path, error))
+	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error) ||
+	    !lgd_files_check_not_link(session, g, call->path, error) ||
+	    !lgd_files_begin_write(session, call, g, error))
 		return NULL;
 	if (guestfs_chmod(g, (int)call->mode, call->path) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
@@ -603,7 +677,8 @@ lgd_files_chown_job(LgdSession *session, gpointer data, GError **error)
 	LgdFilesCall *call = data;
 	guestfs_h *g = lgd_files_prepare(session, call, NULL, TRUE, error);
 
-	if (g == NULL)
+	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error) ||
+	    !lgd_files_begin_write(session, call, g, error))
 		return NULL;
 	if (guestfs_lchown(g, (int)call->uid, (int)call->gid, call->path) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
@@ -645,6 +720,8 @@ lgd_files_symlink_job(LgdSession *session, gpointer data, GError **error)
 			return NULL;
 		}
 	}
+	if (!lgd_files_begin_write(session, call, g, error))
+		return NULL;
 	if (guestfs_ln_s(g, call->link_target, call->path) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
 		return NULL;

@@ -34,6 +34,11 @@ lgd_files_finish_write(LgdSession *session, LgdFilesCall *call, guestfs_h *g, GE
 
 gboolean lgd_files_check_mode(gint64 mode, GError **error);
 
+gboolean lgd_files_replace_begin(LgdSession *session, guestfs_h *g, gpointer call, GError **error);
+
+gboolean
+lgd_files_begin_write(LgdSession *session, LgdFilesCall *call, guestfs_h *g, GError **error);
+
 gboolean
 lgd_files_check_not_link(LgdSession *session, guestfs_h *g, const gchar *path, GError **error);
 

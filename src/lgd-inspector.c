@@ -158,7 +158,7 @@ lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **erro
 	if (!lgd_args_check_options(data->options, lgd_no_options, error))
 		return NULL;
 	g = lgd_session_get_handle(session, error);
-	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, error))
+	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, FALSE, error))
 		return NULL;
 	apps = guestfs_inspect_list_applications2(g, data->root);
 	if (apps == NULL) {
@@ -234,7 +234,7 @@ lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
 	}
 
 	g = lgd_session_get_handle(session, error);
-	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, error))
+	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, FALSE, error))
 		return NULL;
 	png = guestfs_inspect_get_icon(g, data->root, &size, GUESTFS_INSPECT_GET_ICON_FAVICON,
 				       favicon ? 1 : 0, GUESTFS_INSPECT_GET_ICON_HIGHQUALITY,

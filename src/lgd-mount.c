@@ -112,16 +112,27 @@ lgd_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, gboolean rw
 }
 
 /* Mounts @filesystem alone at "/", or else the operating system @root (or
- * the only one) as the guest does; read-write when the appliance is.
- * What is mounted stays mounted for the next call that wants the same. */
+ * the only one) as the guest does, read-write when @rw. What is mounted
+ * stays mounted for the next call that wants the same. Writes mount
+ * read-only until their checks pass: mounting read-write changes the
+ * filesystem (mount count and times), and a refused call must not. */
 gboolean
-lgd_mount_guest(
-    LgdSession *session, guestfs_h *g, const gchar *root, const gchar *filesystem, GError **error)
+lgd_mount_guest(LgdSession *session,
+		guestfs_h *g,
+		const gchar *root,
+		const gchar *filesystem,
+		gboolean rw,
+		GError **error)
 {
-	gboolean rw = lgd_session_is_read_write(session);
 	g_autofree gchar *chosen = NULL;
 	g_autofree gchar *tag = NULL;
+	g_autofree gchar *tag_rw = NULL;
 
+	if (rw && !lgd_session_is_read_write(session)) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_FAILED,
+				    "Internal error: a read-write mount on a read-only appliance");
+		return FALSE;
+	}
 	if (filesystem == NULL) {
 		chosen = lgd_mount_choose_root(session, g, root, error);
 		if (chosen == NULL)
@@ -129,7 +140,11 @@ lgd_mount_guest(
 	}
 	tag = g_strdup_printf("%s:%s:%s", filesystem != NULL ? "fs" : "os",
 			      filesystem != NULL ? filesystem : chosen, rw ? "rw" : "ro");
-	if (g_strcmp0(tag, lgd_session_get_mount_tag(session)) == 0)
+	tag_rw = g_strdup_printf("%s:%s:rw", filesystem != NULL ? "fs" : "os",
+				 filesystem != NULL ? filesystem : chosen);
+	/* what is mounted read-write serves reads as well */
+	if (g_strcmp0(tag, lgd_session_get_mount_tag(session)) == 0 ||
+	    g_strcmp0(tag_rw, lgd_session_get_mount_tag(session)) == 0)
 		return TRUE;
 	lgd_mount_release(session, g);
 	if (filesystem != NULL) {

@@ -8,8 +8,12 @@
 
 G_BEGIN_DECLS
 
-gboolean lgd_mount_guest(
-    LgdSession *session, guestfs_h *g, const gchar *root, const gchar *filesystem, GError **error);
+gboolean lgd_mount_guest(LgdSession *session,
+			 guestfs_h *g,
+			 const gchar *root,
+			 const gchar *filesystem,
+			 gboolean rw,
+			 GError **error);
 
 void lgd_mount_release(LgdSession *session, guestfs_h *g);
 

@@ -23,10 +23,20 @@ lgd_replace_resolve(LgdSession *session,
 
 	*st = guestfs_lstatns(g, path);
 	if (*st == NULL) {
-		if (guestfs_last_errno(g) == ENOENT)
-			return g_strdup(path); /* new file */
-		lgd_session_set_error_from_guestfs(session, error, path);
-		return NULL;
+		g_autofree gchar *parent = g_path_get_dirname(path);
+
+		if (guestfs_last_errno(g) != ENOENT) {
+			lgd_session_set_error_from_guestfs(session, error, path);
+			return NULL;
+		}
+		/* a new file: its directory must be there before anything is
+		 * mounted read-write */
+		if (guestfs_is_dir(g, parent) <= 0) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_FOUND,
+				    "%s: the directory %s does not exist", path, parent);
+			return NULL;
+		}
+		return g_strdup(path);
 	}
 	if (((*st)->st_mode & S_IFMT) == S_IFLNK) {
 		guestfs_free_statns(*st);
@@ -131,6 +141,11 @@ lgd_replace_file(LgdSession *session,
 	if (old == NULL && !attrs->create) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_FOUND,
 			    "%s does not exist (and the 'create' option is false)", path);
+		return FALSE;
+	}
+	if (attrs->begin != NULL && !attrs->begin(session, g, attrs->begin_data, error)) {
+		if (old != NULL)
+			guestfs_free_statns(old);
 		return FALSE;
 	}
 	tmp = lgd_replace_temp_name(target);

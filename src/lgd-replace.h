@@ -9,7 +9,15 @@
 
 G_BEGIN_DECLS
 
+/* Called once the target is known good, before anything is changed. */
+typedef gboolean (*LgdReplaceBegin)(LgdSession *session,
+				    guestfs_h *g,
+				    gpointer user_data,
+				    GError **error);
+
 typedef struct {
+	LgdReplaceBegin begin;
+	gpointer begin_data;
 	gboolean create; /* a missing target is created, else NotFound */
 	gint64 mode;	 /* -1: keep the old file's, or 0644 for a new one */
 	gint64 uid;	 /* -1: keep the old file's, or 0 */

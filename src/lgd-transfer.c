@@ -106,6 +106,8 @@ lgd_transfer_upload(LgdSession *session, gpointer data, GError **error)
 	g_autoptr(LgdPump) pump = NULL;
 	LgdUploadFill fill = {call, NULL};
 	LgdReplaceAttrs attrs = {
+	    .begin = lgd_files_replace_begin,
+	    .begin_data = call,
 	    .create = TRUE,
 	    .mode = lgd_args_get_u32(call->options, "mode", -1),
 	    .uid = lgd_args_get_u32(call->options, "uid", -1),
@@ -186,7 +188,8 @@ lgd_transfer_tar_in(LgdSession *session, gpointer data, GError **error)
 	gboolean ok;
 
 	if (g == NULL || !lgd_transfer_compress(call->options, &compress, error) ||
-	    !lgd_files_check_type(session, g, call->path, S_IFDIR, error))
+	    !lgd_files_check_type(session, g, call->path, S_IFDIR, error) ||
+	    !lgd_files_begin_write(session, call, g, error))
 		return NULL;
 	args.bitmask = GUESTFS_TAR_IN_OPTS_XATTRS_BITMASK;
 	args.xattrs = 1;
