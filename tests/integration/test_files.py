@@ -703,8 +703,10 @@ def test_read_file(env):
     etc = {e.path: e for e in env.root.etc}
     for name in ('hostname', 'motd', 'shadow', 'os-release'):
         assert env.api.read_file(env.files, '/etc/' + name) == etc[name].content
-    # through a symbolic link
-    assert env.api.read_file(env.files, '/etc/motd.link') == etc['motd'].content
+    # a symbolic link is not followed (a rule on the path must see where
+    # the read goes): the error names the target to read instead
+    error = expect_error('InvalidArgument', env.api.read_file, env.files, '/etc/motd.link')
+    assert 'motd' in str(error) and 'symbolic link' in str(error)
     assert env.api.read_file(env.files, env.root.tree_dir + '/empty-file') == b''
 
     data = env.root.two_mib
@@ -1311,7 +1313,9 @@ def test_symlink(env):
     info = api.stat(obj, '/srv/work/dangling')
     assert (info['type'], info['link-target'], info['size']) == \
         ('symlink', 'does/not/exist', len('does/not/exist'))
-    assert api.read_file(obj, '/srv/work/rel-link') == b'one'
+    # the link exists and points at r3, whose content is read by its own path
+    expect_error('InvalidArgument', api.read_file, obj, '/srv/work/rel-link')
+    assert api.read_file(obj, '/srv/work/r3') == b'one'
     entries = {e['name']: e for e in api.read_dir(obj, '/srv/work')}
     assert entries['abs-link']['link-target'] == '/etc/hostname'
     assert entries['abs-link']['type'] == 'symlink'

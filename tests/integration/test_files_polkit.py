@@ -407,7 +407,9 @@ def test_rule_on_path(pkf):
     report = call(pkf, 'Stat', '(sa{sv})', '/srv/newdir/uploaded', {})
     info = report['reply'][0]
     assert (info['mode'] & 0o7777, info['uid'], info['gid']) == (0o600, 65534, 65534)
-    assert data_of(read_file(pkf, '/srv/newdir/link2')) == b'uploaded by nobody\n'
+    report = call(pkf, 'Readlink', '(sa{sv})', '/srv/newdir/link2', {})
+    assert report.get('reply') == ['uploaded'], report
+    assert data_of(read_file(pkf, '/srv/newdir/uploaded')) == b'uploaded by nobody\n'
 
     # elsewhere: still denied, and nothing changed
     assert_writes_denied(pkf)
