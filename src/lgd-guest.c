@@ -459,15 +459,13 @@ lgd_guest_store_inspection(LgdGuest *self, LgdCacheEntry *entry)
 void
 lgd_guest_forget_inspection(LgdGuest *self)
 {
-	gboolean had;
-
 	g_mutex_lock(&self->cache_lock);
-	had = self->cache != NULL;
 	g_clear_pointer(&self->cache, lgd_cache_entry_free);
 	g_mutex_unlock(&self->cache_lock);
 	lgd_cache_drop(self->context->cache, self->uri, lgd_guest_cache_id(self));
-	if (had)
-		lgd_guest_publish(self, NULL);
+	/* also what a running domain's inspection published without caching
+	 * it; unchanged properties emit nothing */
+	lgd_guest_publish(self, NULL);
 }
 
 /* At start-up: what an earlier run of the service found, if the disks
