@@ -419,7 +419,9 @@ class Service:
     def __init__(self, ctx, bus, label, extra_args=()):
         self.bus = bus
         self.label = label
-        self.logfile = os.path.join(bus.dir, f"{label}.log")
+        # labels such as "run 1/3" must not make a path
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        self.logfile = os.path.join(bus.dir, f"{safe}.log")
         self.run_dir = tempfile.mkdtemp(prefix="run-", dir=bus.dir)
         argv = [daemon_binary(ctx), "--session", "--connect", "qemu:///system", "--force-tcg",
                 "--run-dir", self.run_dir, *extra_args]
