@@ -227,6 +227,77 @@ lgd_batch_assign_roots(guestfs_h *g, GPtrArray *group, char **roots)
 	lgd_strv_free(devices);
 }
 
+/* @name as the domain's own appliance would call it: in the shared one
+ * its drives start at @first, in its own at the first device. */
+static gchar *
+lgd_batch_rename_device(const gchar *name, char **devices, guint first, guint n)
+{
+	const gchar *prefix = g_str_has_prefix(name, "btrfsvol:") ? "btrfsvol:" : "";
+	const gchar *dev = name + strlen(prefix);
+
+	for (guint k = 0; k < n && devices[first + k] != NULL; k++) {
+		const gchar *shared = devices[first + k];
+		const gchar *rest;
+
+		if (!g_str_has_prefix(dev, shared))
+			continue;
+		rest = dev + strlen(shared);
+		while (g_ascii_isdigit(*rest))
+			rest++; /* a partition number */
+		/* /dev/sdb must not match /dev/sdba */
+		if (*rest != '\0' && *rest != '/')
+			continue;
+		return g_strdup_printf("%s%s%s", prefix, devices[k], dev + strlen(shared));
+	}
+	return g_strdup(name);
+}
+
+/* Device names in @systems (a root, mount points' devices) made the ones
+ * the domain's own appliance uses, so that results match Inspect's and
+ * a root can be passed to the domain's other methods. */
+static GVariant *
+lgd_batch_rename_devices(GVariant *systems, char **devices, guint first, guint n)
+{
+	GVariantBuilder list;
+	GVariantIter iter;
+	GVariant *system;
+
+	g_variant_builder_init(&list, G_VARIANT_TYPE("aa{sv}"));
+	g_variant_iter_init(&iter, systems);
+	while ((system = g_variant_iter_next_value(&iter)) != NULL) {
+		GVariantDict dict;
+		const gchar *root;
+		GVariant *mounts;
+
+		g_variant_dict_init(&dict, system);
+		if (g_variant_dict_lookup(&dict, "root", "&s", &root)) {
+			g_autofree gchar *renamed =
+			    lgd_batch_rename_device(root, devices, first, n);
+			g_variant_dict_insert(&dict, "root", "s", renamed);
+		}
+		mounts = g_variant_dict_lookup_value(&dict, "mountpoints", G_VARIANT_TYPE("a{ss}"));
+		if (mounts != NULL) {
+			GVariantBuilder renamed;
+			GVariantIter m;
+			const gchar *where, *device;
+
+			g_variant_builder_init(&renamed, G_VARIANT_TYPE("a{ss}"));
+			g_variant_iter_init(&m, mounts);
+			while (g_variant_iter_next(&m, "{&s&s}", &where, &device)) {
+				g_autofree gchar *d =
+				    lgd_batch_rename_device(device, devices, first, n);
+				g_variant_builder_add(&renamed, "{ss}", where, d);
+			}
+			g_variant_dict_insert_value(&dict, "mountpoints",
+						    g_variant_builder_end(&renamed));
+			g_variant_unref(mounts);
+		}
+		g_variant_builder_add_value(&list, g_variant_dict_end(&dict));
+		g_variant_unref(system);
+	}
+	return g_variant_builder_end(&list);
+}
+
 /* One appliance for @group (domains of one connection): all their disks
  * read-only, each operating system mapped back to its domain. */
 static void
@@ -238,6 +309,7 @@ lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
 	guestfs_h *g;
 	guint drives = 0;
 	char **roots = NULL;
+	char **devices = NULL;
 
 	lgd_limit_acquire(config->limit);
 	g = lgd_appliance_create(config, uri, &error);
@@ -261,18 +333,27 @@ lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
 			g_set_error(&error, LGD_ERROR, LGD_ERROR_FAILED, "Inspection failed: %s",
 				    guestfs_last_error(g));
 	}
-	if (roots != NULL)
+	if (roots != NULL) {
 		lgd_batch_assign_roots(g, added, roots);
+		devices = guestfs_list_devices(g);
+	}
 	for (guint i = 0; i < added->len; i++) {
 		LgdBatchItem *item = g_ptr_array_index(added, i);
 		g_autoptr(GVariant) systems = NULL;
+		GVariant *raw = NULL;
 
-		if (roots == NULL) {
+		if (roots != NULL && devices == NULL && error == NULL)
+			g_set_error(&error, LGD_ERROR, LGD_ERROR_FAILED, "Cannot list devices: %s",
+				    guestfs_last_error(g));
+		if (roots == NULL || devices == NULL) {
 			lgd_batch_fail(item, error);
 			continue;
 		}
 		g_ptr_array_add(item->roots, NULL);
-		systems = g_variant_ref_sink(lgd_inspect_roots(g, (char **)item->roots->pdata));
+		raw = g_variant_ref_sink(lgd_inspect_roots(g, (char **)item->roots->pdata));
+		systems = g_variant_ref_sink(
+		    lgd_batch_rename_devices(raw, devices, item->first_drive, item->n_drives));
+		g_clear_pointer(&raw, g_variant_unref);
 		item->result = lgd_batch_systems_result(systems, FALSE);
 		/* see InspectDomains in the API: a shared appliance's results are
 		 * trusted only where every disk is the caller's own anyway */
@@ -281,6 +362,7 @@ lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
 						   lgd_cache_entry_new(item->identity, systems));
 	}
 	lgd_strv_free(roots);
+	lgd_strv_free(devices);
 	if (g != NULL) {
 		guestfs_shutdown(g);
 		guestfs_close(g);
