@@ -66,6 +66,18 @@ def add_arguments(parser):
 # ---------------------------------------------------------------- measuring
 
 
+def wait_for_libvirtd(timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            open_libvirt(URI).close()
+            return
+        except BenchError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 class ApplianceSampler:
     """Samples, in a thread of its own (with its own libvirt connection),
     the running guestfs-* domains whose definition names MARKER."""
@@ -238,6 +250,8 @@ def run(ctx):
     for name, hostname in zip(names, hostnames):
         root = images.debian_root(name=f"{name}.img", hostname=hostname)
         define_one_disk_domain(ctx, URI, name, root.path)
+    # Runs before the undefines: libvirtd may be restarting (other test runs).
+    ctx.cleanup.push(wait_for_libvirtd, what="wait for libvirtd")
     print(f"{n} domains lgd-bench-batch-01..{n:02d}: shut off, one raw disk each "
           f"({root.size // 2**20} MiB ext4 Debian 12 look-alike, own host name)")
 
