@@ -382,11 +382,31 @@ lgd_guest_cache_id(LgdGuest *self)
 	return self->uuid != NULL ? self->uuid : self->key;
 }
 
+/* How long a worker waits for the main loop to publish (it may have
+ * stopped, at exit). */
+#define LGD_PUBLISH_WAIT_US (2 * G_USEC_PER_SEC)
+
+typedef struct {
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+} LgdPublishDone;
+
 typedef struct {
 	LgdGuest *guest;
 	GVariant *systems;
 	gint64 inspected_at;
+	LgdPublishDone *done; /* atomic rc box, or NULL */
 } LgdPublish;
+
+static void
+lgd_publish_done_clear(gpointer data)
+{
+	LgdPublishDone *done = data;
+
+	g_mutex_clear(&done->lock);
+	g_cond_clear(&done->cond);
+}
 
 static gboolean
 lgd_guest_publish_idle(gpointer user_data)
@@ -397,17 +417,27 @@ lgd_guest_publish_idle(gpointer user_data)
 
 	lgd_dbus_inspector_set_operating_systems(iface, publish->systems);
 	lgd_dbus_inspector_set_inspected_at(iface, publish->inspected_at);
+	if (publish->done != NULL) {
+		g_mutex_lock(&publish->done->lock);
+		publish->done->done = TRUE;
+		g_cond_broadcast(&publish->done->cond);
+		g_mutex_unlock(&publish->done->lock);
+		g_atomic_rc_box_release_full(publish->done, lgd_publish_done_clear);
+	}
 	g_variant_unref(publish->systems);
 	g_object_unref(publish->guest);
 	g_free(publish);
 	return G_SOURCE_REMOVE;
 }
 
-/* Properties change in the main loop, whatever thread learnt the facts. */
+/* Properties change in the main loop, whatever thread learnt the facts.
+ * A worker waits for it, so that its reply, sent next, never overtakes
+ * the new property values. */
 static void
 lgd_guest_publish(LgdGuest *self, const LgdCacheEntry *entry)
 {
 	LgdPublish *publish = g_new0(LgdPublish, 1);
+	LgdPublishDone *done = NULL;
 
 	publish->guest = g_object_ref(self);
 	publish->systems =
@@ -415,7 +445,22 @@ lgd_guest_publish(LgdGuest *self, const LgdCacheEntry *entry)
 		? g_variant_ref(entry->systems)
 		: g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
 	publish->inspected_at = entry != NULL ? entry->inspected_at : 0;
+	if (!g_main_context_is_owner(self->main_context)) {
+		done = g_atomic_rc_box_new0(LgdPublishDone);
+		g_mutex_init(&done->lock);
+		g_cond_init(&done->cond);
+		publish->done = g_atomic_rc_box_acquire(done);
+	}
 	g_main_context_invoke(self->main_context, lgd_guest_publish_idle, publish);
+	if (done != NULL) {
+		gint64 deadline = g_get_monotonic_time() + LGD_PUBLISH_WAIT_US;
+
+		g_mutex_lock(&done->lock);
+		while (!done->done && g_cond_wait_until(&done->cond, &done->lock, deadline))
+			;
+		g_mutex_unlock(&done->lock);
+		g_atomic_rc_box_release_full(done, lgd_publish_done_clear);
+	}
 }
 
 /* The last inspection when the disks are still what it saw, else NULL. */
