@@ -267,13 +267,13 @@ lgd_batch_rename_devices(GVariant *systems, char **devices, guint first, guint n
 	while ((system = g_variant_iter_next_value(&iter)) != NULL) {
 		GVariantDict dict;
 		const gchar *root;
+		g_autofree gchar *renamed_root = NULL;
 		GVariant *mounts;
 
 		g_variant_dict_init(&dict, system);
 		if (g_variant_dict_lookup(&dict, "root", "&s", &root)) {
-			g_autofree gchar *renamed =
-			    lgd_batch_rename_device(root, devices, first, n);
-			g_variant_dict_insert(&dict, "root", "s", renamed);
+			renamed_root = lgd_batch_rename_device(root, devices, first, n);
+			g_variant_dict_insert(&dict, "root", "s", renamed_root);
 		}
 		mounts = g_variant_dict_lookup_value(&dict, "mountpoints", G_VARIANT_TYPE("a{ss}"));
 		if (mounts != NULL) {
@@ -286,7 +286,14 @@ lgd_batch_rename_devices(GVariant *systems, char **devices, guint first, guint n
 			while (g_variant_iter_next(&m, "{&s&s}", &where, &device)) {
 				g_autofree gchar *d =
 				    lgd_batch_rename_device(device, devices, first, n);
-				g_variant_builder_add(&renamed, "{ss}", where, d);
+				/* "/" is the root by definition; an fstab naming it by a
+				 * UUID that clones share may resolve to another guest's
+				 * disk in a shared appliance */
+				if (g_str_equal(where, "/") && renamed_root != NULL)
+					g_variant_builder_add(&renamed, "{ss}", where,
+							      renamed_root);
+				else
+					g_variant_builder_add(&renamed, "{ss}", where, d);
 			}
 			g_variant_dict_insert_value(&dict, "mountpoints",
 						    g_variant_builder_end(&renamed));
