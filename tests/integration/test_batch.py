@@ -12,7 +12,7 @@
 #   - on a private system bus with polkitd and --batch-inspection, called
 #     by nobody, whom a rule lets inspect three of the four domains: the
 #     fourth gets its own error entry, and shared results are not cached.
-# Seven appliance boots in all.  Appliance domains are found by sampling
+# Eight appliance boots in all.  Appliance domains are found by sampling
 # libvirt's running guestfs-* domains whose definition names our images.
 
 import os

@@ -360,7 +360,8 @@ def run(ctx):
     os.mkfifo(fifo, 0o600)
 
     # Launches, not counted.
-    svc = Service(ctx, bus, "ours", ["--idle-timeout", "900"])
+    cache_dir = os.path.join(bus.dir, "cache")  # not the user's: the cache outlives the service
+    svc = Service(ctx, bus, "ours", ["--idle-timeout", "900", "--cache-dir", cache_dir])
     path = svc.lookup_domain(DOMAIN)
     t0 = time.monotonic()
     first = readfile_ours(svc, path, 1, small)[0]

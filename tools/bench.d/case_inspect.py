@@ -9,8 +9,9 @@ Cold, per run: virt-inspector -c qemu:///system -d lgd-bench-inspect as a
 whole process (libvirt connection, appliance launch, inspection, its XML;
 LIBGUESTFS_BACKEND=libvirt:qemu:///system and force_tcg, as the service's
 appliances run), against one Inspect call to a freshly started service whose
-appliance is stopped (the service's own start-up, until it owns its bus name,
-is not counted: it is reported apart). virt-inspector runs once first,
+appliance is stopped and whose inspection cache is a new empty --cache-dir
+(the service's own start-up, until it owns its bus name, is not counted: it
+is reported apart). virt-inspector runs once first,
 not counted, so that the supermin appliance and the image are in the host's
 caches for both; then the two alternate who goes first, --inspect-runs runs
 each, and the medians are compared.
@@ -18,10 +19,14 @@ each, and the medians are compared.
 Repeated: the service of the last cold run, its appliance still up, answers
 --inspect-calls more Inspect calls one after the other; p50 and p90 of the
 client's round trip. (The domain is shut off and its disk unchanged, so the
-service may answer from its inspection cache, as the API allows.)
+service answers from its inspection cache, as the API allows.) For
+information, not a target: --inspect-refresh-calls calls with refresh=true
+on the same warm appliance, i.e. a real inspection without an appliance
+launch.
 """
 
 import subprocess
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 
@@ -49,6 +54,9 @@ def add_arguments(parser):
                    help="cold runs of each, alternating, median reported (default 3)")
     g.add_argument("--inspect-calls", type=int, default=50, metavar="N",
                    help="repeated Inspect calls on a warm service (default 50)")
+    g.add_argument("--inspect-refresh-calls", type=int, default=10, metavar="N",
+                   help="Inspect calls with refresh=true on the warm appliance, reported "
+                        "for information (default 10; 0: none)")
 
 
 # ---------------------------------------------------------------- measuring
@@ -136,12 +144,17 @@ def timed_inspect(svc, path):
 
 def measure_cold_ours(ctx, bus, label, keep=False):
     """A fresh service, one cold Inspect. Returns (run, service if KEEP else None)."""
-    svc = Service(ctx, bus, f"ours-{label}", ["--idle-timeout", "600"])
+    # A cache of its own, empty: the cache survives restarts of the service.
+    cache_dir = tempfile.mkdtemp(prefix="cache-", dir=bus.dir)
+    svc = Service(ctx, bus, f"ours-{label}", ["--idle-timeout", "600", "--cache-dir", cache_dir])
     path = svc.lookup_domain(DOMAIN)
     state = svc.get_property(path, DOMAIN_IFACE, "ApplianceState")
     if state != "stopped":
         raise BenchError(f"fresh service: ApplianceState is {state!r}, expected 'stopped'")
     t, systems, states = timed_inspect(svc, path)
+    if "running" not in states:
+        raise BenchError(f"cold Inspect took {t:.3f} s and launched no appliance (states seen: "
+                         f"{states}): not a cold call; log tail:\n{tail(svc.logfile)}")
     run = {"total_s": t, "service_start_s": svc.t_owner - svc.t_start,
            "starting_at_s": states.get("starting"), "running_at_s": states.get("running")}
     log(f"bench: inspect {label} ours: {t:.2f} s (appliance running at "
@@ -155,11 +168,12 @@ def measure_cold_ours(ctx, bus, label, keep=False):
     return run, None, None
 
 
-def repeated_ours(svc, path, n):
+def repeated_ours(svc, path, n, refresh=False):
     times = []
+    opts = {"refresh": GLib.Variant("b", True)} if refresh else {}
     for _ in range(n):
         t0 = time.monotonic()
-        reply = svc.call(path, INSPECTOR_IFACE, "Inspect", GLib.Variant("(a{sv})", ({},)),
+        reply = svc.call(path, INSPECTOR_IFACE, "Inspect", GLib.Variant("(a{sv})", (opts,)),
                          "(aa{sv})")
         times.append(time.monotonic() - t0)
         _check_systems(reply.unpack()[0], "repeated Inspect")
@@ -179,8 +193,9 @@ def _ms(x):
 
 def run(ctx):
     args = ctx.args
-    if args.inspect_runs < 1 or args.inspect_calls < 1:
-        raise BenchError("--inspect-runs and --inspect-calls must be at least 1")
+    if args.inspect_runs < 1 or args.inspect_calls < 1 or args.inspect_refresh_calls < 0:
+        raise BenchError("--inspect-runs and --inspect-calls must be at least 1, "
+                         "--inspect-refresh-calls at least 0")
     ctx.ensure_daemons()
     _, images = bench_image_set(ctx)
     root = images.debian_root(name="root.img", hostname=HOSTNAME)
@@ -210,6 +225,7 @@ def run(ctx):
 
     # Repeated, on the warm service of the last cold run.
     rep_times = repeated_ours(svc, path, args.inspect_calls)
+    refresh_times = repeated_ours(svc, path, args.inspect_refresh_calls, refresh=True)
     state_after = svc.get_property(path, DOMAIN_IFACE, "ApplianceState")
     status = svc.stop()
     load_after = machine_load()
@@ -222,21 +238,24 @@ def run(ctx):
     ratio = med_ours / med_theirs
     p50 = percentile(rep_times, 50)
     p90 = percentile(rep_times, 90)
-    running_at = [r["running_at_s"] for r in ours if r["running_at_s"] is not None]
-    launch_med = median(running_at) if running_at else None
+    launch_med = median([r["running_at_s"] for r in ours])
+    after_med = median([r["total_s"] - r["running_at_s"] for r in ours])
 
     print(f"cold: median of {n} runs each, alternating who goes first "
           f"(after one virt-inspector warm-up, {warm['total_s']:.2f} s, not counted)")
     rows = [
         ["cold Inspect (fresh service, appliance stopped)", _s(med_ours)],
         ["  of which until ApplianceState=running", _s(launch_med)],
-        ["  after running: inspection + reply", _s(med_ours - launch_med if launch_med else None)],
+        ["  after running: inspection + reply", _s(after_med)],
         ["cold virt-inspector -c URI -d DOMAIN (whole process)", _s(med_theirs)],
         ["ratio ours / virt-inspector", f"{ratio:.2f}"],
         [f"repeated Inspect p50 ({args.inspect_calls} calls, warm service)", _ms(p50)],
         ["repeated Inspect p90", _ms(p90)],
         ["repeated Inspect min / max", f"{_ms(min(rep_times))} / {_ms(max(rep_times))}"],
     ]
+    if refresh_times:
+        rows.append([f"Inspect refresh=true p50 ({len(refresh_times)} calls, warm appliance; "
+                     f"information)", _ms(percentile(refresh_times, 50))])
     print(fmt_table(rows, ["", "value"]))
     print()
     print("runs:")
@@ -272,6 +291,7 @@ def run(ctx):
         "cold_ratio": rnd(ratio, 3),
         "repeat_p50_ms": rnd(p50 * 1000, 3),
         "repeat_p90_ms": rnd(p90 * 1000, 3),
+        "refresh_p50_ms": rnd(percentile(refresh_times, 50) * 1000, 3) if refresh_times else None,
         "runs_ours_s": [rnd(r["total_s"]) for r in ours],
         "runs_virt_inspector_s": [rnd(r["total_s"]) for r in theirs],
         "warmup_virt_inspector_s": rnd(warm["total_s"]),
