@@ -278,12 +278,13 @@ class SignalRecorder:
 
 # --- Processes ---------------------------------------------------------------
 
+# A bus that lets everybody do everything: %(type)s is session or system.
 BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC
  "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=%(dir)s</listen>
+  <type>%(type)s</type>
+  <listen>%(listen)s</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -308,7 +309,7 @@ class PrivateBus:
         self.dir = tempfile.mkdtemp(prefix='lgd-test-bus-')
         config = os.path.join(self.dir, 'bus.conf')
         with open(config, 'w') as f:
-            f.write(BUS_CONFIG % {'dir': self.dir})
+            f.write(BUS_CONFIG % {'type': 'session', 'listen': 'unix:tmpdir=' + self.dir})
         self.process = subprocess.Popen(
             ['dbus-daemon', '--config-file=' + config, '--nofork',
              '--print-address=1'],

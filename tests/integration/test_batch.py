@@ -25,21 +25,20 @@ import libvirt
 import pytest
 from gi.repository import GLib
 
-from conftest import (BUS_NAME, DOMAIN_IFACE, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
+from conftest import (DOMAIN_IFACE, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
                       OBJECT_MANAGER_IFACE, ROOT_PATH, SYSTEM_URI, ApplianceWatch, Daemon,
                       DBusError, LibvirtObjects, PendingCall, PrivateBus, _running_daemons,
-                      appliance_domains, cache_file, call_method, daemon_binary, domain_path,
+                      appliance_domains, cache_file, call_method, domain_path,
                       ensure_libvirtd_running, unique_name, wait_until)
 from images import ImageSet
 from test_inspect import Objects
-from test_polkit import (CLIENT, POLKIT_NAME, POLKITD, RULES_DIR, PolicyInstall, Process,
-                         SystemBus, as_nobody, built_policy)
+from polkitstack import RuleFile, Stack, check_prerequisites, run_cleanups
+from test_polkit import CLIENT, as_nobody
 
 ERROR = 'org.libvirt.GuestFS.Error.'
 N_DOMAINS = 4
 # Not test_polkit's file: the two modules never share a rule.
-RULE_FILE = os.path.join(RULES_DIR, '10-lgd-test-batch.rules')
-STOP_TIMEOUT = 90.0
+RULE_FILE = RuleFile('10-lgd-test-batch.rules')
 
 RULE = '''// lgd-test: nobody may inspect three domains (removed by the test)
 polkit.addRule(function(action, subject) {
@@ -329,19 +328,8 @@ def test_same_results_with_and_without_sharing(env, shared, apart):
 
 # --- A denied domain, on the system bus -----------------------------------------------
 
-def write_rule(names):
-    text = RULE % {'uri': SYSTEM_URI, 'names': '[%s]' % ', '.join('"%s"' % n for n in names)}
-    temporary = os.path.join(RULES_DIR, '.10-lgd-test-batch.rules.tmp')
-    with open(temporary, 'w') as f:
-        f.write(text)
-    os.chmod(temporary, 0o644)
-    os.rename(temporary, RULE_FILE)
-
-
-def remove_rule():
-    for path in (RULE_FILE, os.path.join(RULES_DIR, '.10-lgd-test-batch.rules.tmp')):
-        if os.path.exists(path):
-            os.unlink(path)
+def rule_for(names):
+    return RULE % {'uri': SYSTEM_URI, 'names': '[%s]' % ', '.join('"%s"' % n for n in names)}
 
 
 class InThread:
@@ -384,51 +372,22 @@ def nobody_batch(sysenv, paths):
 def denied(env):
     """The service on a private system bus with polkitd and
     --batch-inspection; nobody may inspect all domains but the last."""
-    if os.path.exists(RULE_FILE):
-        pytest.fail('%s exists: another test run is using it' % RULE_FILE, pytrace=False)
-    for tool in ('setpriv', 'dbus-daemon', POLKITD):
-        if shutil.which(tool) is None:
-            pytest.fail('%s is missing' % tool, pytrace=False)
-    policy = built_policy()
+    check_prerequisites(RULE_FILE)
     cleanups = []
     sysenv = SimpleNamespace(conn=env.conn, image_paths=env.image_paths)
     try:
-        install = PolicyInstall(policy)
-        cleanups.append(install.remove)
-        cleanups.append(remove_rule)
+        cleanups.append(RULE_FILE.remove)
         # Before polkitd starts: it reads the rule at once.
-        write_rule(env.names[:-1])
+        RULE_FILE.write(rule_for(env.names[:-1]))
         sysenv.denied = env.paths[-1]
-
-        bus = SystemBus()
-        cleanups.append(bus.stop)
-        sysenv.bus = bus
-        clean_env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',
-                     'DBUS_SYSTEM_BUS_ADDRESS': bus.address, 'LANG': 'C.UTF-8'}
-        polkitd = Process([POLKITD, '--no-debug'], clean_env, 'polkitd')
-        cleanups.append(polkitd.stop)
-        polkitd.wait_owner(bus, POLKIT_NAME)
 
         sysenv.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-system-')
         cleanups.append(lambda: shutil.rmtree(sysenv.cache_dir, ignore_errors=True))
-        service = Process([daemon_binary(), '--system', '--verbose', '--connect', SYSTEM_URI,
-                           '--force-tcg', '--batch-inspection', '--cache-dir', sysenv.cache_dir,
-                           '--idle-timeout', '30'],
-                          dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address),
-                          'libvirt-guestfs-dbus --system')
-        _running_daemons.append(service)
-
-        def stop_service():
-            _running_daemons.remove(service)
-            service.stop(timeout=STOP_TIMEOUT, must_exit_cleanly=True)
-        cleanups.append(stop_service)
-        service.wait_owner(bus, BUS_NAME)
-
-        sysenv.client = os.path.join(bus.dir, 'client.py')
-        with open(sysenv.client, 'w') as f:
-            f.write(CLIENT)
-        os.chmod(sysenv.client, 0o644)
-        sysenv.client_env = dict(clean_env, HOME='/nonexistent', PYTHONDONTWRITEBYTECODE='1')
+        stack = Stack(cleanups, ['--connect', SYSTEM_URI, '--force-tcg', '--batch-inspection',
+                                 '--cache-dir', sysenv.cache_dir, '--idle-timeout', '30'],
+                      CLIENT)
+        sysenv.stack = stack
+        sysenv.bus = bus = stack.bus
         # The objects are those of the other services: same URI, same UUIDs.
         for path in env.paths:
             call_method(bus.connection, path, 'org.freedesktop.DBus.Properties', 'Get',
@@ -436,13 +395,8 @@ def denied(env):
         sysenv.first = nobody_batch(sysenv, env.paths)
         yield sysenv
     finally:
-        errors = []
-        for cleanup in reversed(cleanups):
-            try:
-                cleanup()
-            except Exception as error:
-                errors.append('%s: %s' % (getattr(cleanup, '__name__', cleanup), error))
-        assert not os.path.exists(RULE_FILE)
+        errors = run_cleanups(cleanups)
+        assert not os.path.exists(RULE_FILE.path)
         assert not errors, '\n'.join(errors)
 
 

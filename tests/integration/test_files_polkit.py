@@ -1,6 +1,6 @@
 # Authorization of the Files interface with the real polkitd: the service
 # on a private system bus with a polkitd of its own (the set-up of
-# test_polkit.py), and a caller that is not root (nobody, through setpriv).
+# polkitstack.py), and a caller that is not root (nobody, through setpriv).
 # Reads need org.libvirt.guestfs.read, writes org.libvirt.guestfs.write,
 # and rules can look at the guest path (action.lookup("path")).
 #
@@ -9,25 +9,21 @@
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import time
 from types import SimpleNamespace
 
 import pytest
 from gi.repository import GLib
 
-from conftest import (BUS_NAME, DOMAIN_IFACE, PROPERTIES_IFACE, SYSTEM_URI,
-                      LibvirtObjects, _running_daemons, appliance_domains, call_method,
-                      daemon_binary, ensure_libvirtd_running, unique_name)
+from conftest import (DOMAIN_IFACE, PROPERTIES_IFACE, SYSTEM_URI, LibvirtObjects,
+                      appliance_domains, call_method, ensure_libvirtd_running, unique_name)
 from images import MIB, ImageSet, files_root
-from test_polkit import (POLKIT_NAME, POLKITD, RULES_DIR, STOP_TIMEOUT, PolicyInstall,
-                         Process, SystemBus, built_policy)
+from polkitstack import RuleFile, Stack, check_prerequisites, run_cleanups
 
 FILES_IFACE = 'org.libvirt.GuestFS.Files'
 ERROR = 'org.libvirt.GuestFS.Error.'
-NOBODY_UID = 65534
-RULE_FILE = os.path.join(RULES_DIR, '10-lgd-test-files.rules')
+# Not test_polkit's file: the two modules never share a rule.
+RULE = RuleFile('10-lgd-test-files.rules')
 RULE_RELOAD_TIMEOUT = 20.0
 
 # Runs as nobody: one call, and what came of it on stdout as JSON.  Modes:
@@ -110,24 +106,6 @@ print(json.dumps(result, default=lambda value: repr(value)))
 '''
 
 
-def fail(message):
-    pytest.fail(message, pytrace=False)
-
-
-def write_rule(text):
-    temporary = os.path.join(RULES_DIR, '.10-lgd-test-files.rules.tmp')
-    with open(temporary, 'w') as f:
-        f.write(text)
-    os.chmod(temporary, 0o644)
-    os.rename(temporary, RULE_FILE)
-
-
-def remove_rule():
-    for path in (RULE_FILE, os.path.join(RULES_DIR, '.10-lgd-test-files.rules.tmp')):
-        if os.path.exists(path):
-            os.unlink(path)
-
-
 READ_RULE = '''// lgd-test: nobody may read files (removed by the test)
 polkit.addRule(function(action, subject) {
     if (action.id == "org.libvirt.guestfs.read" && subject.user == "nobody") {
@@ -168,13 +146,7 @@ def pkf():
     """The private system bus with polkitd and the service, a domain with
     the files root of images.py, and a way to call the service as nobody."""
     ensure_libvirtd_running()
-    if os.path.exists(RULE_FILE):
-        fail('%s exists: another test run is using it' % RULE_FILE)
-    policy = built_policy()
-    for tool in ('setpriv', 'dbus-daemon', POLKITD):
-        if shutil.which(tool) is None:
-            fail('%s is missing' % tool)
-
+    check_prerequisites(RULE)
     images = ImageSet.create()
     cleanups = []
     env = SimpleNamespace(images=images, markers=[images.dir])
@@ -187,50 +159,16 @@ def pkf():
         env.markers.append(virt.define_domain(env.dom_name,
                                               disks=[(env.root.path, 'raw')]).UUIDString())
 
-        install = PolicyInstall(policy)
-        cleanups.append(install.remove)
-        cleanups.append(remove_rule)
-
-        bus = SystemBus()
-        cleanups.append(bus.stop)
-        env.bus = bus
-        clean_env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',
-                     'DBUS_SYSTEM_BUS_ADDRESS': bus.address,
-                     'LANG': 'C.UTF-8'}
-        polkitd = Process([POLKITD, '--no-debug'], clean_env, 'polkitd')
-        cleanups.append(polkitd.stop)
-        polkitd.wait_owner(bus, POLKIT_NAME)
-
-        service = Process([daemon_binary(), '--system', '--verbose',
-                           '--connect', SYSTEM_URI, '--force-tcg',
-                           '--idle-timeout', '900'],
-                          dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address),
-                          'libvirt-guestfs-dbus --system')
-        _running_daemons.append(service)
-
-        def stop_service():
-            _running_daemons.remove(service)
-            # Appliances are shut down on exit: give it the time to.
-            service.stop(timeout=STOP_TIMEOUT, must_exit_cleanly=True)
-        cleanups.append(stop_service)
-        service.wait_owner(bus, BUS_NAME)
-
-        env.client = os.path.join(bus.dir, 'files-client.py')
-        with open(env.client, 'w') as f:
-            f.write(CLIENT)
-        os.chmod(env.client, 0o644)
-        env.client_env = dict(clean_env, HOME='/nonexistent', PYTHONDONTWRITEBYTECODE='1')
+        stack = Stack(cleanups, ['--connect', SYSTEM_URI, '--force-tcg', '--idle-timeout', '900'],
+                      CLIENT, 'files-client.py', rule=RULE)
+        env.stack = stack
+        env.bus = bus = stack.bus
         (env.dom,) = call_method(bus.connection, '/org/libvirt/GuestFS/Manager',
                                  'org.libvirt.GuestFS.Manager', 'LookupDomain',
                                  GLib.Variant('(s)', (env.dom_name,)), '(o)', timeout=30)
         yield env
     finally:
-        errors = []
-        for cleanup in reversed(cleanups):
-            try:
-                cleanup()
-            except Exception as error:
-                errors.append('%s: %s' % (getattr(cleanup, '__name__', cleanup), error))
+        errors = run_cleanups(cleanups)
         try:
             conn = LibvirtObjects().conn
             leftovers = appliance_domains(conn, env.markers)
@@ -242,22 +180,12 @@ def pkf():
         except Exception as error:
             errors.append('checking for appliances: %s' % error)
         images.remove()
-        assert not os.path.exists(RULE_FILE)
+        assert not os.path.exists(RULE.path)
         assert not errors, '\n'.join(errors)
 
 
 def as_nobody(env, mode, *args):
-    result = subprocess.run(
-        ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
-         '/usr/bin/python3', env.client, mode, env.bus.address, env.dom] + list(args),
-        env=env.client_env, cwd='/', stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=660)
-    assert result.returncode == 0, 'the client failed:\n%s%s' % (result.stdout,
-                                                                 result.stderr)
-    report = json.loads(result.stdout)
-    assert report['uid'] == NOBODY_UID and report['euid'] == NOBODY_UID, report
-    assert report['groups'] in ([], [NOBODY_UID]), report
-    return report
+    return env.stack.run_as_nobody([mode, env.bus.address, env.dom] + list(args))
 
 
 def call(env, method, signature, *args):
@@ -356,7 +284,7 @@ def test_denied_without_rule(pkf):
 
 
 def test_read_rule_grants_reads_only(pkf):
-    write_rule(READ_RULE)
+    RULE.write(READ_RULE)
     hostname = pkf.root.hostname.encode() + b'\n'
 
     def granted():
@@ -385,7 +313,7 @@ def test_read_rule_grants_reads_only(pkf):
 
 
 def test_rule_on_path(pkf):
-    write_rule(PATH_RULE % {'domain': pkf.dom_name})
+    RULE.write(PATH_RULE % {'domain': pkf.dom_name})
     data = b'written by nobody\n'
 
     def granted():
@@ -445,7 +373,7 @@ def test_rule_on_path_is_not_escaped(pkf):
 
 
 def test_rule_removed_denies_again(pkf):
-    remove_rule()
+    RULE.remove()
 
     def denied():
         report = read_file(pkf, '/srv/allowed.txt')

@@ -15,7 +15,6 @@
 # the tests lose a connection in the middle of a transfer.
 
 import hashlib
-import json
 import os
 import select
 import signal
@@ -27,8 +26,9 @@ import pytest
 from gi.repository import Gio, GLib
 
 from conftest import (BUS_NAME, ERROR_PREFIX, SYSTEM_URI, VOLUME_IFACE, DBusError,
-                      LibvirtObjects, _running_daemons, daemon_binary,
-                      ensure_libvirtd_running, unique_name, volume_path, wait_until)
+                      LibvirtObjects, ensure_libvirtd_running, unique_name, volume_path,
+                      wait_until)
+from polkitstack import Stack, check_prerequisites, run_cleanups
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -758,8 +758,7 @@ def pk_volumes(forwarder):
     """A private system bus with polkitd and the service on it (--system,
     both connections), the service's polkit actions installed, and a
     volume."""
-    from test_polkit import (POLKIT_NAME, POLKITD, PolicyInstall, Process, SystemBus,
-                             built_policy)
+    check_prerequisites()
     cleanups = []
     try:
         virt = LibvirtObjects()
@@ -773,41 +772,12 @@ def pk_volumes(forwarder):
         pool.refresh(0)
         vol = pool.storageVolLookupByName('pk.raw')
 
-        install = PolicyInstall(built_policy())
-        cleanups.append(install.remove)
-        bus = SystemBus()
-        cleanups.append(bus.stop)
-        clean_env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',
-                     'DBUS_SYSTEM_BUS_ADDRESS': bus.address, 'LANG': 'C.UTF-8'}
-        polkitd = Process([POLKITD, '--no-debug'], clean_env, 'polkitd')
-        cleanups.append(polkitd.stop)
-        polkitd.wait_owner(bus, POLKIT_NAME)
-        service = Process([daemon_binary(), '--system', '--verbose',
-                           '--connect', SYSTEM_URI, '--connect', forwarder.uri,
-                           '--volume-rescan-interval', '1'],
-                          dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address),
-                          'libvirt-guestfs-dbus --system')
-        _running_daemons.append(service)
-
-        def stop_service():
-            _running_daemons.remove(service)
-            service.stop(must_exit_cleanly=True)
-        cleanups.append(stop_service)
-        service.wait_owner(bus, BUS_NAME)
-
-        client = os.path.join(bus.dir, 'volume-client.py')
-        with open(client, 'w') as f:
-            f.write(NOBODY_CLIENT)
-        os.chmod(client, 0o644)
-        yield {'bus': bus, 'vol': vol, 'file': volume_file, 'client': client,
-               'env': dict(clean_env, HOME='/nonexistent', PYTHONDONTWRITEBYTECODE='1')}
+        stack = Stack(cleanups, ['--connect', SYSTEM_URI, '--connect', forwarder.uri,
+                                 '--volume-rescan-interval', '1'],
+                      NOBODY_CLIENT, 'volume-client.py')
+        yield {'stack': stack, 'bus': stack.bus, 'vol': vol, 'file': volume_file}
     finally:
-        errors = []
-        for cleanup in reversed(cleanups):
-            try:
-                cleanup()
-            except Exception as error:
-                errors.append('%s: %s' % (getattr(cleanup, '__name__', cleanup), error))
+        errors = run_cleanups(cleanups)
         assert not errors, '\n'.join(errors)
 
 
@@ -824,14 +794,7 @@ def test_not_root_is_denied(pk_volumes, uri):
     wait_until(published, 30, 'the volume on ' + uri)
     before = sha256_file(env['file'])
 
-    result = subprocess.run(
-        ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
-         '/usr/bin/python3', env['client'], bus.address, path],
-        env=env['env'], cwd='/', stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report['uid'] == 65534, report
+    report = env['stack'].run_as_nobody([bus.address, path], timeout=120)
     assert report['Download'] == ERROR_PREFIX + 'NotAuthorized', report
     assert report['Upload'] == ERROR_PREFIX + 'NotAuthorized', report
     assert report['Download-bytes'] == 0, report   # nothing was sent
