@@ -83,8 +83,9 @@ SPARSE_ALLOC_LIMIT = 1 * MIB
 
 def add_arguments(parser):
     g = parser.add_argument_group("case volume")
-    g.add_argument("--volume-runs", type=int, default=3, metavar="R",
-                   help="timed runs of every side, median reported (default 3)")
+    g.add_argument("--volume-runs", type=int, default=5, metavar="R",
+                   help="timed runs of every side, median reported (default 5: the page "
+                        "cache and writeback make single runs noisy)")
     g.add_argument("--volume-size", type=int, default=1024, metavar="MIB",
                    help="size of the random raw volume in MiB (default 1024)")
     g.add_argument("--volume-sparse-size", type=int, default=10, metavar="GIB",
