@@ -111,6 +111,39 @@ lgd_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, gboolean rw
 	return TRUE;
 }
 
+/* Only what ListFilesystems lists is mounted for the 'filesystem' option:
+ * never the appliance's own disk, nor whatever other name the appliance's
+ * kernel happens to know. Aliases (/dev/vda1, /dev/hda1) are taken. */
+static gboolean
+lgd_mount_check_filesystem(LgdSession *session,
+			   guestfs_h *g,
+			   const gchar *filesystem,
+			   GError **error)
+{
+	g_autofree gchar *canonical = guestfs_canonical_device_name(g, filesystem);
+	gboolean found = FALSE;
+	char **listed;
+
+	if (canonical == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot read the device name");
+		return FALSE;
+	}
+	listed = guestfs_list_filesystems(g);
+	if (listed == NULL) {
+		lgd_session_set_error_from_guestfs(session, error, "Cannot list the filesystems");
+		return FALSE;
+	}
+	for (guint i = 0; listed[i] != NULL && listed[i + 1] != NULL && !found; i += 2)
+		found = strcmp(listed[i], canonical) == 0;
+	lgd_strv_free(listed);
+	if (!found)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "'%s' is not a filesystem of this guest's disks (ListFilesystems lists "
+			    "them)",
+			    filesystem);
+	return found;
+}
+
 /* Mounts @filesystem alone at "/", or else the operating system @root (or
  * the only one) as the guest does, read-write when @rw. What is mounted
  * stays mounted for the next call that wants the same. Writes mount
@@ -148,6 +181,8 @@ lgd_mount_guest(LgdSession *session,
 		return TRUE;
 	lgd_mount_release(session, g);
 	if (filesystem != NULL) {
+		if (!lgd_mount_check_filesystem(session, g, filesystem, error))
+			return FALSE;
 		if (!lgd_mount_one(g, filesystem, "/", rw)) {
 			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 				    "Cannot mount filesystem '%s': %s (ListFilesystems lists them)",

@@ -1605,7 +1605,15 @@ def test_filesystem_option(env):
     assert api.download(obj, '/big.bin', fs) == part.files['big.bin']
     # the vfat partition holds nothing
     assert api.read_dir(obj, '/', {'filesystem': s('/dev/sda2')}) == []
-    expect_error('InvalidArgument', api.read_dir, obj, '/', {'filesystem': s('/dev/sdb1')})
+    # only the guest's filesystems: not a missing one, nor the appliance's own
+    # disk (sdb, after the guest's one disk)
+    for device in ('/dev/sdb1', '/dev/sdb', '/dev/sda3', 'sda1'):
+        error = expect_error('InvalidArgument', api.read_dir, obj, '/',
+                             {'filesystem': s(device)})
+        assert device in str(error) and 'ListFilesystems' in str(error), error
+    # an alias of the same partition is the same partition
+    assert set(names(api.read_dir(obj, '/', {'filesystem': s('/dev/vda1')}))) == \
+        set(part.files) | {'lost+found'}
     # and writes
     api.mkdir(obj, '/restore', fs)
     api.write_file(obj, '/restore/.keep', b'keep', fs)
