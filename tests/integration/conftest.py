@@ -303,13 +303,21 @@ BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC
 
 
 class PrivateBus:
-    """A dbus-daemon of our own, so tests never touch the real buses."""
+    """A dbus-daemon of our own, so tests never touch the real buses: a
+    session bus, or with SYSTEM a bus of type system on a socket that
+    every user can reach."""
 
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix='lgd-test-bus-')
+    def __init__(self, system=False):
+        self.dir = tempfile.mkdtemp(prefix='lgd-test-sysbus-' if system else 'lgd-test-bus-')
+        if system:
+            os.chmod(self.dir, 0o755)
+            self.socket = os.path.join(self.dir, 'system_bus_socket')
+            listen = 'unix:path=' + self.socket
+        else:
+            listen = 'unix:tmpdir=' + self.dir
         config = os.path.join(self.dir, 'bus.conf')
         with open(config, 'w') as f:
-            f.write(BUS_CONFIG % {'type': 'session', 'listen': 'unix:tmpdir=' + self.dir})
+            f.write(BUS_CONFIG % {'type': 'system' if system else 'session', 'listen': listen})
         self.process = subprocess.Popen(
             ['dbus-daemon', '--config-file=' + config, '--nofork',
              '--print-address=1'],

@@ -14,10 +14,8 @@ import subprocess
 import tempfile
 
 import pytest
-from gi.repository import Gio, GLib
 
-from conftest import (BUS_CONFIG, BUS_NAME, _running_daemons, call_method, daemon_binary,
-                      wait_until)
+from conftest import BUS_NAME, PrivateBus, _running_daemons, daemon_binary, wait_until
 
 POLKIT_NAME = 'org.freedesktop.PolicyKit1'
 POLKITD = '/usr/lib/polkit-1/polkitd'
@@ -31,43 +29,6 @@ STOP_TIMEOUT = 90.0
 
 def fail(message):
     pytest.fail(message, pytrace=False)
-
-
-class SystemBus:
-    """A dbus-daemon of type system, on a socket that every user can reach."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix='lgd-test-sysbus-')
-        os.chmod(self.dir, 0o755)
-        self.socket = os.path.join(self.dir, 'system_bus_socket')
-        config = os.path.join(self.dir, 'system.conf')
-        with open(config, 'w') as f:
-            f.write(BUS_CONFIG % {'type': 'system', 'listen': 'unix:path=' + self.socket})
-        self.process = subprocess.Popen(
-            ['dbus-daemon', '--config-file=' + config, '--nofork', '--print-address=1'],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        self.address = self.process.stdout.readline().strip()
-        if not self.address:
-            self.process.kill()
-            raise AssertionError('dbus-daemon printed no address (exit %r)'
-                                 % self.process.wait())
-        self.connection = Gio.DBusConnection.new_for_address_sync(
-            self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
-            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-
-    def name_has_owner(self, name):
-        (owned,) = call_method(self.connection, '/org/freedesktop/DBus',
-                               'org.freedesktop.DBus', 'NameHasOwner',
-                               GLib.Variant('(s)', (name,)), '(b)', timeout=10,
-                               destination='org.freedesktop.DBus')
-        return owned
-
-    def stop(self):
-        self.connection.close_sync(None)
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Process:
@@ -217,7 +178,7 @@ class Stack:
         install = PolicyInstall(built_policy())
         cleanups.append(install.remove)
 
-        self.bus = SystemBus()
+        self.bus = PrivateBus(system=True)
         cleanups.append(self.bus.stop)
         self.clean_env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',
                           'DBUS_SYSTEM_BUS_ADDRESS': self.bus.address, 'LANG': 'C.UTF-8'}
