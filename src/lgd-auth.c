@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <glib/gi18n.h>
 #include <polkit/polkit.h>
 #include <unistd.h>
 
@@ -162,4 +163,34 @@ lgd_auth_check(LgdAuth *self,
 	if (self->bus_type == LGD_BUS_SESSION)
 		return lgd_auth_check_session(invocation, error);
 	return lgd_auth_check_polkit(self, invocation, action_id, details, message, error);
+}
+
+/* The message an authentication dialog shows for @action_id, translated,
+ * naming the domain or volume (@what). */
+gchar *
+lgd_auth_message(const gchar *action_id, const gchar *what)
+{
+	const struct {
+		const gchar *action_id;
+		const gchar *message;
+	} messages[] = {
+	    {LGD_ACTION_INSPECT, N_("Authentication is required to inspect the disks of {object}")},
+	    {LGD_ACTION_READ, N_("Authentication is required to read files on {object}")},
+	    {LGD_ACTION_WRITE, N_("Authentication is required to change files on {object}")},
+	    {LGD_ACTION_MANAGE, N_("Authentication is required to start or stop the appliance "
+				   "of {object}")},
+	    {LGD_ACTION_VOLUME_READ,
+	     N_("Authentication is required to read storage volume {object}")},
+	    {LGD_ACTION_VOLUME_WRITE,
+	     N_("Authentication is required to write storage volume {object}")},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(messages); i++) {
+		if (g_strcmp0(messages[i].action_id, action_id) == 0) {
+			GString *message = g_string_new(_(messages[i].message));
+			g_string_replace(message, "{object}", what != NULL ? what : "?", 0);
+			return g_string_free(message, FALSE);
+		}
+	}
+	return NULL;
 }

@@ -40,4 +40,6 @@ gboolean lgd_auth_check(LgdAuth *self,
 			const gchar *message,
 			GError **error);
 
+gchar *lgd_auth_message(const gchar *action_id, const gchar *what);
+
 G_END_DECLS

@@ -5,6 +5,7 @@
 #include "lgd-appliance.h"
 #include "lgd-args.h"
 #include "lgd-batch.h"
+#include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
@@ -12,8 +13,8 @@
 /* One object of an InspectDomains call. */
 typedef struct {
 	gchar *path;
-	LgdGuest *guest; /* NULL when the path names no domain */
-	LgdAuthTicket *ticket;
+	LgdGuest *guest;	/* NULL when the path names no domain */
+	LgdCall *call;		/* authorizes, then inspects apart */
 	LgdDriveSource *source; /* the batch thread's own */
 	gchar *identity;
 	GVariant *result; /* a{sv}, once known */
@@ -27,6 +28,8 @@ typedef struct {
 typedef struct {
 	LgdContext *context;
 	GDBusMethodInvocation *invocation;
+	GMainContext *main_context; /* where the reply is sent */
+	GVariant *reply;
 	gboolean refresh;
 	GPtrArray *items; /* of LgdBatchItem */
 	/* per-domain appliances report here */
@@ -40,7 +43,7 @@ lgd_batch_item_free(LgdBatchItem *item)
 {
 	g_free(item->path);
 	g_clear_object(&item->guest);
-	lgd_guest_auth_ticket_free(item->ticket);
+	lgd_call_free(item->call);
 	lgd_drive_source_free(item->source);
 	g_free(item->identity);
 	g_clear_pointer(&item->result, g_variant_unref);
@@ -53,6 +56,8 @@ static void
 lgd_batch_free(LgdBatch *batch)
 {
 	g_ptr_array_unref(batch->items);
+	g_main_context_unref(batch->main_context);
+	g_clear_pointer(&batch->reply, g_variant_unref);
 	g_mutex_clear(&batch->lock);
 	g_cond_clear(&batch->cond);
 	g_free(batch);
@@ -99,9 +104,9 @@ typedef struct {
 } LgdBatchWait;
 
 static void
-lgd_batch_on_inspected(GVariant *reply, GError *error, gpointer user_data)
+lgd_batch_on_inspected(LgdCall *call, GVariant *reply, GError *error)
 {
-	LgdBatchWait *wait = user_data;
+	LgdBatchWait *wait = call->done_data;
 	LgdBatch *batch = wait->batch;
 
 	g_mutex_lock(&batch->lock);
@@ -130,10 +135,26 @@ lgd_batch_inspect_apart(LgdBatch *batch, GPtrArray *todo)
 	for (guint i = 0; i < todo->len; i++) {
 		LgdBatchWait *wait = g_new0(LgdBatchWait, 1);
 
+		LgdCall *call;
+		GVariantDict options;
+
 		wait->batch = batch;
 		wait->item = g_ptr_array_index(todo, i);
-		lgd_inspector_submit_inspect(wait->item->guest, batch->refresh,
-					     lgd_batch_on_inspected, wait);
+		call = g_steal_pointer(&wait->item->call);
+		g_variant_dict_init(&options, NULL);
+		g_variant_dict_insert(&options, "refresh", "b", batch->refresh);
+		call->options = g_variant_ref_sink(g_variant_dict_end(&options));
+		call->func = lgd_inspector_inspect_job;
+		call->done = lgd_batch_on_inspected;
+		call->done_data = wait;
+		/* the session was referenced on the main loop: the object may be
+		 * gone meanwhile, the session is not */
+		if (call->session != NULL)
+			lgd_session_push(call->session, call);
+		else
+			lgd_call_complete(call, NULL,
+					  g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND,
+							      "The object is gone"));
 	}
 	g_mutex_lock(&batch->lock);
 	while (batch->pending > 0)
@@ -414,6 +435,23 @@ lgd_batch_inspect_shared(LgdBatch *batch, GPtrArray *todo)
 
 /* ---- the call ---------------------------------------------------------- */
 
+/* As every call's (lgd-call.c): the inspections published, flushed, then
+ * the reply. */
+static gboolean
+lgd_batch_reply_idle(gpointer user_data)
+{
+	LgdBatch *batch = user_data;
+
+	for (guint i = 0; i < batch->items->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
+		if (item->guest != NULL)
+			lgd_guest_flush(item->guest);
+	}
+	g_dbus_method_invocation_return_value(batch->invocation, batch->reply);
+	lgd_batch_free(batch);
+	return G_SOURCE_REMOVE;
+}
+
 static gpointer
 lgd_batch_thread(gpointer user_data)
 {
@@ -428,7 +466,7 @@ lgd_batch_thread(gpointer user_data)
 
 		if (item->result != NULL)
 			continue; /* already an error */
-		if (!lgd_guest_auth_ticket_check(item->ticket, &error)) {
+		if (!lgd_call_authorize(item->call, &error)) {
 			lgd_batch_fail(item, error);
 			continue;
 		}
@@ -450,9 +488,8 @@ lgd_batch_thread(gpointer user_data)
 		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
 		g_variant_builder_add(&results, "{o@a{sv}}", item->path, item->result);
 	}
-	g_dbus_method_invocation_return_value(batch->invocation,
-					      g_variant_new("(a{oa{sv}})", &results));
-	lgd_batch_free(batch);
+	batch->reply = g_variant_ref_sink(g_variant_new("(a{oa{sv}})", &results));
+	g_main_context_invoke(batch->main_context, lgd_batch_reply_idle, batch);
 	return NULL;
 }
 
@@ -489,6 +526,7 @@ lgd_batch_inspect(LgdContext *context,
 	batch = g_new0(LgdBatch, 1);
 	batch->context = context;
 	batch->invocation = invocation;
+	batch->main_context = g_main_context_ref_thread_default();
 	batch->refresh = lgd_args_get_bool(options, "refresh", FALSE);
 	batch->items = g_ptr_array_new_with_free_func((GDestroyNotify)lgd_batch_item_free);
 	g_mutex_init(&batch->lock);
@@ -515,7 +553,7 @@ lgd_batch_inspect(LgdContext *context,
 			continue;
 		}
 		item->guest = g_object_ref(guest);
-		item->ticket = lgd_guest_auth_ticket_new(guest, invocation, LGD_ACTION_INSPECT);
+		item->call = lgd_call_new(guest, g_object_ref(invocation), LGD_ACTION_INSPECT);
 		item->source = lgd_drive_source_new_domain(
 		    lgd_guest_get_uri(guest), lgd_guest_get_id(guest), context->run_dir);
 	}

@@ -1,8 +1,7 @@
 #include "config.h"
 
-#include <glib/gi18n.h>
-
 #include "lgd-args.h"
+#include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-guest.h"
 #include "lgd-files.h"
@@ -25,293 +24,6 @@ struct _LgdGuest {
 
 G_DEFINE_TYPE(LgdGuest, lgd_guest, G_TYPE_OBJECT)
 
-/* ---- the call path ----------------------------------------------------- */
-
-typedef struct {
-	LgdGuest *guest;
-	GDBusMethodInvocation *invocation;
-	const gchar *action_id;
-	/* copies of what polkit is told: the objects may change meanwhile */
-	gchar *domain;
-	gchar *pool;
-	gchar *volume;
-	gchar *volume_path;
-	gchar *path;
-	gchar *path2; /* a second path the call changes (Rename's destination) */
-	gchar *message;
-	LgdJobFunc func;     /* runs on the session */
-	LgdThreadFunc tfunc; /* or runs in a thread of its own */
-	gpointer data;
-	GDestroyNotify data_free;
-} LgdCall;
-
-static void
-lgd_call_free(LgdCall *call)
-{
-	if (call->data_free != NULL && call->data != NULL)
-		call->data_free(call->data);
-	g_clear_object(&call->invocation);
-	g_object_unref(call->guest);
-	g_free(call->domain);
-	g_free(call->pool);
-	g_free(call->volume);
-	g_free(call->volume_path);
-	g_free(call->path);
-	g_free(call->path2);
-	g_free(call->message);
-	g_free(call);
-}
-
-/* The message an authentication dialog shows, translated, naming the
- * domain or volume. */
-static gchar *
-lgd_guest_action_message(const gchar *action_id, const gchar *what)
-{
-	const struct {
-		const gchar *action_id;
-		const gchar *message;
-	} messages[] = {
-	    {LGD_ACTION_INSPECT, N_("Authentication is required to inspect the disks of {object}")},
-	    {LGD_ACTION_READ, N_("Authentication is required to read files on {object}")},
-	    {LGD_ACTION_WRITE, N_("Authentication is required to change files on {object}")},
-	    {LGD_ACTION_MANAGE, N_("Authentication is required to start or stop the appliance "
-				   "of {object}")},
-	    {LGD_ACTION_VOLUME_READ,
-	     N_("Authentication is required to read storage volume {object}")},
-	    {LGD_ACTION_VOLUME_WRITE,
-	     N_("Authentication is required to write storage volume {object}")},
-	};
-
-	for (guint i = 0; i < G_N_ELEMENTS(messages); i++) {
-		if (g_strcmp0(messages[i].action_id, action_id) == 0) {
-			GString *message = g_string_new(_(messages[i].message));
-			g_string_replace(message, "{object}", what != NULL ? what : "?", 0);
-			return g_string_free(message, FALSE);
-		}
-	}
-	return NULL;
-}
-
-/* Asks polkit (or, on the session bus, checks the caller); may block. */
-static gboolean
-lgd_call_check(LgdCall *call, GError **error)
-{
-	LgdAuthDetails details = {
-	    .connection = call->guest->uri,
-	    .domain = call->domain,
-	    .domain_uuid = call->guest->uuid,
-	    .pool = call->pool,
-	    .volume = call->volume,
-	    .volume_key = call->guest->key,
-	    .volume_path = call->volume_path,
-	    .path = call->path,
-	};
-
-	if (!lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id, &details,
-			    call->message, error))
-		return FALSE;
-	/* each path the call touches is authorized on its own, so that a
-	 * rule on "path" cannot be escaped by renaming out of its tree */
-	if (call->path2 == NULL)
-		return TRUE;
-	details.path = call->path2;
-	return lgd_auth_check(call->guest->context->auth, call->invocation, call->action_id,
-			      &details, call->message, error);
-}
-
-static void
-lgd_call_auth_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
-{
-	GError *error = NULL;
-
-	if (lgd_call_check(task_data, &error))
-		g_task_return_boolean(task, TRUE);
-	else
-		g_task_return_error(task, error);
-}
-
-/* A call that needs no appliance but may take long (a transfer): it gets
- * a thread of its own rather than one of GLib's shared pool. */
-typedef struct {
-	GDBusMethodInvocation *invocation;
-	LgdThreadFunc func;
-	gpointer data;
-	GDestroyNotify data_free;
-} LgdThreadCall;
-
-static gpointer
-lgd_thread_call_run(gpointer user_data)
-{
-	LgdThreadCall *tcall = user_data;
-	GError *error = NULL;
-	GVariant *reply = tcall->func(tcall->invocation, tcall->data, &error);
-
-	if (reply != NULL)
-		g_dbus_method_invocation_return_value(tcall->invocation, reply);
-	else
-		lgd_error_return(tcall->invocation, error);
-	if (tcall->data_free != NULL && tcall->data != NULL)
-		tcall->data_free(tcall->data);
-	g_free(tcall);
-	return NULL;
-}
-
-static void
-lgd_call_auth_done(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	LgdCall *call = g_task_get_task_data(G_TASK(result));
-	GError *error = NULL;
-
-	if (!g_task_propagate_boolean(G_TASK(result), &error)) {
-		lgd_error_return(g_steal_pointer(&call->invocation), error);
-		return;
-	}
-	if (call->guest->session == NULL) {
-		g_dbus_method_invocation_return_error_literal(g_steal_pointer(&call->invocation),
-							      LGD_ERROR, LGD_ERROR_NOT_FOUND,
-							      "The object is gone");
-		return;
-	}
-	if (call->tfunc != NULL) {
-		LgdThreadCall *tcall = g_new0(LgdThreadCall, 1);
-
-		tcall->invocation = g_steal_pointer(&call->invocation);
-		tcall->func = call->tfunc;
-		tcall->data = g_steal_pointer(&call->data);
-		tcall->data_free = call->data_free;
-		g_thread_unref(g_thread_new("lgd-call", lgd_thread_call_run, tcall));
-		return;
-	}
-	lgd_session_call(call->guest->session, g_steal_pointer(&call->invocation), call->func,
-			 g_steal_pointer(&call->data), call->data_free);
-}
-
-/* Copies what polkit is told about this object: the object may change
- * before the check runs in another thread. */
-static void
-lgd_call_fill(LgdGuest *self,
-	      LgdCall *call,
-	      GDBusMethodInvocation *invocation,
-	      const gchar *action_id,
-	      const gchar *path)
-{
-	const gchar *what;
-
-	call->guest = g_object_ref(self);
-	call->invocation = invocation;
-	call->action_id = action_id;
-	call->path = g_strdup(path);
-	if (self->uuid != NULL) {
-		g_autoptr(LgdDBusDomain) domain =
-		    lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(self->object));
-		call->domain = g_strdup(lgd_dbus_domain_get_name(domain));
-		what = call->domain;
-	} else {
-		g_autoptr(LgdDBusVolume) volume =
-		    lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(self->object));
-		call->pool = g_strdup(lgd_dbus_volume_get_pool(volume));
-		call->volume = g_strdup(lgd_dbus_volume_get_name(volume));
-		call->volume_path = g_strdup(lgd_dbus_volume_get_path(volume));
-		what = call->volume_path;
-	}
-	call->message = lgd_guest_action_message(action_id, what);
-}
-
-/* Takes the handler's reference to @invocation. */
-static void
-lgd_guest_authorize(LgdGuest *self,
-		    GDBusMethodInvocation *invocation,
-		    const gchar *action_id,
-		    const gchar *path,
-		    LgdCall *call)
-{
-	g_autoptr(GTask) task = NULL;
-
-	lgd_call_fill(self, call, invocation, action_id, path);
-	task = g_task_new(NULL, NULL, lgd_call_auth_done, NULL);
-	g_task_set_task_data(task, call, (GDestroyNotify)lgd_call_free);
-	g_task_run_in_thread(task, lgd_call_auth_thread);
-}
-
-/* For a method that authorizes several objects itself (InspectDomains):
- * a ticket made in the main loop, checked in any thread. */
-LgdAuthTicket *
-lgd_guest_auth_ticket_new(LgdGuest *self, GDBusMethodInvocation *invocation, const gchar *action_id)
-{
-	LgdCall *call = g_new0(LgdCall, 1);
-
-	lgd_call_fill(self, call, g_object_ref(invocation), action_id, NULL);
-	return (LgdAuthTicket *)call;
-}
-
-gboolean
-lgd_guest_auth_ticket_check(LgdAuthTicket *ticket, GError **error)
-{
-	return lgd_call_check((LgdCall *)ticket, error);
-}
-
-void
-lgd_guest_auth_ticket_free(LgdAuthTicket *ticket)
-{
-	if (ticket != NULL)
-		lgd_call_free((LgdCall *)ticket);
-}
-
-/* The one path of every content-touching method: authorize the caller
- * for @action_id (in a thread: polkit may wait for the user), then queue
- * @func on the object's session, which replies. A denied call never
- * reaches the session, so it starts no appliance. Takes @data. */
-void
-lgd_guest_call(LgdGuest *self,
-	       GDBusMethodInvocation *invocation,
-	       const gchar *action_id,
-	       const gchar *path,
-	       LgdJobFunc func,
-	       gpointer data,
-	       GDestroyNotify data_free)
-{
-	lgd_guest_call_paths(self, invocation, action_id, path, NULL, func, data, data_free);
-}
-
-/* The same, for a call that touches two paths: both are authorized. */
-void
-lgd_guest_call_paths(LgdGuest *self,
-		     GDBusMethodInvocation *invocation,
-		     const gchar *action_id,
-		     const gchar *path,
-		     const gchar *path2,
-		     LgdJobFunc func,
-		     gpointer data,
-		     GDestroyNotify data_free)
-{
-	LgdCall *call = g_new0(LgdCall, 1);
-
-	call->path2 = g_strdup(path2);
-
-	call->func = func;
-	call->data = data;
-	call->data_free = data_free;
-	lgd_guest_authorize(self, invocation, action_id, path, call);
-}
-
-/* The same for work that needs no appliance: @func runs, once the caller
- * is authorized, in a thread of its own, and its reply is sent. */
-void
-lgd_guest_call_in_thread(LgdGuest *self,
-			 GDBusMethodInvocation *invocation,
-			 const gchar *action_id,
-			 LgdThreadFunc func,
-			 gpointer data,
-			 GDestroyNotify data_free)
-{
-	LgdCall *call = g_new0(LgdCall, 1);
-
-	call->tfunc = func;
-	call->data = data;
-	call->data_free = data_free;
-	lgd_guest_authorize(self, invocation, action_id, NULL, call);
-}
-
 /* ---- appliance control ------------------------------------------------- */
 
 static const LgdOptionSpec lgd_start_options[] = {
@@ -319,58 +31,137 @@ static const LgdOptionSpec lgd_start_options[] = {
     {NULL},
 };
 
-typedef struct {
-	gboolean read_only;
-} LgdStartData;
-
 static GVariant *
-lgd_guest_start_job(LgdSession *session, gpointer data, GError **error)
+lgd_guest_start_job(LgdSession *session, LgdCall *call, GError **error)
 {
-	LgdStartData *start = data;
+	guestfs_h *g = call->flag ? lgd_session_get_handle(session, error)
+				  : lgd_session_get_handle_rw(session, error);
 
-	if (start->read_only)
-		return lgd_session_get_handle(session, error) != NULL ? g_variant_new("()") : NULL;
-	return lgd_session_get_handle_rw(session, error) != NULL ? g_variant_new("()") : NULL;
+	return g != NULL ? g_variant_new("()") : NULL;
 }
 
 static GVariant *
-lgd_guest_stop_job(LgdSession *session, gpointer data, GError **error)
+lgd_guest_stop_job(LgdSession *session, LgdCall *call, GError **error)
 {
 	lgd_session_stop_now(session);
 	return g_variant_new("()");
 }
 
+/* StartAppliance, for domains and volumes alike. */
 static gboolean
-lgd_guest_handle_start(GObject *iface,
-		       GDBusMethodInvocation *invocation,
-		       GVariant *options,
-		       LgdGuest *self)
+lgd_guest_handle_start(gpointer iface, GDBusMethodInvocation *invocation, GVariant *options)
 {
-	GError *error = NULL;
-	LgdStartData *start;
+	g_autoptr(LgdGuest) self = lgd_guest_from_iface(iface);
+	gboolean read_only = lgd_args_get_bool(options, "read-only", TRUE);
 	const gchar *action;
+	LgdCall *call;
+	GError *error = NULL;
 
-	if (!lgd_args_check_options(options, lgd_start_options, &error)) {
-		lgd_error_return(invocation, error);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	start = g_new0(LgdStartData, 1);
-	start->read_only = lgd_args_get_bool(options, "read-only", TRUE);
 	if (self->uuid != NULL)
-		action = start->read_only ? LGD_ACTION_MANAGE : LGD_ACTION_WRITE;
+		action = read_only ? LGD_ACTION_MANAGE : LGD_ACTION_WRITE;
 	else
-		action = start->read_only ? LGD_ACTION_VOLUME_READ : LGD_ACTION_VOLUME_WRITE;
-	lgd_guest_call(self, invocation, action, NULL, lgd_guest_start_job, start, g_free);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
+		action = read_only ? LGD_ACTION_VOLUME_READ : LGD_ACTION_VOLUME_WRITE;
+	call = lgd_call_new(self, invocation, action);
+	call->flag = read_only;
+	if (!lgd_args_check_options(options, lgd_start_options, &error))
+		return lgd_call_return_error(call, error);
+	return lgd_call_run_on_session(call, lgd_guest_start_job);
 }
 
 static gboolean
-lgd_guest_handle_stop(GObject *iface, GDBusMethodInvocation *invocation, LgdGuest *self)
+lgd_guest_handle_stop(gpointer iface, GDBusMethodInvocation *invocation)
 {
-	lgd_guest_call(self, invocation,
-		       self->uuid != NULL ? LGD_ACTION_MANAGE : LGD_ACTION_VOLUME_READ, NULL,
-		       lgd_guest_stop_job, NULL, NULL);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
+	g_autoptr(LgdGuest) self = lgd_guest_from_iface(iface);
+	LgdCall *call = lgd_call_new(
+	    self, invocation, self->uuid != NULL ? LGD_ACTION_MANAGE : LGD_ACTION_VOLUME_READ);
+
+	return lgd_call_run_on_session(call, lgd_guest_stop_job);
+}
+
+/* ---- the implementations of Domain and Volume ------------------------- */
+
+#define LGD_TYPE_DOMAIN_IMPL (lgd_domain_impl_get_type())
+G_DECLARE_FINAL_TYPE(LgdDomainImpl, lgd_domain_impl, LGD, DOMAIN_IMPL, LgdDBusDomainSkeleton)
+
+#define LGD_TYPE_VOLUME_IMPL (lgd_volume_impl_get_type())
+G_DECLARE_FINAL_TYPE(LgdVolumeImpl, lgd_volume_impl, LGD, VOLUME_IMPL, LgdDBusVolumeSkeleton)
+
+struct _LgdDomainImpl {
+	LgdDBusDomainSkeleton parent_instance;
+};
+
+struct _LgdVolumeImpl {
+	LgdDBusVolumeSkeleton parent_instance;
+};
+
+static gboolean
+lgd_domain_impl_handle_start(LgdDBusDomain *iface, GDBusMethodInvocation *inv, GVariant *options)
+{
+	return lgd_guest_handle_start(iface, inv, options);
+}
+
+static gboolean
+lgd_domain_impl_handle_stop(LgdDBusDomain *iface, GDBusMethodInvocation *invocation)
+{
+	return lgd_guest_handle_stop(iface, invocation);
+}
+
+static gboolean
+lgd_volume_impl_handle_start(LgdDBusVolume *iface, GDBusMethodInvocation *inv, GVariant *options)
+{
+	return lgd_guest_handle_start(iface, inv, options);
+}
+
+static gboolean
+lgd_volume_impl_handle_stop(LgdDBusVolume *iface, GDBusMethodInvocation *invocation)
+{
+	return lgd_guest_handle_stop(iface, invocation);
+}
+
+static void
+lgd_domain_impl_iface_init(LgdDBusDomainIface *iface)
+{
+	iface->handle_start_appliance = lgd_domain_impl_handle_start;
+	iface->handle_stop_appliance = lgd_domain_impl_handle_stop;
+}
+
+static void
+lgd_volume_impl_iface_init(LgdDBusVolumeIface *iface)
+{
+	iface->handle_start_appliance = lgd_volume_impl_handle_start;
+	iface->handle_stop_appliance = lgd_volume_impl_handle_stop;
+	iface->handle_download = lgd_volume_stream_handle_download;
+	iface->handle_upload = lgd_volume_stream_handle_upload;
+}
+
+G_DEFINE_TYPE_WITH_CODE(LgdDomainImpl,
+			lgd_domain_impl,
+			LGD_DBUS_TYPE_DOMAIN_SKELETON,
+			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_DOMAIN, lgd_domain_impl_iface_init))
+
+G_DEFINE_TYPE_WITH_CODE(LgdVolumeImpl,
+			lgd_volume_impl,
+			LGD_DBUS_TYPE_VOLUME_SKELETON,
+			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_VOLUME, lgd_volume_impl_iface_init))
+
+static void
+lgd_domain_impl_class_init(LgdDomainImplClass *klass)
+{
+}
+
+static void
+lgd_domain_impl_init(LgdDomainImpl *self)
+{
+}
+
+static void
+lgd_volume_impl_class_init(LgdVolumeImplClass *klass)
+{
+}
+
+static void
+lgd_volume_impl_init(LgdVolumeImpl *self)
+{
 }
 
 /* ---- inspection cache -------------------------------------------------- */
@@ -382,31 +173,11 @@ lgd_guest_cache_id(LgdGuest *self)
 	return self->uuid != NULL ? self->uuid : self->key;
 }
 
-/* How long a worker waits for the main loop to publish (it may have
- * stopped, at exit). */
-#define LGD_PUBLISH_WAIT_US (2 * G_USEC_PER_SEC)
-
-typedef struct {
-	GMutex lock;
-	GCond cond;
-	gboolean done;
-} LgdPublishDone;
-
 typedef struct {
 	LgdGuest *guest;
 	GVariant *systems;
 	gint64 inspected_at;
-	LgdPublishDone *done; /* atomic rc box, or NULL */
 } LgdPublish;
-
-static void
-lgd_publish_done_clear(gpointer data)
-{
-	LgdPublishDone *done = data;
-
-	g_mutex_clear(&done->lock);
-	g_cond_clear(&done->cond);
-}
 
 static gboolean
 lgd_guest_publish_idle(gpointer user_data)
@@ -417,27 +188,20 @@ lgd_guest_publish_idle(gpointer user_data)
 
 	lgd_dbus_inspector_set_operating_systems(iface, publish->systems);
 	lgd_dbus_inspector_set_inspected_at(iface, publish->inspected_at);
-	if (publish->done != NULL) {
-		g_mutex_lock(&publish->done->lock);
-		publish->done->done = TRUE;
-		g_cond_broadcast(&publish->done->cond);
-		g_mutex_unlock(&publish->done->lock);
-		g_atomic_rc_box_release_full(publish->done, lgd_publish_done_clear);
-	}
 	g_variant_unref(publish->systems);
 	g_object_unref(publish->guest);
 	g_free(publish);
 	return G_SOURCE_REMOVE;
 }
 
-/* Properties change in the main loop, whatever thread learnt the facts.
- * A worker waits for it, so that its reply, sent next, never overtakes
- * the new property values. */
+/* Properties change on the main loop, whatever thread learnt the facts.
+ * A call's reply is queued to the main loop after this, and flushes the
+ * interfaces before it is sent (lgd-call.c): it never overtakes the new
+ * values. */
 static void
 lgd_guest_publish(LgdGuest *self, const LgdCacheEntry *entry)
 {
 	LgdPublish *publish = g_new0(LgdPublish, 1);
-	LgdPublishDone *done = NULL;
 
 	publish->guest = g_object_ref(self);
 	publish->systems =
@@ -445,22 +209,19 @@ lgd_guest_publish(LgdGuest *self, const LgdCacheEntry *entry)
 		? g_variant_ref(entry->systems)
 		: g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
 	publish->inspected_at = entry != NULL ? entry->inspected_at : 0;
-	if (!g_main_context_is_owner(self->main_context)) {
-		done = g_atomic_rc_box_new0(LgdPublishDone);
-		g_mutex_init(&done->lock);
-		g_cond_init(&done->cond);
-		publish->done = g_atomic_rc_box_acquire(done);
-	}
 	g_main_context_invoke(self->main_context, lgd_guest_publish_idle, publish);
-	if (done != NULL) {
-		gint64 deadline = g_get_monotonic_time() + LGD_PUBLISH_WAIT_US;
+}
 
-		g_mutex_lock(&done->lock);
-		while (!done->done && g_cond_wait_until(&done->cond, &done->lock, deadline))
-			;
-		g_mutex_unlock(&done->lock);
-		g_atomic_rc_box_release_full(done, lgd_publish_done_clear);
-	}
+/* Sends the PropertiesChanged signals that property changes so far have
+ * scheduled. Main loop. */
+void
+lgd_guest_flush(LgdGuest *self)
+{
+	g_autolist(GDBusInterface) ifaces =
+	    g_dbus_object_get_interfaces(G_DBUS_OBJECT(self->object));
+
+	for (GList *l = ifaces; l != NULL; l = l->next)
+		g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(l->data));
 }
 
 /* The last inspection when the disks are still what it saw, else NULL. */
@@ -557,17 +318,23 @@ lgd_guest_is_domain(LgdGuest *self)
 	return self->uuid != NULL;
 }
 
-/* NULL once the object is withdrawn. */
+/* A reference to the object's session, NULL once the object is
+ * withdrawn. Main loop. */
 LgdSession *
-lgd_guest_get_session(LgdGuest *self)
+lgd_guest_ref_session(LgdGuest *self)
 {
-	return self->session;
+	return self->session != NULL ? lgd_session_ref(self->session) : NULL;
 }
 
-const gchar *
-lgd_guest_get_path(LgdGuest *self)
+/* The guest that publishes @iface (a new reference), or NULL once it is
+ * gone. */
+LgdGuest *
+lgd_guest_from_iface(gpointer iface)
 {
-	return g_dbus_object_get_object_path(G_DBUS_OBJECT(self->object));
+	g_autoptr(GDBusObject) object = g_dbus_interface_dup_object(G_DBUS_INTERFACE(iface));
+	GWeakRef *ref = object != NULL ? g_object_get_data(G_OBJECT(object), "lgd-guest") : NULL;
+
+	return ref != NULL ? g_weak_ref_get(ref) : NULL;
 }
 
 const gchar *
@@ -590,18 +357,11 @@ lgd_guest_get_context(LgdGuest *self)
 }
 
 /* The object is withdrawn: queued calls finish, the appliance stops, and
- * no handler refers to the guest any more. */
+ * new calls find no session. */
 void
 lgd_guest_close(LgdGuest *self)
 {
-	g_autolist(GDBusInterface) ifaces = NULL;
-
 	g_clear_pointer(&self->session, lgd_session_close);
-	if (self->object == NULL)
-		return;
-	ifaces = g_dbus_object_get_interfaces(G_DBUS_OBJECT(self->object));
-	for (GList *l = ifaces; l != NULL; l = l->next)
-		g_signal_handlers_disconnect_by_data(l->data, self);
 }
 
 static void
@@ -633,31 +393,33 @@ lgd_guest_init(LgdGuest *self)
 	self->main_context = g_main_context_ref_thread_default();
 }
 
+static void
+lgd_guest_weak_ref_free(gpointer data)
+{
+	g_weak_ref_clear(data);
+	g_free(data);
+}
+
 static LgdGuest *
 lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
 {
 	LgdGuest *self = g_object_new(LGD_TYPE_GUEST, NULL);
 	g_autoptr(LgdDBusInspector) inspector = NULL;
 	g_autoptr(LgdDBusFiles) files = NULL;
+	GWeakRef *ref = g_new0(GWeakRef, 1);
 
 	self->context = context;
 	self->uri = g_strdup(uri);
 	self->object = lgd_dbus_object_skeleton_new(object_path);
-	inspector = lgd_inspector_new(self);
+	g_weak_ref_init(ref, self);
+	g_object_set_data_full(G_OBJECT(self->object), "lgd-guest", ref, lgd_guest_weak_ref_free);
+	inspector = lgd_inspector_new();
 	lgd_dbus_inspector_set_operating_systems(
 	    inspector, g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
 	lgd_dbus_object_skeleton_set_inspector(self->object, inspector);
-	files = lgd_files_new(self);
+	files = lgd_files_new();
 	lgd_dbus_object_skeleton_set_files(self->object, files);
 	return self;
-}
-
-/* Both interfaces have the same appliance methods and property. */
-static void
-lgd_guest_connect_appliance(LgdGuest *self, GObject *iface)
-{
-	g_signal_connect(iface, "handle-start-appliance", G_CALLBACK(lgd_guest_handle_start), self);
-	g_signal_connect(iface, "handle-stop-appliance", G_CALLBACK(lgd_guest_handle_stop), self);
 }
 
 LgdGuest *
@@ -667,11 +429,10 @@ lgd_guest_new_domain(LgdContext *context,
 		     const gchar *object_path)
 {
 	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(LgdDBusDomain) iface = lgd_dbus_domain_skeleton_new();
+	g_autoptr(LgdDBusDomain) iface = g_object_new(LGD_TYPE_DOMAIN_IMPL, NULL);
 
 	self->uuid = g_strdup(uuid);
 	lgd_dbus_object_skeleton_set_domain(self->object, iface);
-	lgd_guest_connect_appliance(self, G_OBJECT(iface));
 	self->session = lgd_session_new(&context->session,
 					lgd_drive_source_new_domain(uri, uuid, context->run_dir),
 					G_OBJECT(iface));
@@ -685,12 +446,10 @@ lgd_guest_new_volume(LgdContext *context,
 		     const gchar *object_path)
 {
 	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(LgdDBusVolume) iface = lgd_dbus_volume_skeleton_new();
+	g_autoptr(LgdDBusVolume) iface = g_object_new(LGD_TYPE_VOLUME_IMPL, NULL);
 
 	self->key = g_strdup(key);
 	lgd_dbus_object_skeleton_set_volume(self->object, iface);
-	lgd_guest_connect_appliance(self, G_OBJECT(iface));
-	lgd_volume_stream_attach(self, iface);
 	self->session = lgd_session_new(&context->session,
 					lgd_drive_source_new_volume(uri, key, context->run_dir),
 					G_OBJECT(iface));

@@ -3,35 +3,10 @@
 #include <string.h>
 
 #include "lgd-args.h"
+#include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
-
-typedef struct {
-	LgdGuest *guest;
-	gchar *root;
-	GVariant *options;
-} LgdInspectData;
-
-static void
-lgd_inspect_data_free(LgdInspectData *data)
-{
-	g_object_unref(data->guest);
-	g_free(data->root);
-	g_variant_unref(data->options);
-	g_free(data);
-}
-
-static LgdInspectData *
-lgd_inspect_data_new(LgdGuest *guest, const gchar *root, GVariant *options)
-{
-	LgdInspectData *data = g_new0(LgdInspectData, 1);
-
-	data->guest = g_object_ref(guest);
-	data->root = g_strdup(root);
-	data->options = g_variant_ref_sink(options);
-	return data;
-}
 
 static const LgdOptionSpec lgd_no_options[] = {{NULL}};
 static const LgdOptionSpec lgd_inspect_options[] = {{"refresh", "b"}, {NULL}};
@@ -108,10 +83,10 @@ lgd_inspect_roots(guestfs_h *g, char **roots)
 	return g_variant_builder_end(&builder);
 }
 
-static GVariant *
-lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
+/* Inspect, and InspectDomains without a shared appliance. */
+GVariant *
+lgd_inspector_inspect_job(LgdSession *session, LgdCall *data, GError **error)
 {
-	LgdInspectData *data = user_data;
 	g_autofree gchar *identity = NULL;
 	g_autoptr(LgdCacheEntry) cached = NULL;
 	LgdCacheEntry *entry;
@@ -119,8 +94,6 @@ lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 	guestfs_h *g;
 	char **roots;
 
-	if (!lgd_args_check_options(data->options, lgd_inspect_options, error))
-		return NULL;
 	/* unchanged disks give the same answer: no need for an appliance */
 	identity = lgd_drives_identity(lgd_session_get_source(session));
 	if (!lgd_args_get_bool(data->options, "refresh", FALSE))
@@ -148,15 +121,12 @@ lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 }
 
 static GVariant *
-lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **error)
+lgd_list_applications_job(LgdSession *session, LgdCall *data, GError **error)
 {
-	LgdInspectData *data = user_data;
 	struct guestfs_application2_list *apps;
 	GVariantBuilder builder;
 	guestfs_h *g;
 
-	if (!lgd_args_check_options(data->options, lgd_no_options, error))
-		return NULL;
 	g = lgd_session_get_handle(session, error);
 	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, FALSE, error))
 		return NULL;
@@ -208,9 +178,8 @@ lgd_icon_cache_add(GVariant *icons, const gchar *root, GVariant *icon)
 }
 
 static GVariant *
-lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
+lgd_get_icon_job(LgdSession *session, LgdCall *data, GError **error)
 {
-	LgdInspectData *data = user_data;
 	gboolean favicon = lgd_args_get_bool(data->options, "favicon", TRUE);
 	gboolean highquality = lgd_args_get_bool(data->options, "highquality", FALSE);
 	gboolean cacheable = favicon && !highquality;
@@ -221,8 +190,6 @@ lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
 	char *png;
 	size_t size;
 
-	if (!lgd_args_check_options(data->options, lgd_icon_options, error))
-		return NULL;
 	if (cacheable) {
 		identity = lgd_drives_identity(lgd_session_get_source(session));
 		cached = lgd_guest_cached_inspection(data->guest, identity);
@@ -261,15 +228,12 @@ lgd_get_icon_job(LgdSession *session, gpointer user_data, GError **error)
 }
 
 static GVariant *
-lgd_list_filesystems_job(LgdSession *session, gpointer user_data, GError **error)
+lgd_list_filesystems_job(LgdSession *session, LgdCall *data, GError **error)
 {
-	LgdInspectData *data = user_data;
 	GVariantBuilder builder;
 	guestfs_h *g;
 	char **fs;
 
-	if (!lgd_args_check_options(data->options, lgd_no_options, error))
-		return NULL;
 	g = lgd_session_get_handle(session, error);
 	if (g == NULL)
 		return NULL;
@@ -299,15 +263,12 @@ lgd_list_filesystems_job(LgdSession *session, gpointer user_data, GError **error
 }
 
 static GVariant *
-lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
+lgd_disk_usage_job(LgdSession *session, LgdCall *data, GError **error)
 {
-	LgdInspectData *data = user_data;
 	GVariantBuilder builder;
 	guestfs_h *g;
 	char **fs;
 
-	if (!lgd_args_check_options(data->options, lgd_no_options, error))
-		return NULL;
 	g = lgd_session_get_handle(session, error);
 	if (g == NULL)
 		return NULL;
@@ -349,108 +310,94 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 	return g_variant_new("(aa{sv})", &builder);
 }
 
-/* Inspect for another part of the service (InspectDomains without a
- * shared appliance): runs on the guest's session like the method. */
-void
-lgd_inspector_submit_inspect(LgdGuest *guest, gboolean refresh, LgdJobDone done, gpointer done_data)
-{
-	LgdSession *session = lgd_guest_get_session(guest);
-	GVariantDict options;
+/* ---- handlers (main loop) ----------------------------------------------- */
 
-	if (session == NULL) {
-		done(NULL,
-		     g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND, "The object is gone"),
-		     done_data);
-		return;
+typedef struct {
+	const gchar *name;
+	const LgdOptionSpec *options;
+	LgdJobFunc job;
+} LgdInspectorMethod;
+
+static const LgdInspectorMethod lgd_inspector_methods[] = {
+    {"Inspect", lgd_inspect_options, lgd_inspector_inspect_job},
+    {"ListApplications", lgd_no_options, lgd_list_applications_job},
+    {"GetIcon", lgd_icon_options, lgd_get_icon_job},
+    {"ListFilesystems", lgd_no_options, lgd_list_filesystems_job},
+    {"DiskUsage", lgd_no_options, lgd_disk_usage_job},
+};
+
+/* The one path of every Inspector method: validate the options,
+ * authorize, run on the object's session, reply. */
+static gboolean
+lgd_inspector_handle_root(LgdDBusInspector *iface,
+			  GDBusMethodInvocation *invocation,
+			  const gchar *root,
+			  GVariant *options)
+{
+	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
+	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
+	LgdCall *call = lgd_call_new(guest, invocation, LGD_ACTION_INSPECT);
+	const LgdInspectorMethod *method = NULL;
+	GError *error = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(lgd_inspector_methods); i++) {
+		if (g_str_equal(lgd_inspector_methods[i].name, name))
+			method = &lgd_inspector_methods[i];
 	}
-	g_variant_dict_init(&options, NULL);
-	g_variant_dict_insert(&options, "refresh", "b", refresh);
-	lgd_session_submit(session, lgd_inspect_job,
-			   lgd_inspect_data_new(guest, NULL, g_variant_dict_end(&options)),
-			   (GDestroyNotify)lgd_inspect_data_free, done, done_data);
+	g_assert(method != NULL);
+	call->root = g_strdup(root);
+	call->options = g_variant_ref(options);
+	if (!lgd_args_check_options(options, method->options, &error))
+		return lgd_call_return_error(call, error);
+	return lgd_call_run_on_session(call, method->job);
 }
 
-/* ---- handlers ---------------------------------------------------------- */
+/* Inspect, ListFilesystems, DiskUsage: the methods without a root. */
+static gboolean
+lgd_inspector_handle(LgdDBusInspector *iface, GDBusMethodInvocation *invocation, GVariant *options)
+{
+	return lgd_inspector_handle_root(iface, invocation, NULL, options);
+}
+
+/* ---- the implementation of org.libvirt.GuestFS.Inspector --------------- */
+
+#define LGD_TYPE_INSPECTOR_IMPL (lgd_inspector_impl_get_type())
+G_DECLARE_FINAL_TYPE(
+    LgdInspectorImpl, lgd_inspector_impl, LGD, INSPECTOR_IMPL, LgdDBusInspectorSkeleton)
+
+struct _LgdInspectorImpl {
+	LgdDBusInspectorSkeleton parent_instance;
+};
 
 static void
-lgd_inspector_call(LgdGuest *guest,
-		   GDBusMethodInvocation *invocation,
-		   LgdJobFunc func,
-		   const gchar *root,
-		   GVariant *options)
+lgd_inspector_impl_iface_init(LgdDBusInspectorIface *iface)
 {
-	lgd_guest_call(guest, invocation, LGD_ACTION_INSPECT, NULL, func,
-		       lgd_inspect_data_new(guest, root, options),
-		       (GDestroyNotify)lgd_inspect_data_free);
+	iface->handle_inspect = lgd_inspector_handle;
+	iface->handle_list_applications = lgd_inspector_handle_root;
+	iface->handle_get_icon = lgd_inspector_handle_root;
+	iface->handle_list_filesystems = lgd_inspector_handle;
+	iface->handle_disk_usage = lgd_inspector_handle;
 }
 
-static gboolean
-lgd_inspector_handle_inspect(LgdDBusInspector *iface,
-			     GDBusMethodInvocation *invocation,
-			     GVariant *options,
-			     LgdGuest *guest)
+G_DEFINE_TYPE_WITH_CODE(LgdInspectorImpl,
+			lgd_inspector_impl,
+			LGD_DBUS_TYPE_INSPECTOR_SKELETON,
+			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_INSPECTOR,
+					      lgd_inspector_impl_iface_init))
+
+static void
+lgd_inspector_impl_class_init(LgdInspectorImplClass *klass)
 {
-	lgd_inspector_call(guest, invocation, lgd_inspect_job, NULL, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static gboolean
-lgd_inspector_handle_list_applications(LgdDBusInspector *iface,
-				       GDBusMethodInvocation *invocation,
-				       const gchar *root,
-				       GVariant *options,
-				       LgdGuest *guest)
+static void
+lgd_inspector_impl_init(LgdInspectorImpl *self)
 {
-	lgd_inspector_call(guest, invocation, lgd_list_applications_job, root, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static gboolean
-lgd_inspector_handle_get_icon(LgdDBusInspector *iface,
-			      GDBusMethodInvocation *invocation,
-			      const gchar *root,
-			      GVariant *options,
-			      LgdGuest *guest)
-{
-	lgd_inspector_call(guest, invocation, lgd_get_icon_job, root, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-lgd_inspector_handle_list_filesystems(LgdDBusInspector *iface,
-				      GDBusMethodInvocation *invocation,
-				      GVariant *options,
-				      LgdGuest *guest)
-{
-	lgd_inspector_call(guest, invocation, lgd_list_filesystems_job, NULL, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-lgd_inspector_handle_disk_usage(LgdDBusInspector *iface,
-				GDBusMethodInvocation *invocation,
-				GVariant *options,
-				LgdGuest *guest)
-{
-	lgd_inspector_call(guest, invocation, lgd_disk_usage_job, NULL, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-/* The handlers hold @guest without a reference: the guest owns the
- * interface through its object. */
+/* The handlers find their guest through the object the interface is on. */
 LgdDBusInspector *
-lgd_inspector_new(LgdGuest *guest)
+lgd_inspector_new(void)
 {
-	LgdDBusInspector *iface = lgd_dbus_inspector_skeleton_new();
-
-	g_signal_connect(iface, "handle-inspect", G_CALLBACK(lgd_inspector_handle_inspect), guest);
-	g_signal_connect(iface, "handle-list-applications",
-			 G_CALLBACK(lgd_inspector_handle_list_applications), guest);
-	g_signal_connect(iface, "handle-get-icon", G_CALLBACK(lgd_inspector_handle_get_icon),
-			 guest);
-	g_signal_connect(iface, "handle-list-filesystems",
-			 G_CALLBACK(lgd_inspector_handle_list_filesystems), guest);
-	g_signal_connect(iface, "handle-disk-usage", G_CALLBACK(lgd_inspector_handle_disk_usage),
-			 guest);
-	return iface;
+	return g_object_new(LGD_TYPE_INSPECTOR_IMPL, NULL);
 }

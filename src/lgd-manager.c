@@ -6,11 +6,15 @@
 #include "lgd-manager.h"
 #include "lgd-path.h"
 
-/* What the handlers need; owned by the interface. */
-typedef struct {
-	GPtrArray *connections; /* of LgdConnection */
+#define LGD_TYPE_MANAGER_IMPL (lgd_manager_impl_get_type())
+G_DECLARE_FINAL_TYPE(LgdManagerImpl, lgd_manager_impl, LGD, MANAGER_IMPL, LgdDBusManagerSkeleton)
+
+/* The implementation of org.libvirt.GuestFS.Manager. */
+struct _LgdManagerImpl {
+	LgdDBusManagerSkeleton parent_instance;
+	GPtrArray *connections; /* of LgdConnection, not owned */
 	LgdContext *context;
-} LgdManagerData;
+};
 
 typedef const gchar *(*LgdLookupExact)(LgdConnection *conn, const gchar *id);
 typedef GPtrArray *(*LgdLookupAll)(LgdConnection *conn, const gchar *id);
@@ -59,10 +63,9 @@ lgd_manager_lookup(GPtrArray *connections,
 static gboolean
 lgd_manager_handle_lookup_domain(LgdDBusManager *iface,
 				 GDBusMethodInvocation *invocation,
-				 const gchar *name_or_uuid,
-				 gpointer user_data)
+				 const gchar *name_or_uuid)
 {
-	LgdManagerData *data = user_data;
+	LgdManagerImpl *data = LGD_MANAGER_IMPL(iface);
 	GError *error = NULL;
 	const gchar *path = lgd_manager_lookup(data->connections, "domain", name_or_uuid,
 					       lgd_connection_lookup_domain_uuid,
@@ -78,10 +81,9 @@ lgd_manager_handle_lookup_domain(LgdDBusManager *iface,
 static gboolean
 lgd_manager_handle_lookup_volume(LgdDBusManager *iface,
 				 GDBusMethodInvocation *invocation,
-				 const gchar *path_or_key,
-				 gpointer user_data)
+				 const gchar *path_or_key)
 {
-	LgdManagerData *data = user_data;
+	LgdManagerImpl *data = LGD_MANAGER_IMPL(iface);
 	GError *error = NULL;
 	const gchar *path = lgd_manager_lookup(data->connections, "volume", path_or_key,
 					       lgd_connection_lookup_volume_key,
@@ -98,13 +100,35 @@ static gboolean
 lgd_manager_handle_inspect_domains(LgdDBusManager *iface,
 				   GDBusMethodInvocation *invocation,
 				   const gchar *const *objects,
-				   GVariant *options,
-				   gpointer user_data)
+				   GVariant *options)
 {
-	LgdManagerData *data = user_data;
+	LgdManagerImpl *data = LGD_MANAGER_IMPL(iface);
 
 	lgd_batch_inspect(data->context, data->connections, invocation, objects, options);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+lgd_manager_impl_iface_init(LgdDBusManagerIface *iface)
+{
+	iface->handle_lookup_domain = lgd_manager_handle_lookup_domain;
+	iface->handle_lookup_volume = lgd_manager_handle_lookup_volume;
+	iface->handle_inspect_domains = lgd_manager_handle_inspect_domains;
+}
+
+G_DEFINE_TYPE_WITH_CODE(LgdManagerImpl,
+			lgd_manager_impl,
+			LGD_DBUS_TYPE_MANAGER_SKELETON,
+			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_MANAGER, lgd_manager_impl_iface_init))
+
+static void
+lgd_manager_impl_class_init(LgdManagerImplClass *klass)
+{
+}
+
+static void
+lgd_manager_impl_init(LgdManagerImpl *self)
+{
 }
 
 /* @connections (of LgdConnection) and @context must outlive the returned
@@ -113,26 +137,19 @@ LgdDBusObjectSkeleton *
 lgd_manager_new(GPtrArray *connections, LgdContext *context)
 {
 	LgdDBusObjectSkeleton *object = lgd_dbus_object_skeleton_new(LGD_MANAGER_PATH);
-	g_autoptr(LgdDBusManager) iface = lgd_dbus_manager_skeleton_new();
+	g_autoptr(LgdManagerImpl) iface = g_object_new(LGD_TYPE_MANAGER_IMPL, NULL);
 	g_autoptr(GPtrArray) uris = g_ptr_array_new();
-	LgdManagerData *data = g_new0(LgdManagerData, 1);
 
 	for (guint i = 0; i < connections->len; i++)
 		g_ptr_array_add(
 		    uris, (gpointer)lgd_connection_get_uri(g_ptr_array_index(connections, i)));
 	g_ptr_array_add(uris, NULL);
 
-	lgd_dbus_manager_set_version(iface, VERSION);
-	lgd_dbus_manager_set_connections(iface, (const gchar *const *)uris->pdata);
-	data->connections = connections;
-	data->context = context;
-	g_object_set_data_full(G_OBJECT(iface), "lgd-manager-data", data, g_free);
-	g_signal_connect(iface, "handle-lookup-domain",
-			 G_CALLBACK(lgd_manager_handle_lookup_domain), data);
-	g_signal_connect(iface, "handle-lookup-volume",
-			 G_CALLBACK(lgd_manager_handle_lookup_volume), data);
-	g_signal_connect(iface, "handle-inspect-domains",
-			 G_CALLBACK(lgd_manager_handle_inspect_domains), data);
-	lgd_dbus_object_skeleton_set_manager(object, iface);
+	lgd_dbus_manager_set_version(LGD_DBUS_MANAGER(iface), VERSION);
+	lgd_dbus_manager_set_connections(LGD_DBUS_MANAGER(iface),
+					 (const gchar *const *)uris->pdata);
+	iface->connections = connections;
+	iface->context = context;
+	lgd_dbus_object_skeleton_set_manager(object, LGD_DBUS_MANAGER(iface));
 	return object;
 }

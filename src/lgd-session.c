@@ -3,36 +3,25 @@
 #include <string.h>
 
 #include "lgd-appliance.h"
+#include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-session.h"
 
 /* Calls closer together than this skip the liveness ping. */
 #define LGD_SESSION_PING_AFTER_US (2 * G_USEC_PER_SEC)
 
-typedef enum {
-	LGD_JOB_CALL,
-	LGD_JOB_QUIT,
-} LgdJobKind;
-
-typedef struct {
-	LgdJobKind kind;
-	GDBusMethodInvocation *invocation; /* may be NULL */
-	LgdJobFunc func;
-	gpointer data;
-	GDestroyNotify data_free;
-	LgdJobDone done; /* instead of replying to an invocation */
-	gpointer done_data;
-} LgdJob;
+/* Queued after the last call of a closed session: stops its thread. */
+static LgdCall *const lgd_session_quit = (LgdCall *)&lgd_session_quit;
 
 struct _LgdSession {
+	gint ref_count;
 	const LgdSessionConfig *config;
 	LgdDriveSource *source;
 	GObject *state_iface; /* has an "appliance-state" property */
 	GMainContext *main_context;
 
 	GMutex lock; /* guards queue hand-over and the thread's life */
-	GAsyncQueue *jobs;
-	GThread *thread;
+	GAsyncQueue *calls;
 	gboolean thread_running;
 	gboolean closed;
 
@@ -62,17 +51,6 @@ lgd_appliance_state_to_string(LgdApplianceState state)
 {
 	return lgd_appliance_states[state];
 }
-
-static void
-lgd_job_free(LgdJob *job)
-{
-	if (job->data_free != NULL && job->data != NULL)
-		job->data_free(job->data);
-	g_clear_object(&job->invocation);
-	g_free(job);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdJob, lgd_job_free)
 
 static void lgd_session_free(LgdSession *self);
 
@@ -243,42 +221,21 @@ lgd_session_set_error_from_guestfs(LgdSession *self, GError **error, const gchar
 /* ---- the thread -------------------------------------------------------- */
 
 static void
-lgd_session_run_job(LgdSession *self, LgdJob *job)
+lgd_session_run(LgdSession *self, LgdCall *call)
 {
-	g_autoptr(GError) error = NULL;
-	GVariant *reply = NULL;
+	GError *error = NULL;
+	GVariant *reply = call->func(self, call, &error);
 
-	switch (job->kind) {
-	case LGD_JOB_CALL:
-		reply = job->func(self, job->data, &error);
-		if (self->g != NULL && guestfs_is_ready(self->g) <= 0) {
-			lgd_session_shutdown(self);
-			lgd_session_set_state(self, LGD_APPLIANCE_FAILED);
-		}
-		break;
-	case LGD_JOB_QUIT:
+	if (self->g != NULL && guestfs_is_ready(self->g) <= 0) {
 		lgd_session_shutdown(self);
-		break;
+		lgd_session_set_state(self, LGD_APPLIANCE_FAILED);
 	}
-	if (job->done != NULL) {
-		job->done(reply != NULL ? g_variant_ref_sink(reply) : NULL, g_steal_pointer(&error),
-			  job->done_data);
-		return;
-	}
-	if (job->invocation == NULL) {
-		if (reply != NULL)
-			g_variant_unref(g_variant_ref_sink(reply));
-		return;
-	}
-	/* replying is thread-safe; the main loop sends it */
-	if (reply != NULL)
-		g_dbus_method_invocation_return_value(g_steal_pointer(&job->invocation), reply);
-	else
-		lgd_error_return(g_steal_pointer(&job->invocation), g_steal_pointer(&error));
+	lgd_call_complete(call, reply, error);
 }
 
-/* Exits when the queue is empty and no appliance is up; an idle appliance
- * is shut down after the idle timeout. */
+/* Exits when the queue is empty and no appliance is up, or when the
+ * session is closed; an idle appliance is shut down after the idle
+ * timeout. Holds a reference to the session while it runs. */
 static gpointer
 lgd_session_thread(gpointer user_data)
 {
@@ -286,22 +243,18 @@ lgd_session_thread(gpointer user_data)
 
 	for (;;) {
 		guint64 timeout = (guint64)self->config->idle_timeout * G_USEC_PER_SEC;
-		g_autoptr(LgdJob) job = NULL;
-		gboolean quit;
+		LgdCall *call;
 
 		if (self->g != NULL)
-			job = g_async_queue_timeout_pop(self->jobs, timeout);
+			call = g_async_queue_timeout_pop(self->calls, timeout);
 		else
-			job = g_async_queue_try_pop(self->jobs);
-		if (job != NULL) {
-			quit = job->kind == LGD_JOB_QUIT;
-			lgd_session_run_job(self, job);
-			if (quit) {
-				/* closed: nothing else refers to the session */
-				g_thread_unref(self->thread);
-				lgd_session_free(self);
-				return NULL;
-			}
+			call = g_async_queue_try_pop(self->calls);
+		if (call == lgd_session_quit) {
+			lgd_session_shutdown(self);
+			break;
+		}
+		if (call != NULL) {
+			lgd_session_run(self, call);
 			continue;
 		}
 		if (self->g != NULL) {
@@ -310,86 +263,37 @@ lgd_session_thread(gpointer user_data)
 			lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
 		}
 		g_mutex_lock(&self->lock);
-		if (g_async_queue_length(self->jobs) == 0) {
+		if (g_async_queue_length(self->calls) == 0) {
 			self->thread_running = FALSE;
 			g_mutex_unlock(&self->lock);
-			return NULL;
+			break;
 		}
 		g_mutex_unlock(&self->lock);
 	}
+	lgd_session_unref(self);
+	return NULL;
 }
 
-static void
-lgd_session_push(LgdSession *self, LgdJob *job)
+/* Queues @call (taken), which the session's thread runs and completes;
+ * the call of a closed session ends at once with NotFound. */
+void
+lgd_session_push(LgdSession *self, LgdCall *call)
 {
 	g_mutex_lock(&self->lock);
 	if (self->closed) {
 		g_mutex_unlock(&self->lock);
-		if (job->done != NULL)
-			job->done(NULL,
-				  g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND,
-						      "The object is gone"),
-				  job->done_data);
-		if (job->invocation != NULL)
-			g_dbus_method_invocation_return_error_literal(
-			    g_steal_pointer(&job->invocation), LGD_ERROR, LGD_ERROR_NOT_FOUND,
-			    "The object is gone");
-		lgd_job_free(job);
+		lgd_call_complete(
+		    call, NULL,
+		    g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND, "The object is gone"));
 		return;
 	}
-	g_async_queue_push(self->jobs, job);
+	g_async_queue_push(self->calls, call);
 	if (!self->thread_running) {
-		if (self->thread != NULL)
-			g_thread_join(self->thread);
-		self->thread = g_thread_new("lgd-session", lgd_session_thread, self);
 		self->thread_running = TRUE;
+		g_thread_unref(
+		    g_thread_new("lgd-session", lgd_session_thread, lgd_session_ref(self)));
 	}
 	g_mutex_unlock(&self->lock);
-}
-
-static LgdJob *
-lgd_job_new(LgdJobKind kind, GDBusMethodInvocation *invocation)
-{
-	LgdJob *job = g_new0(LgdJob, 1);
-
-	job->kind = kind;
-	job->invocation = invocation; /* taken: replying gives it back */
-	return job;
-}
-
-void
-lgd_session_call(LgdSession *self,
-		 GDBusMethodInvocation *invocation,
-		 LgdJobFunc func,
-		 gpointer data,
-		 GDestroyNotify data_free)
-{
-	LgdJob *job = lgd_job_new(LGD_JOB_CALL, invocation);
-
-	job->func = func;
-	job->data = data;
-	job->data_free = data_free;
-	lgd_session_push(self, job);
-}
-
-/* Queues @func; @done gets its result (reply or error, both its own) in
- * the session's thread. */
-void
-lgd_session_submit(LgdSession *self,
-		   LgdJobFunc func,
-		   gpointer data,
-		   GDestroyNotify data_free,
-		   LgdJobDone done,
-		   gpointer done_data)
-{
-	LgdJob *job = lgd_job_new(LGD_JOB_CALL, NULL);
-
-	job->func = func;
-	job->data = data;
-	job->data_free = data_free;
-	job->done = done;
-	job->done_data = done_data;
-	lgd_session_push(self, job);
 }
 
 LgdSession *
@@ -397,12 +301,13 @@ lgd_session_new(const LgdSessionConfig *config, LgdDriveSource *source, GObject 
 {
 	LgdSession *self = g_new0(LgdSession, 1);
 
+	self->ref_count = 1;
 	self->config = config;
 	self->source = source;
 	self->state_iface = g_object_ref(state_iface);
 	self->main_context = g_main_context_ref_thread_default();
 	g_mutex_init(&self->lock);
-	self->jobs = g_async_queue_new();
+	self->calls = g_async_queue_new();
 	g_mutex_lock(&lgd_sessions_lock);
 	lgd_sessions_alive++;
 	g_mutex_unlock(&lgd_sessions_lock);
@@ -415,7 +320,7 @@ static void
 lgd_session_free(LgdSession *self)
 {
 	lgd_session_shutdown(self);
-	g_async_queue_unref(self->jobs);
+	g_async_queue_unref(self->calls);
 	g_mutex_clear(&self->lock);
 	g_main_context_unref(self->main_context);
 	g_object_unref(self->state_iface);
@@ -443,25 +348,32 @@ lgd_session_wait_all(guint timeout_seconds)
 	return done;
 }
 
+LgdSession *
+lgd_session_ref(LgdSession *self)
+{
+	g_atomic_int_inc(&self->ref_count);
+	return self;
+}
+
+void
+lgd_session_unref(LgdSession *self)
+{
+	if (g_atomic_int_dec_and_test(&self->ref_count))
+		lgd_session_free(self);
+}
+
 /* The object is gone: the session finishes what is queued, stops its
- * appliance and frees itself, without the caller waiting for any of it. */
+ * appliance and refuses further calls, without the caller waiting for any
+ * of it. Drops the caller's reference. */
 void
 lgd_session_close(LgdSession *self)
 {
-	GThread *finished = NULL;
-
 	if (self == NULL)
 		return;
 	g_mutex_lock(&self->lock);
 	self->closed = TRUE;
-	if (self->thread_running) {
-		g_async_queue_push(self->jobs, lgd_job_new(LGD_JOB_QUIT, NULL));
-		g_mutex_unlock(&self->lock);
-		return;
-	}
-	finished = g_steal_pointer(&self->thread);
+	if (self->thread_running)
+		g_async_queue_push(self->calls, lgd_session_quit);
 	g_mutex_unlock(&self->lock);
-	if (finished != NULL)
-		g_thread_join(finished);
-	lgd_session_free(self);
+	lgd_session_unref(self);
 }

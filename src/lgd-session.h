@@ -1,7 +1,9 @@
 /*
  * An appliance session: one libguestfs handle driven by one worker
- * thread, launched on demand and stopped when idle. Jobs on one session
+ * thread, launched on demand and stopped when idle. Calls on one session
  * run one after the other; the main loop never waits on libguestfs.
+ * Reference-counted: the guest, every call queued or in flight and the
+ * worker thread each hold one, so no thread uses a freed session.
  */
 #pragma once
 
@@ -29,36 +31,22 @@ typedef struct {
 } LgdSessionConfig;
 
 typedef struct _LgdSession LgdSession;
-
-/* Runs in the session's thread; returns the method's reply (a tuple) or
- * NULL with @error set. */
-typedef GVariant *(*LgdJobFunc)(LgdSession *session, gpointer data, GError **error);
-
-/* Gets a job's outcome: @reply (a tuple) or @error, both owned by it. */
-typedef void (*LgdJobDone)(GVariant *reply, GError *error, gpointer user_data);
+typedef struct _LgdCall LgdCall;
 
 const gchar *lgd_appliance_state_to_string(LgdApplianceState state);
 
 LgdSession *
 lgd_session_new(const LgdSessionConfig *config, LgdDriveSource *source, GObject *state_iface);
 
+LgdSession *lgd_session_ref(LgdSession *self);
+
+void lgd_session_unref(LgdSession *self);
+
 void lgd_session_close(LgdSession *self);
 
 gboolean lgd_session_wait_all(guint timeout_seconds);
 
-/* Queues @func; takes @invocation's reference and replies to it. */
-void lgd_session_call(LgdSession *self,
-		      GDBusMethodInvocation *invocation,
-		      LgdJobFunc func,
-		      gpointer data,
-		      GDestroyNotify data_free);
-
-void lgd_session_submit(LgdSession *self,
-			LgdJobFunc func,
-			gpointer data,
-			GDestroyNotify data_free,
-			LgdJobDone done,
-			gpointer done_data);
+void lgd_session_push(LgdSession *self, LgdCall *call);
 
 /* For job functions, in the session's thread. */
 guestfs_h *lgd_session_get_handle(LgdSession *self, GError **error);

@@ -9,12 +9,9 @@
 
 /* The client's fd belongs to the pump from here on. */
 static gint
-lgd_transfer_steal_fd(LgdFilesCall *call)
+lgd_transfer_steal_fd(LgdCall *call)
 {
-	gint fd = call->fd;
-
-	call->fd = -1;
-	return fd;
+	return g_steal_fd(&call->fd);
 }
 
 /* Ends @pump after libguestfs's part (@ok) and merges both outcomes: a
@@ -58,11 +55,19 @@ lgd_transfer_compress(GVariant *options, const gchar **compress, GError **error)
 	return FALSE;
 }
 
-GVariant *
-lgd_transfer_download(LgdSession *session, gpointer data, GError **error)
+/* For the handler: a bad 'compress' option is refused before polkit. */
+gboolean
+lgd_transfer_check_compress(GVariant *options, GError **error)
 {
-	LgdFilesCall *call = data;
-	guestfs_h *g = lgd_files_prepare(session, call, NULL, FALSE, error);
+	const gchar *compress;
+
+	return lgd_transfer_compress(options, &compress, error);
+}
+
+GVariant *
+lgd_transfer_download(LgdSession *session, LgdCall *call, GError **error)
+{
+	guestfs_h *g = lgd_files_prepare(session, call, FALSE, error);
 	g_autoptr(LgdPump) pump = NULL;
 	gboolean ok;
 
@@ -78,12 +83,8 @@ lgd_transfer_download(LgdSession *session, gpointer data, GError **error)
 	return g_variant_new("()");
 }
 
-static const LgdOptionSpec lgd_upload_options[] = {
-    {"size", "t"}, {"mode", "u"}, {"uid", "u"}, {"gid", "u"}, {NULL},
-};
-
 typedef struct {
-	LgdFilesCall *call;
+	LgdCall *call;
 	LgdPump *pump;
 } LgdUploadFill;
 
@@ -99,9 +100,8 @@ lgd_transfer_fill_from_pump(
 }
 
 GVariant *
-lgd_transfer_upload(LgdSession *session, gpointer data, GError **error)
+lgd_transfer_upload(LgdSession *session, LgdCall *call, GError **error)
 {
-	LgdFilesCall *call = data;
 	guestfs_h *g;
 	g_autoptr(LgdPump) pump = NULL;
 	LgdUploadFill fill = {call, NULL};
@@ -114,9 +114,7 @@ lgd_transfer_upload(LgdSession *session, gpointer data, GError **error)
 	    .gid = lgd_args_get_u32(call->options, "gid", -1),
 	};
 
-	if (!lgd_files_check_mode(attrs.mode, error))
-		return NULL;
-	g = lgd_files_prepare(session, call, lgd_upload_options, TRUE, error);
+	g = lgd_files_prepare(session, call, TRUE, error);
 	if (g == NULL)
 		return NULL;
 	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call),
@@ -133,17 +131,10 @@ lgd_transfer_upload(LgdSession *session, gpointer data, GError **error)
 	return g_variant_new("()");
 }
 
-static const LgdOptionSpec lgd_tar_out_options[] = {
-    {"compress", "s"},
-    {"excludes", "as"},
-    {NULL},
-};
-
 GVariant *
-lgd_transfer_tar_out(LgdSession *session, gpointer data, GError **error)
+lgd_transfer_tar_out(LgdSession *session, LgdCall *call, GError **error)
 {
-	LgdFilesCall *call = data;
-	guestfs_h *g = lgd_files_prepare(session, call, lgd_tar_out_options, FALSE, error);
+	guestfs_h *g = lgd_files_prepare(session, call, FALSE, error);
 	const gchar *compress = NULL;
 	g_autofree const gchar **excludes = NULL;
 	g_autoptr(LgdPump) pump = NULL;
@@ -175,13 +166,10 @@ lgd_transfer_tar_out(LgdSession *session, gpointer data, GError **error)
 	return g_variant_new("()");
 }
 
-static const LgdOptionSpec lgd_tar_in_options[] = {{"compress", "s"}, {NULL}};
-
 GVariant *
-lgd_transfer_tar_in(LgdSession *session, gpointer data, GError **error)
+lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 {
-	LgdFilesCall *call = data;
-	guestfs_h *g = lgd_files_prepare(session, call, lgd_tar_in_options, TRUE, error);
+	guestfs_h *g = lgd_files_prepare(session, call, TRUE, error);
 	const gchar *compress = NULL;
 	g_autoptr(LgdPump) pump = NULL;
 	struct guestfs_tar_in_opts_argv args = {0};

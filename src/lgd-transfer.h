@@ -5,12 +5,14 @@
 
 G_BEGIN_DECLS
 
-GVariant *lgd_transfer_download(LgdSession *session, gpointer data, GError **error);
+GVariant *lgd_transfer_download(LgdSession *session, LgdCall *call, GError **error);
 
-GVariant *lgd_transfer_upload(LgdSession *session, gpointer data, GError **error);
+GVariant *lgd_transfer_upload(LgdSession *session, LgdCall *call, GError **error);
 
-GVariant *lgd_transfer_tar_out(LgdSession *session, gpointer data, GError **error);
+GVariant *lgd_transfer_tar_out(LgdSession *session, LgdCall *call, GError **error);
 
-GVariant *lgd_transfer_tar_in(LgdSession *session, gpointer data, GError **error);
+GVariant *lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error);
+
+gboolean lgd_transfer_check_compress(GVariant *options, GError **error);
 
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lgd-args.h"
+#include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-fd.h"
 #include "lgd-volume-stream.h"
@@ -30,29 +31,6 @@ static const LgdOptionSpec lgd_volume_stream_options[] = {
     {"sparse", "b"},
     {NULL},
 };
-
-/* One Download or Upload, from the handler to the end of its thread. */
-typedef struct {
-	gboolean upload;
-	gchar *uri;
-	gchar *key;
-	gint fd; /* ours: a duplicate of the caller's */
-	struct stat st;
-	int fd_flags;
-	guint64 offset;
-	guint64 length; /* 0: to the end */
-	gboolean sparse;
-} LgdTransfer;
-
-static void
-lgd_transfer_free(LgdTransfer *t)
-{
-	if (t->fd >= 0)
-		close(t->fd);
-	g_free(t->uri);
-	g_free(t->key);
-	g_free(t);
-}
 
 /* ---- ranges ------------------------------------------------------------ */
 
@@ -427,7 +405,7 @@ lgd_volume_stream_sizes(
 
 static gboolean
 lgd_volume_stream_download(
-    LgdTransfer *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+    LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSink sink = {.fd = t->fd};
@@ -443,7 +421,7 @@ lgd_volume_stream_download(
 		return TRUE; /* and libvirt would read 0 as "to the end" */
 	if (t->sparse) {
 		sink.pos = lseek(t->fd, 0, SEEK_CUR);
-		sink.size = t->st.st_size;
+		sink.size = t->fd_stat.st_size;
 		if (sink.pos < 0) {
 			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 				    "Cannot seek in the sink: %s", g_strerror(errno));
@@ -483,15 +461,17 @@ lgd_volume_stream_download(
  * file says how much it holds; a pipe tells only as it goes. */
 static gboolean
 lgd_volume_stream_upload_count(
-    LgdTransfer *t, LgdSource *source, guint64 stored, guint64 room, GError **error)
+    LgdCall *t, LgdSource *source, guint64 stored, guint64 room, GError **error)
 {
-	gboolean seekable = S_ISREG(t->st.st_mode);
+	gboolean seekable = S_ISREG(t->fd_stat.st_mode);
 	guint64 avail = 0;
 
 	if (seekable) {
 		source->pos = lseek(t->fd, 0, SEEK_CUR);
 		seekable = source->pos >= 0;
-		avail = seekable && t->st.st_size > source->pos ? t->st.st_size - source->pos : 0;
+		avail = seekable && t->fd_stat.st_size > source->pos
+			    ? t->fd_stat.st_size - source->pos
+			    : 0;
 	}
 	if (!lgd_volume_stream_check_range(room, t->offset, t->length, &source->count, error))
 		return FALSE;
@@ -556,7 +536,7 @@ lgd_volume_stream_cut(
 
 static gboolean
 lgd_volume_stream_upload(
-    LgdTransfer *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+    LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSource source = {.fd = t->fd};
@@ -603,29 +583,29 @@ lgd_volume_stream_upload(
 }
 
 static GVariant *
-lgd_volume_stream_run(GDBusMethodInvocation *invocation, gpointer data, GError **error)
+lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 {
-	LgdTransfer *t = data;
-	g_autoptr(virConnect) conn = lgd_volume_stream_connect(t->uri, error);
+	const gchar *key = lgd_guest_get_volume_key(t->guest);
+	g_autoptr(virConnect) conn = lgd_volume_stream_connect(lgd_guest_get_uri(t->guest), error);
 	g_autoptr(virStorageVol) vol = NULL;
 	g_autofree gchar *path = NULL;
 	gboolean ok;
 
 	if (conn == NULL)
 		return NULL;
-	vol = virStorageVolLookupByKey(conn, t->key);
+	vol = virStorageVolLookupByKey(conn, key);
 	if (vol == NULL || (path = virStorageVolGetPath(vol)) == NULL) {
-		lgd_error_set_from_libvirt(error, "Volume %s", t->key);
+		lgd_error_set_from_libvirt(error, "Volume %s", key);
 		return NULL;
 	}
-	if (t->upload)
+	if (t->flag)
 		ok = lgd_volume_stream_upload(t, conn, vol, path, error);
 	else
 		ok = lgd_volume_stream_download(t, conn, vol, path, error);
 	if (!ok)
 		return NULL;
 	/* a file system may report a failed write only now (NFS) */
-	if (close(g_steal_fd(&t->fd)) < 0 && errno != EINTR && !t->upload) {
+	if (close(g_steal_fd(&t->fd)) < 0 && errno != EINTR && !t->flag) {
 		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
 			    "Cannot close the sink: %s", g_strerror(errno));
 		return NULL;
@@ -637,42 +617,36 @@ lgd_volume_stream_run(GDBusMethodInvocation *invocation, gpointer data, GError *
 
 /* The caller's descriptor, checked by the shared helper, and what the
  * transfer needs to know of it: its size and whether it appends. */
-static gint
-lgd_volume_stream_take_fd(GUnixFDList *fd_list,
-			  GVariant *handle,
-			  gboolean upload,
-			  struct stat *st,
-			  int *fd_flags,
-			  GError **error)
+static gboolean
+lgd_volume_stream_take_fd(LgdCall *call, GUnixFDList *fd_list, GVariant *handle, GError **error)
 {
-	gint fd = lgd_fd_take(fd_list, handle, upload ? LGD_FD_READ : LGD_FD_WRITE, NULL, error);
-
-	if (fd < 0)
-		return -1;
-	*fd_flags = fcntl(fd, F_GETFL);
-	if (*fd_flags < 0 || fstat(fd, st) < 0) {
+	call->fd =
+	    lgd_fd_take(fd_list, handle, call->flag ? LGD_FD_READ : LGD_FD_WRITE, NULL, error);
+	if (call->fd < 0)
+		return FALSE;
+	call->fd_flags = fcntl(call->fd, F_GETFL);
+	if (call->fd_flags < 0 || fstat(call->fd, &call->fd_stat) < 0) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "Cannot use the file descriptor passed: %s", g_strerror(errno));
-		close(fd);
-		return -1;
+		return FALSE;
 	}
-	return fd;
+	return TRUE;
 }
 
 static gboolean
-lgd_volume_stream_check_sparse(LgdTransfer *t, GError **error)
+lgd_volume_stream_check_sparse(LgdCall *t, GError **error)
 {
 	if (!t->sparse)
 		return TRUE;
-	if (S_ISREG(t->st.st_mode) && !t->upload && (t->fd_flags & O_APPEND)) {
+	if (S_ISREG(t->fd_stat.st_mode) && !t->flag && (t->fd_flags & O_APPEND)) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "'sparse' cannot keep holes in a sink open for appending, which "
 			    "moves every write to the end of the file");
 		return FALSE;
 	}
-	if (S_ISREG(t->st.st_mode))
+	if (S_ISREG(t->fd_stat.st_mode))
 		return TRUE;
-	if (t->upload)
+	if (t->flag)
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "'sparse' needs a regular file as source: holes can only be "
 			    "found in a file; leave it out for a pipe or socket");
@@ -683,69 +657,48 @@ lgd_volume_stream_check_sparse(LgdTransfer *t, GError **error)
 	return FALSE;
 }
 
-static void
-lgd_volume_stream_handle(LgdGuest *guest,
-			 GDBusMethodInvocation *invocation,
+/* Download and Upload: validate (the descriptor, the options), then
+ * authorize and stream in a thread of the call's own. */
+static gboolean
+lgd_volume_stream_handle(GDBusMethodInvocation *invocation,
+			 LgdDBusVolume *iface,
 			 GUnixFDList *fd_list,
 			 GVariant *handle,
 			 GVariant *options,
 			 gboolean upload)
 {
-	LgdTransfer *t = g_new0(LgdTransfer, 1);
+	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
+	LgdCall *call = lgd_call_new(guest, invocation,
+				     upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ);
 	GError *error = NULL;
 
-	t->upload = upload;
-	t->uri = g_strdup(lgd_guest_get_uri(guest));
-	t->key = g_strdup(lgd_guest_get_volume_key(guest));
-	t->fd = lgd_volume_stream_take_fd(fd_list, handle, upload, &t->st, &t->fd_flags, &error);
-	if (t->fd < 0 || !lgd_args_check_options(options, lgd_volume_stream_options, &error)) {
-		lgd_transfer_free(t);
-		lgd_error_return(invocation, error);
-		return;
-	}
-	g_variant_lookup(options, "offset", "t", &t->offset);
-	g_variant_lookup(options, "length", "t", &t->length);
-	t->sparse = lgd_args_get_bool(options, "sparse", FALSE);
-	if (!lgd_volume_stream_check_sparse(t, &error)) {
-		lgd_transfer_free(t);
-		lgd_error_return(invocation, error);
-		return;
-	}
-	lgd_guest_call_in_thread(guest, invocation,
-				 upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ,
-				 lgd_volume_stream_run, t, (GDestroyNotify)lgd_transfer_free);
+	call->flag = upload;
+	call->offset = lgd_args_get_u64(options, "offset", 0);
+	call->length = lgd_args_get_u64(options, "length", 0);
+	call->sparse = lgd_args_get_bool(options, "sparse", FALSE);
+	if (!lgd_volume_stream_take_fd(call, fd_list, handle, &error) ||
+	    !lgd_args_check_options(options, lgd_volume_stream_options, &error) ||
+	    !lgd_volume_stream_check_sparse(call, &error))
+		return lgd_call_return_error(call, error);
+	return lgd_call_run_in_thread(call, lgd_volume_stream_run);
 }
 
-static gboolean
+gboolean
 lgd_volume_stream_handle_download(LgdDBusVolume *iface,
 				  GDBusMethodInvocation *invocation,
 				  GUnixFDList *fd_list,
 				  GVariant *sink,
-				  GVariant *options,
-				  LgdGuest *guest)
+				  GVariant *options)
 {
-	lgd_volume_stream_handle(guest, invocation, fd_list, sink, options, FALSE);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
+	return lgd_volume_stream_handle(invocation, iface, fd_list, sink, options, FALSE);
 }
 
-static gboolean
+gboolean
 lgd_volume_stream_handle_upload(LgdDBusVolume *iface,
 				GDBusMethodInvocation *invocation,
 				GUnixFDList *fd_list,
 				GVariant *source,
-				GVariant *options,
-				LgdGuest *guest)
+				GVariant *options)
 {
-	lgd_volume_stream_handle(guest, invocation, fd_list, source, options, TRUE);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-/* Handlers are disconnected by lgd_guest_close (they carry @guest). */
-void
-lgd_volume_stream_attach(LgdGuest *guest, LgdDBusVolume *iface)
-{
-	g_signal_connect(iface, "handle-download", G_CALLBACK(lgd_volume_stream_handle_download),
-			 guest);
-	g_signal_connect(iface, "handle-upload", G_CALLBACK(lgd_volume_stream_handle_upload),
-			 guest);
+	return lgd_volume_stream_handle(invocation, iface, fd_list, source, options, TRUE);
 }

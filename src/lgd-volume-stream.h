@@ -8,7 +8,17 @@
 
 G_BEGIN_DECLS
 
-void lgd_volume_stream_attach(LgdGuest *guest, LgdDBusVolume *iface);
+gboolean lgd_volume_stream_handle_download(LgdDBusVolume *iface,
+					   GDBusMethodInvocation *invocation,
+					   GUnixFDList *fd_list,
+					   GVariant *sink,
+					   GVariant *options);
+
+gboolean lgd_volume_stream_handle_upload(LgdDBusVolume *iface,
+					 GDBusMethodInvocation *invocation,
+					 GUnixFDList *fd_list,
+					 GVariant *source,
+					 GVariant *options);
 
 /* Pure logic, here so that unit tests reach it. */
 gboolean lgd_volume_stream_check_range(

@@ -1,0 +1,218 @@
+#include "config.h"
+
+#include <unistd.h>
+
+#include "lgd-call.h"
+#include "lgd-error.h"
+#include "lgd-guest.h"
+
+/* Takes the handler's reference to @invocation. Copies what polkit is
+ * told about the object: it may change before the check runs in another
+ * thread. Main loop. */
+LgdCall *
+lgd_call_new(LgdGuest *guest, GDBusMethodInvocation *invocation, const gchar *action_id)
+{
+	LgdCall *call = g_new0(LgdCall, 1);
+	LgdDBusObject *object = LGD_DBUS_OBJECT(lgd_guest_get_object(guest));
+	const gchar *what;
+
+	call->guest = g_object_ref(guest);
+	call->session = lgd_guest_ref_session(guest);
+	call->invocation = invocation;
+	call->main_context = g_main_context_ref_thread_default();
+	call->action_id = action_id;
+	call->mode = -1;
+	call->fd = -1;
+	if (lgd_guest_is_domain(guest)) {
+		g_autoptr(LgdDBusDomain) domain = lgd_dbus_object_get_domain(object);
+		call->domain = g_strdup(lgd_dbus_domain_get_name(domain));
+		what = call->domain;
+	} else {
+		g_autoptr(LgdDBusVolume) volume = lgd_dbus_object_get_volume(object);
+		call->pool = g_strdup(lgd_dbus_volume_get_pool(volume));
+		call->volume = g_strdup(lgd_dbus_volume_get_name(volume));
+		call->volume_path = g_strdup(lgd_dbus_volume_get_path(volume));
+		what = call->volume_path;
+	}
+	call->message = lgd_auth_message(action_id, what);
+	return call;
+}
+
+void
+lgd_call_free(LgdCall *call)
+{
+	if (call == NULL)
+		return;
+	g_clear_object(&call->invocation);
+	g_clear_pointer(&call->session, lgd_session_unref);
+	g_object_unref(call->guest);
+	g_main_context_unref(call->main_context);
+	g_free(call->domain);
+	g_free(call->pool);
+	g_free(call->volume);
+	g_free(call->volume_path);
+	g_free(call->message);
+	g_free(call->path);
+	g_free(call->path2);
+	g_free(call->link_target);
+	g_free(call->root);
+	g_clear_pointer(&call->options, g_variant_unref);
+	g_clear_pointer(&call->data, g_variant_unref);
+	if (call->fd >= 0)
+		close(call->fd);
+	g_free(call);
+}
+
+/* The one authorization step: asks polkit (or, on the session bus, checks
+ * the caller). May block: never on the main loop. */
+gboolean
+lgd_call_authorize(LgdCall *call, GError **error)
+{
+	LgdAuth *auth = lgd_guest_get_context(call->guest)->auth;
+	LgdAuthDetails details = {
+	    .connection = lgd_guest_get_uri(call->guest),
+	    .domain = call->domain,
+	    .domain_uuid = lgd_guest_is_domain(call->guest) ? lgd_guest_get_id(call->guest) : NULL,
+	    .pool = call->pool,
+	    .volume = call->volume,
+	    .volume_key = lgd_guest_get_volume_key(call->guest),
+	    .volume_path = call->volume_path,
+	    .path = call->path,
+	};
+
+	if (!lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
+			    error))
+		return FALSE;
+	/* each path the call touches is authorized on its own, so that a
+	 * rule on "path" cannot be escaped by renaming out of its tree */
+	if (call->path2 == NULL)
+		return TRUE;
+	details.path = call->path2;
+	return lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
+			      error);
+}
+
+/* ---- the reply, on the main loop --------------------------------------- */
+
+typedef struct {
+	LgdCall *call;
+	GVariant *reply;
+	GError *error;
+} LgdCallOutcome;
+
+/* State the call changed was set on the main loop before this ran (same
+ * context, earlier in the queue); flushing sends its PropertiesChanged
+ * now, so that the reply never overtakes it. */
+static gboolean
+lgd_call_reply_idle(gpointer user_data)
+{
+	LgdCallOutcome *outcome = user_data;
+	LgdCall *call = outcome->call;
+
+	lgd_guest_flush(call->guest);
+	if (outcome->reply != NULL)
+		g_dbus_method_invocation_return_value(g_steal_pointer(&call->invocation),
+						      outcome->reply);
+	else
+		lgd_error_return(g_steal_pointer(&call->invocation), outcome->error);
+	g_clear_pointer(&outcome->reply, g_variant_unref);
+	lgd_call_free(call);
+	g_free(outcome);
+	return G_SOURCE_REMOVE;
+}
+
+/* Ends @call (taken), from any thread, with @reply or @error (taken). */
+void
+lgd_call_complete(LgdCall *call, GVariant *reply, GError *error)
+{
+	LgdCallOutcome *outcome;
+
+	if (reply != NULL)
+		g_variant_ref_sink(reply);
+	if (call->done != NULL) {
+		call->done(call, reply, error);
+		lgd_call_free(call);
+		return;
+	}
+	outcome = g_new0(LgdCallOutcome, 1);
+	outcome->call = call;
+	outcome->reply = reply;
+	outcome->error = error;
+	g_main_context_invoke(call->main_context, lgd_call_reply_idle, outcome);
+}
+
+/* Refuses @call (taken) with @error (taken), from its handler: nothing was
+ * asked or queued. */
+gboolean
+lgd_call_return_error(LgdCall *call, GError *error)
+{
+	lgd_error_return(g_steal_pointer(&call->invocation), error);
+	lgd_call_free(call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- authorize, then run ----------------------------------------------- */
+
+static gpointer
+lgd_call_thread(gpointer user_data)
+{
+	LgdCall *call = user_data;
+	GError *error = NULL;
+	GVariant *reply = call->func(NULL, call, &error);
+
+	lgd_call_complete(call, reply, error);
+	return NULL;
+}
+
+/* A denied call reaches neither the session nor a thread, so it starts
+ * no appliance and opens no stream. */
+static void
+lgd_call_authorize_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+{
+	LgdCall *call = g_task_get_task_data(task);
+	GError *error = NULL;
+
+	g_task_set_task_data(task, NULL, NULL);
+	if (!lgd_call_authorize(call, &error))
+		lgd_call_complete(call, NULL, error);
+	else if (call->session == NULL)
+		lgd_call_complete(
+		    call, NULL,
+		    g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND, "The object is gone"));
+	else if (call->own_thread)
+		/* a transfer: may take long, so not a thread of the shared pool */
+		g_thread_unref(g_thread_new("lgd-call", lgd_call_thread, call));
+	else
+		lgd_session_push(call->session, call);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+lgd_call_authorize_async(LgdCall *call)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, NULL, NULL, NULL);
+
+	g_task_set_task_data(task, call, NULL);
+	g_task_run_in_thread(task, lgd_call_authorize_thread);
+}
+
+/* Authorizes @call (taken) off the main loop, then queues @func on the
+ * object's session, and replies. */
+gboolean
+lgd_call_run_on_session(LgdCall *call, LgdJobFunc func)
+{
+	call->func = func;
+	lgd_call_authorize_async(call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* The same for work that needs no appliance (a volume stream): @func runs
+ * in a thread of its own. */
+gboolean
+lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func)
+{
+	call->func = func;
+	call->own_thread = TRUE;
+	lgd_call_authorize_async(call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}

@@ -1,0 +1,84 @@
+/*
+ * One method call, from its handler to its reply: the one record every
+ * call carries along its one path (see HACKING.md):
+ *
+ *   handler (main loop): parse and validate -> lgd_call_run_*()
+ *   a thread of GLib's pool: lgd_call_authorize() (polkit may wait)
+ *   the object's session thread, or a transfer thread: the work
+ *   main loop: state applied and flushed, then the reply
+ */
+#pragma once
+
+#include <sys/stat.h>
+
+#include "lgd-auth.h"
+#include "lgd-session.h"
+
+G_BEGIN_DECLS
+
+typedef struct _LgdGuest LgdGuest;
+
+/* The work of a call, in the session's thread (@session set) or in a
+ * thread of its own (@session NULL): the reply (a tuple), or NULL with
+ * @error set. */
+typedef GVariant *(*LgdJobFunc)(LgdSession *session, LgdCall *call, GError **error);
+
+/* Gets the outcome of a call that is part of another (InspectDomains),
+ * instead of a reply: @reply and @error are its own; @call is not. */
+typedef void (*LgdCallDone)(LgdCall *call, GVariant *reply, GError *error);
+
+struct _LgdCall {
+	LgdGuest *guest;     /* a reference */
+	LgdSession *session; /* a reference; NULL once the object is gone */
+	GDBusMethodInvocation *invocation;
+	GMainContext *main_context; /* where the reply is sent */
+	const gchar *action_id;
+
+	/* what polkit is told, copied on the main loop */
+	gchar *domain;
+	gchar *pool;
+	gchar *volume;
+	gchar *volume_path;
+	gchar *message;
+
+	/* the arguments, validated by the handler */
+	gchar *path;
+	gchar *path2;	    /* a second path the call changes (Rename's destination) */
+	gchar *link_target; /* Symlink's target: any string */
+	gchar *root;	    /* an operating system's root (Inspector) */
+	GVariant *options;
+	GVariant *data; /* WriteFile's bytes */
+	gint64 mode;	/* Chmod's mode, -1 when none */
+	guint32 uid;
+	guint32 gid;
+	gint fd; /* transfers: owned, -1 when none */
+	struct stat fd_stat;
+	gint fd_flags;
+	guint64 offset; /* volume streams */
+	guint64 length;
+	gboolean sparse;
+	gboolean flag; /* the method's own switch (upload, read-only) */
+
+	LgdJobFunc func;
+	gboolean own_thread; /* runs in a thread of its own, not on the session */
+	LgdCallDone done;
+	gpointer done_data;
+};
+
+LgdCall *lgd_call_new(LgdGuest *guest, GDBusMethodInvocation *invocation, const gchar *action_id);
+
+void lgd_call_free(LgdCall *call);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdCall, lgd_call_free)
+
+gboolean lgd_call_authorize(LgdCall *call, GError **error);
+
+gboolean lgd_call_return_error(LgdCall *call, GError *error);
+
+gboolean lgd_call_run_on_session(LgdCall *call, LgdJobFunc func);
+
+gboolean lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func);
+
+void lgd_call_complete(LgdCall *call, GVariant *reply, GError *error);
+
+G_END_DECLS
