@@ -11,6 +11,30 @@
 
 /* ---- write jobs (session thread) ---------------------------------------- */
 
+/* Fails unless @path is free for a new file (no link there either). */
+static gboolean
+lgd_files_check_absent(guestfs_h *g, const gchar *path, GError **error)
+{
+	struct guestfs_statns *st = guestfs_lstatns(g, path);
+
+	if (st == NULL)
+		return TRUE;
+	guestfs_free_statns(st);
+	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists", path);
+	return FALSE;
+}
+
+/* The end of every write job: @rc is what the change returned. */
+static GVariant *
+lgd_files_write_done(LgdSession *session, LgdCall *call, guestfs_h *g, int rc, GError **error)
+{
+	if (rc < 0) {
+		lgd_session_set_error_from_guestfs(session, error, call->path);
+		return NULL;
+	}
+	return lgd_files_finish_write(session, call, g, error);
+}
+
 static gboolean
 lgd_files_fill_from_bytes(
     LgdSession *session, guestfs_h *g, const gchar *tmp, gpointer user_data, GError **error)
@@ -42,14 +66,8 @@ lgd_files_write_file_job(LgdSession *session, LgdCall *call, GError **error)
 {
 	guestfs_h *g = NULL;
 	gsize len = g_variant_get_size(call->data);
-	LgdReplaceAttrs attrs = {
-	    .begin = lgd_files_replace_begin,
-	    .begin_data = call,
-	    .create = lgd_args_get_bool(call->options, "create", TRUE),
-	    .mode = lgd_args_get_u32(call->options, "mode", -1),
-	    .uid = lgd_args_get_u32(call->options, "uid", -1),
-	    .gid = lgd_args_get_u32(call->options, "gid", -1),
-	};
+	LgdReplaceAttrs attrs =
+	    lgd_files_replace_attrs(call, lgd_args_get_bool(call->options, "create", TRUE));
 
 	g = lgd_files_prepare(session, call, TRUE, error);
 	if (g == NULL)
@@ -79,9 +97,7 @@ lgd_files_write_file_job(LgdSession *session, LgdCall *call, GError **error)
 				     call->data, error)) {
 		return NULL;
 	}
-	if (!lgd_files_finish_write(session, call, g, error))
-		return NULL;
-	return g_variant_new("()");
+	return lgd_files_finish_write(session, call, g, error);
 }
 
 GVariant *
@@ -95,15 +111,9 @@ lgd_files_mkdir_job(LgdSession *session, LgdCall *call, GError **error)
 		return NULL;
 	if (!lgd_args_get_bool(call->options, "parents", FALSE)) {
 		g_autofree gchar *parent = g_path_get_dirname(call->path);
-		struct guestfs_statns *st = guestfs_lstatns(g, call->path);
 
-		if (st != NULL) {
-			guestfs_free_statns(st);
-			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists",
-				    call->path);
-			return NULL;
-		}
-		if (!lgd_files_check_type(session, g, parent, S_IFDIR, error))
+		if (!lgd_files_check_absent(g, call->path, error) ||
+		    !lgd_files_check_type(session, g, parent, S_IFDIR, error))
 			return NULL;
 	}
 	if (!lgd_files_begin_write(session, call, g, error))
@@ -115,11 +125,7 @@ lgd_files_mkdir_job(LgdSession *session, LgdCall *call, GError **error)
 		rc = guestfs_mkdir_mode(g, call->path, (int)mode) < 0
 			 ? -1
 			 : guestfs_chmod(g, (int)mode, call->path);
-	if (rc < 0) {
-		lgd_session_set_error_from_guestfs(session, error, call->path);
-		return NULL;
-	}
-	return lgd_files_finish_write(session, call, g, error) ? g_variant_new("()") : NULL;
+	return lgd_files_write_done(session, call, g, rc, error);
 }
 
 GVariant *
@@ -165,11 +171,7 @@ lgd_files_remove_job(LgdSession *session, LgdCall *call, GError **error)
 		rc = guestfs_rm_rf(g, call->path);
 	else
 		rc = guestfs_rmdir(g, call->path);
-	if (rc < 0) {
-		lgd_session_set_error_from_guestfs(session, error, call->path);
-		return NULL;
-	}
-	return lgd_files_finish_write(session, call, g, error) ? g_variant_new("()") : NULL;
+	return lgd_files_write_done(session, call, g, rc, error);
 }
 
 GVariant *
@@ -186,11 +188,8 @@ lgd_files_rename_job(LgdSession *session, LgdCall *call, GError **error)
 	}
 	if (!lgd_files_begin_write(session, call, g, error))
 		return NULL;
-	if (guestfs_rename(g, call->path, call->path2) < 0) {
-		lgd_session_set_error_from_guestfs(session, error, call->path);
-		return NULL;
-	}
-	return lgd_files_finish_write(session, call, g, error) ? g_variant_new("()") : NULL;
+	return lgd_files_write_done(session, call, g, guestfs_rename(g, call->path, call->path2),
+				    error);
 }
 
 GVariant *
@@ -202,11 +201,8 @@ lgd_files_chmod_job(LgdSession *session, LgdCall *call, GError **error)
 	    !lgd_files_check_not_link(session, g, call->path, error) ||
 	    !lgd_files_begin_write(session, call, g, error))
 		return NULL;
-	if (guestfs_chmod(g, (int)call->mode, call->path) < 0) {
-		lgd_session_set_error_from_guestfs(session, error, call->path);
-		return NULL;
-	}
-	return lgd_files_finish_write(session, call, g, error) ? g_variant_new("()") : NULL;
+	return lgd_files_write_done(session, call, g, guestfs_chmod(g, (int)call->mode, call->path),
+				    error);
 }
 
 GVariant *
@@ -217,11 +213,8 @@ lgd_files_chown_job(LgdSession *session, LgdCall *call, GError **error)
 	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error) ||
 	    !lgd_files_begin_write(session, call, g, error))
 		return NULL;
-	if (guestfs_lchown(g, (int)call->uid, (int)call->gid, call->path) < 0) {
-		lgd_session_set_error_from_guestfs(session, error, call->path);
-		return NULL;
-	}
-	return lgd_files_finish_write(session, call, g, error) ? g_variant_new("()") : NULL;
+	return lgd_files_write_done(
+	    session, call, g, guestfs_lchown(g, (int)call->uid, (int)call->gid, call->path), error);
 }
 
 /* Symlink(target, linkpath): the link is the path; the target is any
@@ -236,14 +229,9 @@ lgd_files_symlink_job(LgdSession *session, LgdCall *call, GError **error)
 	/* ln(1) reports no errno: find the usual mistakes first */
 	{
 		g_autofree gchar *parent = g_path_get_dirname(call->path);
-		struct guestfs_statns *st = guestfs_lstatns(g, call->path);
 
-		if (st != NULL) {
-			guestfs_free_statns(st);
-			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists",
-				    call->path);
+		if (!lgd_files_check_absent(g, call->path, error))
 			return NULL;
-		}
 		if (guestfs_is_dir(g, parent) <= 0) {
 			g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_FOUND,
 				    "%s: the directory %s does not exist", call->path, parent);
@@ -252,9 +240,6 @@ lgd_files_symlink_job(LgdSession *session, LgdCall *call, GError **error)
 	}
 	if (!lgd_files_begin_write(session, call, g, error))
 		return NULL;
-	if (guestfs_ln_s(g, call->link_target, call->path) < 0) {
-		lgd_session_set_error_from_guestfs(session, error, call->path);
-		return NULL;
-	}
-	return lgd_files_finish_write(session, call, g, error) ? g_variant_new("()") : NULL;
+	return lgd_files_write_done(session, call, g,
+				    guestfs_ln_s(g, call->link_target, call->path), error);
 }

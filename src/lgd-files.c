@@ -8,6 +8,7 @@
 #include "lgd-fd.h"
 #include "lgd-files.h"
 #include "lgd-mount.h"
+#include "lgd-replace.h"
 #include "lgd-transfer.h"
 
 /* ---- the steps every job takes (session thread) ------------------------ */
@@ -92,10 +93,27 @@ lgd_files_begin_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError *
 }
 
 /* lgd_files_begin_write() as lgd_replace_file() calls it. */
-gboolean
+static gboolean
 lgd_files_replace_begin(LgdSession *session, guestfs_h *g, gpointer call, GError **error)
 {
 	return lgd_files_begin_write(session, call, g, error);
+}
+
+/* How WriteFile and Upload replace a file: the 'mode', 'uid' and 'gid'
+ * options, and whether a missing file is created. */
+LgdReplaceAttrs
+lgd_files_replace_attrs(LgdCall *call, gboolean create)
+{
+	LgdReplaceAttrs attrs = {
+	    .begin = lgd_files_replace_begin,
+	    .begin_data = call,
+	    .create = create,
+	    .mode = lgd_args_get_u32(call->options, "mode", -1),
+	    .uid = lgd_args_get_u32(call->options, "uid", -1),
+	    .gid = lgd_args_get_u32(call->options, "gid", -1),
+	};
+
+	return attrs;
 }
 
 /* Fails with NotFound unless @path exists (a link counts). */
@@ -113,16 +131,16 @@ lgd_files_check_exists(LgdSession *session, guestfs_h *g, const gchar *path, GEr
 }
 
 /* After a successful write: on disk before the reply, and the disks'
- * inspection is no longer known. */
-gboolean
+ * inspection is no longer known. The reply of every write. */
+GVariant *
 lgd_files_finish_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error)
 {
 	lgd_guest_forget_inspection(call->guest);
 	if (guestfs_sync(g) < 0) {
 		lgd_session_set_error_from_guestfs(session, error, "Cannot sync the disks");
-		return FALSE;
+		return NULL;
 	}
-	return TRUE;
+	return g_variant_new("()");
 }
 
 /* Checks that @path (followed) is of @type (S_IFREG, S_IFDIR). */
@@ -316,24 +334,23 @@ lgd_files_run(LgdCall *call, GUnixFDList *fd_list, GVariant *handle)
 	return lgd_call_run_on_session(call, method->job);
 }
 
+/* One handler per argument signature; the method table says the rest. */
+
 /* ReadDir, Stat, ReadFile, Readlink, Mkdir, Remove. */
 static gboolean
-lgd_files_handle_path(LgdDBusFiles *iface,
-		      GDBusMethodInvocation *invocation,
+lgd_files_handle_path(LgdDBusFiles *f,
+		      GDBusMethodInvocation *inv,
 		      const gchar *path,
-		      GVariant *options)
+		      GVariant *opts)
 {
-	return lgd_files_run(lgd_files_call_new(iface, invocation, path, options), NULL, NULL);
+	return lgd_files_run(lgd_files_call_new(f, inv, path, opts), NULL, NULL);
 }
 
 static gboolean
-lgd_files_handle_write_file(LgdDBusFiles *iface,
-			    GDBusMethodInvocation *invocation,
-			    const gchar *path,
-			    GVariant *data,
-			    GVariant *options)
+lgd_files_handle_write_file(
+    LgdDBusFiles *f, GDBusMethodInvocation *inv, const gchar *path, GVariant *data, GVariant *opts)
 {
-	LgdCall *call = lgd_files_call_new(iface, invocation, path, options);
+	LgdCall *call = lgd_files_call_new(f, inv, path, opts);
 
 	call->data = g_variant_ref(data);
 	return lgd_files_run(call, NULL, NULL);
@@ -343,45 +360,38 @@ lgd_files_handle_write_file(LgdDBusFiles *iface,
  * or moves is its path (what polkit sees); a link's target is any string
  * and only goes into the link. */
 static gboolean
-lgd_files_handle_two_names(LgdDBusFiles *iface,
-			   GDBusMethodInvocation *invocation,
-			   const gchar *first,
-			   const gchar *second,
-			   GVariant *options)
+lgd_files_handle_two_names(
+    LgdDBusFiles *f, GDBusMethodInvocation *inv, const gchar *one, const gchar *two, GVariant *opts)
 {
-	gboolean symlink =
-	    g_str_equal(g_dbus_method_invocation_get_method_name(invocation), "Symlink");
-	LgdCall *call = lgd_files_call_new(iface, invocation, symlink ? second : first, options);
+	gboolean symlink = g_str_equal(g_dbus_method_invocation_get_method_name(inv), "Symlink");
+	LgdCall *call = lgd_files_call_new(f, inv, symlink ? two : one, opts);
 
 	if (symlink)
-		call->link_target = g_strdup(first);
+		call->link_target = g_strdup(one);
 	else
-		call->path2 = g_strdup(second);
+		call->path2 = g_strdup(two);
 	return lgd_files_run(call, NULL, NULL);
 }
 
 static gboolean
-lgd_files_handle_chmod(LgdDBusFiles *iface,
-		       GDBusMethodInvocation *invocation,
-		       const gchar *path,
-		       guint mode,
-		       GVariant *options)
+lgd_files_handle_chmod(
+    LgdDBusFiles *f, GDBusMethodInvocation *inv, const gchar *path, guint mode, GVariant *opts)
 {
-	LgdCall *call = lgd_files_call_new(iface, invocation, path, options);
+	LgdCall *call = lgd_files_call_new(f, inv, path, opts);
 
 	call->mode = mode;
 	return lgd_files_run(call, NULL, NULL);
 }
 
 static gboolean
-lgd_files_handle_chown(LgdDBusFiles *iface,
-		       GDBusMethodInvocation *invocation,
+lgd_files_handle_chown(LgdDBusFiles *f,
+		       GDBusMethodInvocation *inv,
 		       const gchar *path,
 		       guint uid,
 		       guint gid,
-		       GVariant *options)
+		       GVariant *opts)
 {
-	LgdCall *call = lgd_files_call_new(iface, invocation, path, options);
+	LgdCall *call = lgd_files_call_new(f, inv, path, opts);
 
 	call->uid = uid;
 	call->gid = gid;
@@ -390,14 +400,14 @@ lgd_files_handle_chown(LgdDBusFiles *iface,
 
 /* Download, Upload, TarOut, TarIn: through the caller's fd. */
 static gboolean
-lgd_files_handle_transfer(LgdDBusFiles *iface,
-			  GDBusMethodInvocation *invocation,
+lgd_files_handle_transfer(LgdDBusFiles *f,
+			  GDBusMethodInvocation *inv,
 			  GUnixFDList *fd_list,
 			  const gchar *path,
 			  GVariant *handle,
-			  GVariant *options)
+			  GVariant *opts)
 {
-	return lgd_files_run(lgd_files_call_new(iface, invocation, path, options), fd_list, handle);
+	return lgd_files_run(lgd_files_call_new(f, inv, path, opts), fd_list, handle);
 }
 
 /* ---- the implementation of org.libvirt.GuestFS.Files -------------------- */

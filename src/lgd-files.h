@@ -8,6 +8,7 @@
 #include "lgd-args.h"
 #include "lgd-call.h"
 #include "lgd-guest.h"
+#include "lgd-replace.h"
 
 G_BEGIN_DECLS
 
@@ -21,9 +22,9 @@ LgdDBusFiles *lgd_files_new(void);
 
 guestfs_h *lgd_files_prepare(LgdSession *session, LgdCall *call, gboolean write, GError **error);
 
-gboolean lgd_files_finish_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error);
+GVariant *lgd_files_finish_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error);
 
-gboolean lgd_files_replace_begin(LgdSession *session, guestfs_h *g, gpointer call, GError **error);
+LgdReplaceAttrs lgd_files_replace_attrs(LgdCall *call, gboolean create);
 
 gboolean lgd_files_begin_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error);
 

@@ -227,21 +227,30 @@ lgd_get_icon_job(LgdSession *session, LgdCall *data, GError **error)
 	}
 }
 
+/* The filesystems on the disks, as pairs of device and type. */
+static char **
+lgd_inspector_filesystems(LgdSession *session, guestfs_h **g, GError **error)
+{
+	char **fs;
+
+	*g = lgd_session_get_handle(session, error);
+	if (*g == NULL)
+		return NULL;
+	fs = guestfs_list_filesystems(*g);
+	if (fs == NULL)
+		lgd_session_set_error_from_guestfs(session, error, "Cannot list filesystems");
+	return fs;
+}
+
 static GVariant *
 lgd_list_filesystems_job(LgdSession *session, LgdCall *data, GError **error)
 {
 	GVariantBuilder builder;
 	guestfs_h *g;
-	char **fs;
+	char **fs = lgd_inspector_filesystems(session, &g, error);
 
-	g = lgd_session_get_handle(session, error);
-	if (g == NULL)
+	if (fs == NULL)
 		return NULL;
-	fs = guestfs_list_filesystems(g);
-	if (fs == NULL) {
-		lgd_session_set_error_from_guestfs(session, error, "Cannot list filesystems");
-		return NULL;
-	}
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
 	for (guint i = 0; fs[i] != NULL; i += 2) {
 		int64_t size;
@@ -267,16 +276,10 @@ lgd_disk_usage_job(LgdSession *session, LgdCall *data, GError **error)
 {
 	GVariantBuilder builder;
 	guestfs_h *g;
-	char **fs;
+	char **fs = lgd_inspector_filesystems(session, &g, error);
 
-	g = lgd_session_get_handle(session, error);
-	if (g == NULL)
+	if (fs == NULL)
 		return NULL;
-	fs = guestfs_list_filesystems(g);
-	if (fs == NULL) {
-		lgd_session_set_error_from_guestfs(session, error, "Cannot list filesystems");
-		return NULL;
-	}
 	lgd_mount_release(session, g);
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
 	for (guint i = 0; fs[i] != NULL; i += 2) {

@@ -60,37 +60,25 @@ lgd_manager_lookup(GPtrArray *connections,
 	return g_ptr_array_index(found, 0);
 }
 
+/* LookupDomain and LookupVolume: the same rule on other identifiers. */
 static gboolean
-lgd_manager_handle_lookup_domain(LgdDBusManager *iface,
-				 GDBusMethodInvocation *invocation,
-				 const gchar *name_or_uuid)
+lgd_manager_handle_lookup(LgdDBusManager *iface, GDBusMethodInvocation *invocation, const gchar *id)
 {
-	LgdManagerImpl *data = LGD_MANAGER_IMPL(iface);
+	LgdManagerImpl *self = LGD_MANAGER_IMPL(iface);
+	gboolean domain =
+	    g_str_equal(g_dbus_method_invocation_get_method_name(invocation), "LookupDomain");
 	GError *error = NULL;
-	const gchar *path = lgd_manager_lookup(data->connections, "domain", name_or_uuid,
-					       lgd_connection_lookup_domain_uuid,
-					       lgd_connection_lookup_domain_name, &error);
+	const gchar *path = domain ? lgd_manager_lookup(self->connections, "domain", id,
+							lgd_connection_lookup_domain_uuid,
+							lgd_connection_lookup_domain_name, &error)
+				   : lgd_manager_lookup(self->connections, "volume", id,
+							lgd_connection_lookup_volume_key,
+							lgd_connection_lookup_volume_path, &error);
 
 	if (path == NULL)
 		lgd_error_return(invocation, error);
-	else
+	else if (domain)
 		lgd_dbus_manager_complete_lookup_domain(iface, invocation, path);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-lgd_manager_handle_lookup_volume(LgdDBusManager *iface,
-				 GDBusMethodInvocation *invocation,
-				 const gchar *path_or_key)
-{
-	LgdManagerImpl *data = LGD_MANAGER_IMPL(iface);
-	GError *error = NULL;
-	const gchar *path = lgd_manager_lookup(data->connections, "volume", path_or_key,
-					       lgd_connection_lookup_volume_key,
-					       lgd_connection_lookup_volume_path, &error);
-
-	if (path == NULL)
-		lgd_error_return(invocation, error);
 	else
 		lgd_dbus_manager_complete_lookup_volume(iface, invocation, path);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -102,17 +90,17 @@ lgd_manager_handle_inspect_domains(LgdDBusManager *iface,
 				   const gchar *const *objects,
 				   GVariant *options)
 {
-	LgdManagerImpl *data = LGD_MANAGER_IMPL(iface);
+	LgdManagerImpl *self = LGD_MANAGER_IMPL(iface);
 
-	lgd_batch_inspect(data->context, data->connections, invocation, objects, options);
+	lgd_batch_inspect(self->context, self->connections, invocation, objects, options);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 static void
 lgd_manager_impl_iface_init(LgdDBusManagerIface *iface)
 {
-	iface->handle_lookup_domain = lgd_manager_handle_lookup_domain;
-	iface->handle_lookup_volume = lgd_manager_handle_lookup_volume;
+	iface->handle_lookup_domain = lgd_manager_handle_lookup;
+	iface->handle_lookup_volume = lgd_manager_handle_lookup;
 	iface->handle_inspect_domains = lgd_manager_handle_inspect_domains;
 }
 

@@ -105,14 +105,7 @@ lgd_transfer_upload(LgdSession *session, LgdCall *call, GError **error)
 	guestfs_h *g;
 	g_autoptr(LgdPump) pump = NULL;
 	LgdUploadFill fill = {call, NULL};
-	LgdReplaceAttrs attrs = {
-	    .begin = lgd_files_replace_begin,
-	    .begin_data = call,
-	    .create = TRUE,
-	    .mode = lgd_args_get_u32(call->options, "mode", -1),
-	    .uid = lgd_args_get_u32(call->options, "uid", -1),
-	    .gid = lgd_args_get_u32(call->options, "gid", -1),
-	};
+	LgdReplaceAttrs attrs = lgd_files_replace_attrs(call, TRUE);
 
 	g = lgd_files_prepare(session, call, TRUE, error);
 	if (g == NULL)
@@ -126,9 +119,7 @@ lgd_transfer_upload(LgdSession *session, LgdCall *call, GError **error)
 	if (!lgd_replace_file(session, g, call->path, &attrs, lgd_transfer_fill_from_pump, &fill,
 			      error))
 		return NULL;
-	if (!lgd_files_finish_write(session, call, g, error))
-		return NULL;
-	return g_variant_new("()");
+	return lgd_files_finish_write(session, call, g, error);
 }
 
 GVariant *
@@ -191,7 +182,5 @@ lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 	ok = guestfs_tar_in_opts_argv(g, lgd_pump_get_path(pump), call->path, &args) == 0;
 	if (!lgd_transfer_finish(session, pump, ok, call->path, error))
 		return NULL;
-	if (!lgd_files_finish_write(session, call, g, error))
-		return NULL;
-	return g_variant_new("()");
+	return lgd_files_finish_write(session, call, g, error);
 }
