@@ -276,11 +276,8 @@ lgd_connection_sync_volume(LgdConnection *self,
 		return;
 	}
 	if (is_new) {
-		g_autoptr(GPtrArray) paths = g_ptr_array_new();
-		g_autofree gchar *vol_identity = NULL;
+		g_autofree gchar *vol_identity = lgd_identity_of_volume(self->conn, vol);
 
-		g_ptr_array_add(paths, (gpointer)lgd_dbus_volume_get_path(iface));
-		vol_identity = lgd_identity_of_paths(paths);
 		lgd_guest_load_inspection(guest, vol_identity);
 		lgd_connection_publish(self, self->volumes, key, g_steal_pointer(&guest));
 	}

@@ -132,41 +132,6 @@ lgd_drives_lookup_domain(LgdDriveSource *self, LgdDomainXml **info, GError **err
 	return g_steal_pointer(&dom);
 }
 
-/* The host path of a disk, or NULL (with @error) when the appliance cannot
- * use it: network disks, empty drives, volumes that do not resolve. */
-static gchar *
-lgd_drives_disk_path(virConnectPtr conn, LgdDisk *disk, GError **error)
-{
-	g_autoptr(virStoragePool) pool = NULL;
-	g_autoptr(virStorageVol) vol = NULL;
-	gchar *path;
-
-	if (disk->path != NULL)
-		return g_strdup(disk->path);
-	if (disk->pool == NULL || disk->volume == NULL) {
-		g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_SUPPORTED,
-			    "disk %s (%s) has no local source the appliance can open", disk->target,
-			    disk->type != NULL ? disk->type : "unknown type");
-		return NULL;
-	}
-	pool = virStoragePoolLookupByName(conn, disk->pool);
-	vol = pool != NULL ? virStorageVolLookupByName(pool, disk->volume) : NULL;
-	path = vol != NULL ? virStorageVolGetPath(vol) : NULL;
-	if (path == NULL) {
-		lgd_error_set_from_libvirt(error, "disk %s: volume %s of pool %s", disk->target,
-					   disk->volume, disk->pool);
-		return NULL;
-	}
-	return path;
-}
-
-static gboolean
-lgd_drives_disk_wanted(LgdDisk *disk)
-{
-	return g_strcmp0(disk->device, "disk") == 0 || g_strcmp0(disk->device, "cdrom") == 0 ||
-	       g_strcmp0(disk->device, "floppy") == 0;
-}
-
 /* The drives of a domain, in definition order, so that the appliance's
  * /dev/sda is the domain's first disk. */
 static GArray *
@@ -180,11 +145,9 @@ lgd_drives_of_domain(virConnectPtr conn, const gchar *name, LgdDomainXml *info, 
 		g_autoptr(GError) local_error = NULL;
 		LgdDrive drive = {0};
 
-		if (!lgd_drives_disk_wanted(disk))
+		if (!lgd_disk_is_drive(disk))
 			continue;
-		if (disk->path == NULL && disk->volume == NULL && disk->name == NULL)
-			continue; /* empty cdrom or floppy */
-		drive.path = lgd_drives_disk_path(conn, disk, &local_error);
+		drive.path = lgd_disk_host_path(conn, disk, &local_error);
 		if (drive.path == NULL) {
 			g_debug("domain %s: skipping %s", name, local_error->message);
 			continue;
@@ -442,6 +405,9 @@ lgd_drives_add_volume(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 
 	if (vol == NULL)
 		return NULL;
+	/* before anything opens the volume: its header may name a host file */
+	if (!lgd_volume_check_backing(self->conn, vol, NULL, error))
+		return NULL;
 	drive.path = path;
 	if (!lgd_drives_check_exists(self->key, &drive, error))
 		return NULL;
@@ -513,32 +479,18 @@ lgd_drives_lease_release(LgdDrivesLease *lease)
 	g_free(lease);
 }
 
-/* What identifies the disks' contents now: every drive's path, device,
- * inode, mtime and size. NULL when it cannot be known (the domain runs,
- * so its disks change under us, or a disk is not a local file). */
+/* What identifies the disks' contents now (see lgd-identity.h); NULL when
+ * it cannot be known. */
 gchar *
 lgd_drives_identity(LgdDriveSource *self)
 {
-	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
-
 	if (self->uuid != NULL) {
 		g_autoptr(LgdDomainXml) info = NULL;
 		g_autoptr(virDomain) dom = lgd_drives_lookup_domain(self, &info, NULL);
-		g_autoptr(GArray) drives = NULL;
 
 		if (dom == NULL || virDomainIsActive(dom) != 0)
 			return NULL;
-		drives = lgd_drives_of_domain(self->conn, self->uuid, info, NULL);
-		if (drives == NULL)
-			return NULL;
-		for (guint i = 0; i < info->disks->len; i++) {
-			LgdDisk *disk = g_ptr_array_index(info->disks, i);
-			if (lgd_drives_disk_wanted(disk) && disk->path == NULL &&
-			    disk->volume == NULL && disk->name != NULL)
-				return NULL; /* network disk: contents unknowable */
-		}
-		for (guint i = 0; i < drives->len; i++)
-			g_ptr_array_add(paths, g_strdup(g_array_index(drives, LgdDrive, i).path));
+		return lgd_identity_of_domain(self->conn, info);
 	} else {
 		g_autofree gchar *path = NULL;
 		g_autofree gchar *format = NULL;
@@ -546,7 +498,6 @@ lgd_drives_identity(LgdDriveSource *self)
 
 		if (vol == NULL)
 			return NULL;
-		g_ptr_array_add(paths, g_steal_pointer(&path));
+		return lgd_identity_of_volume(self->conn, vol);
 	}
-	return lgd_identity_of_paths(paths);
 }
