@@ -12,6 +12,7 @@
 #include "lgd-drives.h"
 #include "lgd-error.h"
 #include "lgd-identity.h"
+#include "lgd-nbd-share.h"
 #include "lgd-xml.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
@@ -30,6 +31,7 @@ struct _LgdDrivesLease {
 	guint n_drives;		    /* how many drives were added */
 	virDomainPtr backup_domain; /* a pull-mode backup job to end */
 	gchar *backup_dir;
+	LgdNbdShare *share; /* a shut-off domain's disks, served read-only */
 };
 
 /* One drive as the appliance gets it. */
@@ -193,6 +195,25 @@ lgd_drives_add_file(
 	return TRUE;
 }
 
+/* Adds an NBD export of each drive, the same way for a running domain's
+ * backup job and for a shut-off domain's shared view. */
+static gboolean
+lgd_drives_add_nbd(guestfs_h *g, const gchar *server, const LgdDrive *drive, GError **error)
+{
+	const gchar *servers[] = {server, NULL};
+
+	if (guestfs_add_drive_opts(g, drive->target, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
+				   GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
+				   GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "Cannot add the NBD export of disk %s: %s", drive->target,
+			    guestfs_last_error(g));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* ---- running domains: a pull-mode backup job as the disks' view -------- */
 
 /* qemu runs as its own user and must create the NBD socket and scratch
@@ -314,22 +335,45 @@ lgd_drives_add_running(LgdDriveSource *self,
 	server = g_strdup_printf("unix:%s", socket);
 	for (guint i = 0; i < drives->len; i++) {
 		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
-		const gchar *servers[] = {server, NULL};
 
 		if (drive->read_only) {
 			if (!lgd_drives_add_file(g, drive->path, drive->format, TRUE, error))
 				return NULL;
 			continue;
 		}
-		if (guestfs_add_drive_opts(g, drive->target, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-					   GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
-					   GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
-					   GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0) {
-			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
-				    "Cannot add the backup export of disk %s: %s", drive->target,
-				    guestfs_last_error(g));
+		if (!lgd_drives_add_nbd(g, server, drive, error))
 			return NULL;
-		}
+	}
+	return g_steal_pointer(&lease);
+}
+
+/* A read-only appliance on a shut-off domain: qemu's image locks would
+ * keep the domain from starting while the appliance has its disks open
+ * (a read-only open takes a shared lock that excludes writers). So the
+ * disks are served read-only over NBD by a qemu-storage-daemon that
+ * takes no lock; the domain can start at any time (and the service then
+ * drops this session: a running domain is read through a backup job). */
+static LgdDrivesLease *
+lgd_drives_add_shared(
+    LgdDriveSource *self, const gchar *name, GArray *drives, guestfs_h *g, GError **error)
+{
+	g_autoptr(LgdDrivesLease) lease = g_new0(LgdDrivesLease, 1);
+	g_autofree LgdNbdExport *exports = g_new0(LgdNbdExport, drives->len);
+
+	for (guint i = 0; i < drives->len; i++) {
+		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
+		exports[i] = (LgdNbdExport){drive->target, drive->path, drive->format};
+	}
+	lease->share = lgd_nbd_share_start(self->run_dir, self->uuid, exports, drives->len, error);
+	if (lease->share == NULL) {
+		g_prefix_error(error, "Domain %s: ", name);
+		return NULL;
+	}
+	lease->n_drives = drives->len;
+	for (guint i = 0; i < drives->len; i++) {
+		if (!lgd_drives_add_nbd(g, lgd_nbd_share_get_server(lease->share),
+					&g_array_index(drives, LgdDrive, i), error))
+			return NULL;
 	}
 	return g_steal_pointer(&lease);
 }
@@ -362,6 +406,8 @@ lgd_drives_add_domain(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 	}
 	if (active > 0)
 		return lgd_drives_add_running(self, dom, name, drives, g, error);
+	if (read_only)
+		return lgd_drives_add_shared(self, name, drives, g, error);
 	for (guint i = 0; i < drives->len; i++) {
 		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
 		if (!lgd_drives_add_file(g, drive->path, drive->format,
@@ -475,6 +521,7 @@ lgd_drives_lease_release(LgdDrivesLease *lease)
 	}
 	if (lease->backup_dir != NULL)
 		lgd_drives_remove_dir(lease->backup_dir);
+	lgd_nbd_share_stop(lease->share);
 	g_free(lease->backup_dir);
 	g_free(lease);
 }
