@@ -149,8 +149,11 @@ lgd_connection_sync_domain(LgdConnection *self,
 		lgd_guest_load_inspection(guest, identity);
 		lgd_connection_publish(self, self->domains, uuid, g_steal_pointer(&guest));
 	} else if (was_active != lgd_dbus_domain_get_active(iface)) {
-		/* starting or stopping may change anything on the disks */
+		/* starting or stopping may change anything on the disks, and
+		 * changes how an appliance must read them */
 		lgd_guest_forget_inspection(guest);
+		if (lgd_guest_get_session(guest) != NULL)
+			lgd_session_drop(lgd_guest_get_session(guest));
 	}
 }
 
@@ -276,11 +279,8 @@ lgd_connection_sync_volume(LgdConnection *self,
 		return;
 	}
 	if (is_new) {
-		g_autoptr(GPtrArray) paths = g_ptr_array_new();
-		g_autofree gchar *vol_identity = NULL;
+		g_autofree gchar *vol_identity = lgd_identity_of_volume(self->conn, vol);
 
-		g_ptr_array_add(paths, (gpointer)lgd_dbus_volume_get_path(iface));
-		vol_identity = lgd_identity_of_paths(paths);
 		lgd_guest_load_inspection(guest, vol_identity);
 		lgd_connection_publish(self, self->volumes, key, g_steal_pointer(&guest));
 	}

@@ -7,30 +7,6 @@
 #include "lgd-identity.h"
 #include "lgd-xml.h"
 
-/* The identity of the disks as the definition gives them (local files
- * and devices only), for checking a cached inspection at start-up. */
-static gchar *
-lgd_domain_disks_identity(LgdDomainXml *info)
-{
-	g_autoptr(GPtrArray) paths = g_ptr_array_new();
-
-	if (info->has_id)
-		return NULL; /* running: its disks change under us */
-	for (guint i = 0; i < info->disks->len; i++) {
-		LgdDisk *disk = g_ptr_array_index(info->disks, i);
-
-		if (g_strcmp0(disk->device, "disk") != 0 && g_strcmp0(disk->device, "cdrom") != 0 &&
-		    g_strcmp0(disk->device, "floppy") != 0)
-			continue;
-		if (disk->path == NULL && disk->volume == NULL && disk->name == NULL)
-			continue; /* empty drive */
-		if (disk->path == NULL)
-			return NULL; /* volume or network disk: needs libvirt to resolve */
-		g_ptr_array_add(paths, disk->path);
-	}
-	return paths->len > 0 ? lgd_identity_of_paths(paths) : NULL;
-}
-
 /* Fills @iface from @dom. @persistent is -1 when the caller does not know
  * it already (listing persistent and transient domains separately saves a
  * round trip per domain at start-up). Setting an unchanged property emits
@@ -85,6 +61,6 @@ lgd_domain_read(LgdDBusDomain *iface,
 	lgd_dbus_domain_set_connection(iface, uri);
 	lgd_dbus_domain_set_disks(iface, lgd_disks_to_variant(info->disks));
 	if (identity != NULL)
-		*identity = lgd_domain_disks_identity(info);
+		*identity = lgd_identity_of_domain(virDomainGetConnect(dom), info);
 	return LGD_DOMAIN_READ_OK;
 }

@@ -12,6 +12,7 @@
 #include "lgd-drives.h"
 #include "lgd-error.h"
 #include "lgd-identity.h"
+#include "lgd-nbd-share.h"
 #include "lgd-xml.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
@@ -30,6 +31,7 @@ struct _LgdDrivesLease {
 	guint n_drives;		    /* how many drives were added */
 	virDomainPtr backup_domain; /* a pull-mode backup job to end */
 	gchar *backup_dir;
+	LgdNbdShare *share; /* a shut-off domain's disks, served read-only */
 };
 
 /* One drive as the appliance gets it. */
@@ -132,41 +134,6 @@ lgd_drives_lookup_domain(LgdDriveSource *self, LgdDomainXml **info, GError **err
 	return g_steal_pointer(&dom);
 }
 
-/* The host path of a disk, or NULL (with @error) when the appliance cannot
- * use it: network disks, empty drives, volumes that do not resolve. */
-static gchar *
-lgd_drives_disk_path(virConnectPtr conn, LgdDisk *disk, GError **error)
-{
-	g_autoptr(virStoragePool) pool = NULL;
-	g_autoptr(virStorageVol) vol = NULL;
-	gchar *path;
-
-	if (disk->path != NULL)
-		return g_strdup(disk->path);
-	if (disk->pool == NULL || disk->volume == NULL) {
-		g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_SUPPORTED,
-			    "disk %s (%s) has no local source the appliance can open", disk->target,
-			    disk->type != NULL ? disk->type : "unknown type");
-		return NULL;
-	}
-	pool = virStoragePoolLookupByName(conn, disk->pool);
-	vol = pool != NULL ? virStorageVolLookupByName(pool, disk->volume) : NULL;
-	path = vol != NULL ? virStorageVolGetPath(vol) : NULL;
-	if (path == NULL) {
-		lgd_error_set_from_libvirt(error, "disk %s: volume %s of pool %s", disk->target,
-					   disk->volume, disk->pool);
-		return NULL;
-	}
-	return path;
-}
-
-static gboolean
-lgd_drives_disk_wanted(LgdDisk *disk)
-{
-	return g_strcmp0(disk->device, "disk") == 0 || g_strcmp0(disk->device, "cdrom") == 0 ||
-	       g_strcmp0(disk->device, "floppy") == 0;
-}
-
 /* The drives of a domain, in definition order, so that the appliance's
  * /dev/sda is the domain's first disk. */
 static GArray *
@@ -180,11 +147,9 @@ lgd_drives_of_domain(virConnectPtr conn, const gchar *name, LgdDomainXml *info, 
 		g_autoptr(GError) local_error = NULL;
 		LgdDrive drive = {0};
 
-		if (!lgd_drives_disk_wanted(disk))
+		if (!lgd_disk_is_drive(disk))
 			continue;
-		if (disk->path == NULL && disk->volume == NULL && disk->name == NULL)
-			continue; /* empty cdrom or floppy */
-		drive.path = lgd_drives_disk_path(conn, disk, &local_error);
+		drive.path = lgd_disk_host_path(conn, disk, &local_error);
 		if (drive.path == NULL) {
 			g_debug("domain %s: skipping %s", name, local_error->message);
 			continue;
@@ -224,6 +189,25 @@ lgd_drives_add_file(
 	if (guestfs_add_drive_opts(g, path, GUESTFS_ADD_DRIVE_OPTS_READONLY, read_only ? 1 : 0,
 				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, format, -1) < 0) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "Cannot add %s: %s", path,
+			    guestfs_last_error(g));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Adds an NBD export of each drive, the same way for a running domain's
+ * backup job and for a shut-off domain's shared view. */
+static gboolean
+lgd_drives_add_nbd(guestfs_h *g, const gchar *server, const LgdDrive *drive, GError **error)
+{
+	const gchar *servers[] = {server, NULL};
+
+	if (guestfs_add_drive_opts(g, drive->target, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
+				   GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
+				   GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "Cannot add the NBD export of disk %s: %s", drive->target,
 			    guestfs_last_error(g));
 		return FALSE;
 	}
@@ -351,22 +335,45 @@ lgd_drives_add_running(LgdDriveSource *self,
 	server = g_strdup_printf("unix:%s", socket);
 	for (guint i = 0; i < drives->len; i++) {
 		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
-		const gchar *servers[] = {server, NULL};
 
 		if (drive->read_only) {
 			if (!lgd_drives_add_file(g, drive->path, drive->format, TRUE, error))
 				return NULL;
 			continue;
 		}
-		if (guestfs_add_drive_opts(g, drive->target, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-					   GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
-					   GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
-					   GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0) {
-			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
-				    "Cannot add the backup export of disk %s: %s", drive->target,
-				    guestfs_last_error(g));
+		if (!lgd_drives_add_nbd(g, server, drive, error))
 			return NULL;
-		}
+	}
+	return g_steal_pointer(&lease);
+}
+
+/* A read-only appliance on a shut-off domain: qemu's image locks would
+ * keep the domain from starting while the appliance has its disks open
+ * (a read-only open takes a shared lock that excludes writers). So the
+ * disks are served read-only over NBD by a qemu-storage-daemon that
+ * takes no lock; the domain can start at any time (and the service then
+ * drops this session: a running domain is read through a backup job). */
+static LgdDrivesLease *
+lgd_drives_add_shared(
+    LgdDriveSource *self, const gchar *name, GArray *drives, guestfs_h *g, GError **error)
+{
+	g_autoptr(LgdDrivesLease) lease = g_new0(LgdDrivesLease, 1);
+	g_autofree LgdNbdExport *exports = g_new0(LgdNbdExport, drives->len);
+
+	for (guint i = 0; i < drives->len; i++) {
+		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
+		exports[i] = (LgdNbdExport){drive->target, drive->path, drive->format};
+	}
+	lease->share = lgd_nbd_share_start(self->run_dir, self->uuid, exports, drives->len, error);
+	if (lease->share == NULL) {
+		g_prefix_error(error, "Domain %s: ", name);
+		return NULL;
+	}
+	lease->n_drives = drives->len;
+	for (guint i = 0; i < drives->len; i++) {
+		if (!lgd_drives_add_nbd(g, lgd_nbd_share_get_server(lease->share),
+					&g_array_index(drives, LgdDrive, i), error))
+			return NULL;
 	}
 	return g_steal_pointer(&lease);
 }
@@ -399,6 +406,8 @@ lgd_drives_add_domain(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 	}
 	if (active > 0)
 		return lgd_drives_add_running(self, dom, name, drives, g, error);
+	if (read_only)
+		return lgd_drives_add_shared(self, name, drives, g, error);
 	for (guint i = 0; i < drives->len; i++) {
 		LgdDrive *drive = &g_array_index(drives, LgdDrive, i);
 		if (!lgd_drives_add_file(g, drive->path, drive->format,
@@ -441,6 +450,9 @@ lgd_drives_add_volume(LgdDriveSource *self, guestfs_h *g, gboolean read_only, GE
 	LgdDrivesLease *lease;
 
 	if (vol == NULL)
+		return NULL;
+	/* before anything opens the volume: its header may name a host file */
+	if (!lgd_volume_check_backing(self->conn, vol, NULL, error))
 		return NULL;
 	drive.path = path;
 	if (!lgd_drives_check_exists(self->key, &drive, error))
@@ -509,36 +521,23 @@ lgd_drives_lease_release(LgdDrivesLease *lease)
 	}
 	if (lease->backup_dir != NULL)
 		lgd_drives_remove_dir(lease->backup_dir);
+	lgd_nbd_share_stop(lease->share);
 	g_free(lease->backup_dir);
 	g_free(lease);
 }
 
-/* What identifies the disks' contents now: every drive's path, device,
- * inode, mtime and size. NULL when it cannot be known (the domain runs,
- * so its disks change under us, or a disk is not a local file). */
+/* What identifies the disks' contents now (see lgd-identity.h); NULL when
+ * it cannot be known. */
 gchar *
 lgd_drives_identity(LgdDriveSource *self)
 {
-	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
-
 	if (self->uuid != NULL) {
 		g_autoptr(LgdDomainXml) info = NULL;
 		g_autoptr(virDomain) dom = lgd_drives_lookup_domain(self, &info, NULL);
-		g_autoptr(GArray) drives = NULL;
 
 		if (dom == NULL || virDomainIsActive(dom) != 0)
 			return NULL;
-		drives = lgd_drives_of_domain(self->conn, self->uuid, info, NULL);
-		if (drives == NULL)
-			return NULL;
-		for (guint i = 0; i < info->disks->len; i++) {
-			LgdDisk *disk = g_ptr_array_index(info->disks, i);
-			if (lgd_drives_disk_wanted(disk) && disk->path == NULL &&
-			    disk->volume == NULL && disk->name != NULL)
-				return NULL; /* network disk: contents unknowable */
-		}
-		for (guint i = 0; i < drives->len; i++)
-			g_ptr_array_add(paths, g_strdup(g_array_index(drives, LgdDrive, i).path));
+		return lgd_identity_of_domain(self->conn, info);
 	} else {
 		g_autofree gchar *path = NULL;
 		g_autofree gchar *format = NULL;
@@ -546,7 +545,6 @@ lgd_drives_identity(LgdDriveSource *self)
 
 		if (vol == NULL)
 			return NULL;
-		g_ptr_array_add(paths, g_steal_pointer(&path));
+		return lgd_identity_of_volume(self->conn, vol);
 	}
-	return lgd_identity_of_paths(paths);
 }

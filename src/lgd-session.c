@@ -377,3 +377,31 @@ lgd_session_close(LgdSession *self)
 	g_mutex_unlock(&self->lock);
 	lgd_session_unref(self);
 }
+
+static GVariant *
+lgd_session_drop_job(LgdSession *self, gpointer data, GError **error)
+{
+	if (self->g != NULL) {
+		g_info("the domain started or stopped: dropping its appliance");
+		lgd_session_stop_now(self);
+	}
+	return g_variant_new("()");
+}
+
+static void
+lgd_session_drop_done(GVariant *reply, GError *error, gpointer user_data)
+{
+	if (reply != NULL)
+		g_variant_unref(reply);
+	g_clear_error(&error);
+}
+
+/* The disks' view changed under the appliance (the domain started, so a
+ * shut-off view is stale; or stopped, ending its backup job): the
+ * appliance is stopped after the calls already queued, and the next call
+ * launches one on the current view. */
+void
+lgd_session_drop(LgdSession *self)
+{
+	lgd_session_submit(self, lgd_session_drop_job, NULL, NULL, lgd_session_drop_done, NULL);
+}

@@ -55,6 +55,8 @@ guestfs_h *lgd_session_get_handle_rw(LgdSession *self, GError **error);
 
 void lgd_session_stop_now(LgdSession *self);
 
+void lgd_session_drop(LgdSession *self);
+
 gboolean lgd_session_is_read_write(LgdSession *self);
 
 const gchar *lgd_session_get_mount_tag(LgdSession *self);

@@ -251,3 +251,26 @@ lgd_volume_xml_format(const gchar *xml)
 		return NULL;
 	return lgd_xml_prop(format, "type");
 }
+
+/* The backing file a storage volume's XML declares (<backingStore><path>);
+ * @has_backing tells whether there is a backing store at all, since one
+ * without a path (a network backing file) returns NULL too. */
+gchar *
+lgd_volume_xml_backing(const gchar *xml, gboolean *has_backing)
+{
+	g_autoptr(xmlDoc) doc = lgd_xml_read(xml);
+	xmlNode *root;
+	xmlNode *backing;
+
+	*has_backing = FALSE;
+	if (doc == NULL)
+		return NULL;
+	root = xmlDocGetRootElement(doc);
+	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
+		return NULL;
+	backing = lgd_xml_child(root, "backingStore");
+	if (backing == NULL)
+		return NULL;
+	*has_backing = TRUE;
+	return lgd_xml_child_text(backing, "path");
+}

@@ -36,6 +36,8 @@ GVariant *lgd_disks_to_variant(GPtrArray *disks);
 
 gchar *lgd_volume_xml_format(const gchar *xml);
 
+gchar *lgd_volume_xml_backing(const gchar *xml, gboolean *has_backing);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdDomainXml, lgd_domain_xml_free)
 
 G_END_DECLS

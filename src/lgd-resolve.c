@@ -1,0 +1,195 @@
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lgd-error.h"
+#include "lgd-resolve.h"
+
+/* Linux's own limit on links followed in one lookup. */
+#define LGD_RESOLVE_MAX_LINKS 40
+
+/* "/a/b" from components a, b; "/" from none. */
+static gchar *
+lgd_resolve_join(GPtrArray *parts, const gchar *last)
+{
+	GString *out = g_string_new(NULL);
+
+	for (guint i = 0; i < parts->len; i++)
+		g_string_append_printf(out, "/%s", (const gchar *)g_ptr_array_index(parts, i));
+	if (last != NULL)
+		g_string_append_printf(out, "/%s", last);
+	if (out->len == 0)
+		g_string_append_c(out, '/');
+	return g_string_free(out, FALSE);
+}
+
+/* Puts the components of @path in front of @todo, in order. */
+static void
+lgd_resolve_push_front(GQueue *todo, const gchar *path)
+{
+	g_auto(GStrv) parts = g_strsplit(path, "/", -1);
+
+	for (gint i = (gint)g_strv_length(parts) - 1; i >= 0; i--) {
+		if (parts[i][0] != '\0' && strcmp(parts[i], ".") != 0)
+			g_queue_push_head(todo, g_strdup(parts[i]));
+	}
+}
+
+static void
+lgd_resolve_set_errno(
+    GError **error, int errnum, const gchar *path, const gchar *requested, const gchar *message)
+{
+	g_set_error(error, LGD_ERROR,
+		    errnum == ENOENT ? LGD_ERROR_NOT_FOUND : lgd_error_code_from_errno(errnum),
+		    "%s: %s%s%s%s%s", requested, g_strerror(errnum),
+		    g_strcmp0(path, requested) != 0 ? " (at " : "",
+		    g_strcmp0(path, requested) != 0 ? path : "",
+		    g_strcmp0(path, requested) != 0 ? ")" : "",
+		    message != NULL && errnum != ENOENT ? message : "");
+}
+
+gchar *
+lgd_resolve_with(
+    const LgdResolveOps *ops, gpointer fs, const gchar *path, LgdResolveFlags flags, GError **error)
+{
+	g_autoptr(GPtrArray) done = g_ptr_array_new_with_free_func(g_free);
+	GQueue todo = G_QUEUE_INIT;
+	guint links = 0;
+	gboolean missing = FALSE; /* a component was missing: the rest must be */
+	gchar *result = NULL;
+
+	if (path == NULL || path[0] != '/') {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "%s: guest paths must be absolute", path != NULL ? path : "(null)");
+		return NULL;
+	}
+	lgd_resolve_push_front(&todo, path);
+	while (!g_queue_is_empty(&todo)) {
+		g_autofree gchar *name = g_queue_pop_head(&todo);
+		gboolean final = g_queue_is_empty(&todo);
+		g_autofree gchar *here = NULL;
+		g_autofree gchar *message = NULL;
+		g_autofree gchar *target = NULL;
+		int errnum = 0;
+		guint32 mode;
+
+		if (strcmp(name, "..") == 0) {
+			if (missing) {
+				g_autofree gchar *at = lgd_resolve_join(done, NULL);
+				lgd_resolve_set_errno(error, ENOENT, at, path, NULL);
+				goto out;
+			}
+			if (done->len > 0)
+				g_ptr_array_remove_index(done, done->len - 1);
+			continue;
+		}
+		here = lgd_resolve_join(done, name);
+		if (missing) {
+			g_ptr_array_add(done, g_steal_pointer(&name));
+			continue;
+		}
+		mode = ops->lstat_mode(fs, here, &errnum, &message);
+		if (mode == 0) {
+			if (errnum == ENOENT && ((final && (flags & LGD_RESOLVE_MISSING_FINAL)) ||
+						 (flags & LGD_RESOLVE_MISSING_TAIL))) {
+				missing = TRUE;
+				g_ptr_array_add(done, g_steal_pointer(&name));
+				continue;
+			}
+			lgd_resolve_set_errno(error, errnum != 0 ? errnum : EIO, here, path,
+					      message);
+			goto out;
+		}
+		if (S_ISLNK(mode) && final && !(flags & LGD_RESOLVE_FOLLOW_FINAL)) {
+			if (flags & LGD_RESOLVE_REFUSE_FINAL_LINK) {
+				target = ops->readlink(fs, here, NULL);
+				g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+					    "%s is a symbolic link (to %s), and option no-follow "
+					    "refuses links",
+					    here, target != NULL ? target : "?");
+				goto out;
+			}
+			g_ptr_array_add(done, g_steal_pointer(&name)); /* the link itself */
+			continue;
+		}
+		if (S_ISLNK(mode)) {
+			if (++links > LGD_RESOLVE_MAX_LINKS) {
+				lgd_resolve_set_errno(error, ELOOP, here, path, NULL);
+				goto out;
+			}
+			target = ops->readlink(fs, here, &message);
+			if (target == NULL || target[0] == '\0') {
+				lgd_resolve_set_errno(error, target == NULL ? EIO : ENOENT, here,
+						      path, message);
+				goto out;
+			}
+			if (target[0] == '/')
+				g_ptr_array_set_size(done, 0); /* the guest's root */
+			lgd_resolve_push_front(&todo, target);
+			continue;
+		}
+		if (!final && !S_ISDIR(mode)) {
+			lgd_resolve_set_errno(error, ENOTDIR, here, path, NULL);
+			goto out;
+		}
+		g_ptr_array_add(done, g_steal_pointer(&name));
+	}
+	result = lgd_resolve_join(done, NULL);
+out:
+	g_queue_clear_full(&todo, g_free);
+	return result;
+}
+
+/* ---- the appliance ------------------------------------------------------ */
+
+static guint32
+lgd_resolve_guestfs_lstat(gpointer fs, const gchar *path, int *errnum, gchar **message)
+{
+	guestfs_h *g = fs;
+	struct guestfs_statns *st = guestfs_lstatns(g, path);
+	guint32 mode;
+
+	if (st == NULL) {
+		*errnum = guestfs_last_errno(g);
+		*message = g_strdup_printf(": %s", guestfs_last_error(g));
+		return 0;
+	}
+	mode = (guint32)st->st_mode;
+	guestfs_free_statns(st);
+	if (mode == 0) {
+		*errnum = EIO; /* no file has mode 0, but a guest can claim it */
+		return 0;
+	}
+	return mode;
+}
+
+static gchar *
+lgd_resolve_guestfs_readlink(gpointer fs, const gchar *path, gchar **message)
+{
+	guestfs_h *g = fs;
+	char *target = guestfs_readlink(g, path);
+	gchar *copy;
+
+	if (target == NULL) {
+		if (message != NULL)
+			*message = g_strdup_printf(": %s", guestfs_last_error(g));
+		return NULL;
+	}
+	copy = g_strdup(target);
+	free(target);
+	return copy;
+}
+
+static const LgdResolveOps lgd_resolve_guestfs_ops = {
+    .lstat_mode = lgd_resolve_guestfs_lstat,
+    .readlink = lgd_resolve_guestfs_readlink,
+};
+
+/* In the session's thread, with the guest's filesystems mounted. */
+gchar *
+lgd_resolve(guestfs_h *g, const gchar *path, LgdResolveFlags flags, GError **error)
+{
+	return lgd_resolve_with(&lgd_resolve_guestfs_ops, g, path, flags, error);
+}
