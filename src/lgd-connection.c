@@ -152,8 +152,11 @@ lgd_connection_sync_domain(LgdConnection *self,
 		/* starting or stopping may change anything on the disks, and
 		 * changes how an appliance must read them */
 		lgd_guest_forget_inspection(guest);
-		if (lgd_guest_get_session(guest) != NULL)
-			lgd_session_drop(lgd_guest_get_session(guest));
+		LgdSession *session = lgd_guest_ref_session(guest);
+		if (session != NULL) {
+			lgd_session_drop(session);
+			lgd_session_unref(session);
+		}
 	}
 }
 

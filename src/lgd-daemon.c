@@ -82,6 +82,7 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	/* on the session bus every disk is the caller's own */
 	self->context.batch_results_shared = options->bus_type == LGD_BUS_SESSION;
 	self->context.session.idle_timeout = options->idle_timeout;
+	self->context.session.write_grace = options->write_grace;
 	self->context.session.launch_timeout = options->launch_timeout;
 	self->context.session.memsize = options->appliance_memory;
 	self->context.session.force_tcg = options->force_tcg;

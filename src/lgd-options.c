@@ -8,6 +8,7 @@
 #define LGD_DEFAULT_VOLUME_RESCAN_INTERVAL 2
 #define LGD_MAX_VOLUME_RESCAN_INTERVAL 3600
 #define LGD_DEFAULT_IDLE_TIMEOUT 60
+#define LGD_DEFAULT_WRITE_GRACE 5
 #define LGD_DEFAULT_LAUNCH_TIMEOUT 300
 #define LGD_MAX_TIMEOUT (24 * 3600)
 #define LGD_MAX_APPLIANCES 64
@@ -49,6 +50,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gboolean verbose = FALSE;
 	gint rescan = LGD_DEFAULT_VOLUME_RESCAN_INTERVAL;
 	gint idle_timeout = LGD_DEFAULT_IDLE_TIMEOUT;
+	gint write_grace = LGD_DEFAULT_WRITE_GRACE;
 	gint launch_timeout = LGD_DEFAULT_LAUNCH_TIMEOUT;
 	gint max_appliances = 0;
 	gint appliance_memory = 0;
@@ -77,6 +79,10 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "SECONDS"},
 	    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
 	     "Seconds an appliance is kept running without calls (default 60)", "SECONDS"},
+	    {"write-grace", 0, 0, G_OPTION_ARG_INT, &write_grace,
+	     "Seconds a read-write appliance is kept after the last write; it holds the "
+	     "domain's disks, so the domain cannot start meanwhile (default 5)",
+	     "SECONDS"},
 	    {"launch-timeout", 0, 0, G_OPTION_ARG_INT, &launch_timeout,
 	     "Seconds an appliance may take to launch before it is given up (default 300)",
 	     "SECONDS"},
@@ -136,6 +142,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	if (!lgd_options_check_range("volume-rescan-interval", rescan, 1,
 				     LGD_MAX_VOLUME_RESCAN_INTERVAL, error) ||
 	    !lgd_options_check_range("idle-timeout", idle_timeout, 1, LGD_MAX_TIMEOUT, error) ||
+	    !lgd_options_check_range("write-grace", write_grace, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
 				     error) ||
@@ -182,6 +189,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->verbose = verbose;
 	options->volume_rescan_interval = (guint)rescan;
 	options->idle_timeout = (guint)idle_timeout;
+	options->write_grace = (guint)write_grace;
 	options->launch_timeout = (guint)launch_timeout;
 	options->max_appliances = (guint)max_appliances;
 	options->appliance_memory = (guint)appliance_memory;

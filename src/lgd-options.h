@@ -16,6 +16,7 @@ typedef struct {
 	gboolean verbose;
 	guint volume_rescan_interval; /* seconds */
 	guint idle_timeout;	      /* seconds */
+	guint write_grace;	      /* seconds a read-write appliance outlives its last call */
 	guint launch_timeout;	      /* seconds */
 	guint max_appliances;	      /* 0: derived from memory */
 	guint appliance_memory;	      /* MiB, 0: libguestfs's default */

@@ -12,6 +12,8 @@
 
 /* Queued after the last call of a closed session: stops its thread. */
 static LgdCall *const lgd_session_quit = (LgdCall *)&lgd_session_quit;
+/* queued by lgd_session_drop(): stop the appliance, keep the session */
+static LgdCall *const lgd_session_drop_marker = (LgdCall *)&lgd_session_drop_marker;
 
 struct _LgdSession {
 	gint ref_count;
@@ -242,7 +244,12 @@ lgd_session_thread(gpointer user_data)
 	LgdSession *self = user_data;
 
 	for (;;) {
-		guint64 timeout = (guint64)self->config->idle_timeout * G_USEC_PER_SEC;
+		/* a read-write appliance holds the domain's disks (qemu's locks
+		 * keep the domain from starting): it goes soon after the last
+		 * write, and the next read launches a read-only one */
+		guint seconds = self->g != NULL && !self->g_read_only ? self->config->write_grace
+								      : self->config->idle_timeout;
+		guint64 timeout = (guint64)seconds * G_USEC_PER_SEC;
 		LgdCall *call;
 
 		if (self->g != NULL)
@@ -253,12 +260,21 @@ lgd_session_thread(gpointer user_data)
 			lgd_session_shutdown(self);
 			break;
 		}
+		if (call == lgd_session_drop_marker) {
+			if (self->g != NULL) {
+				g_info("the domain started or stopped: stopping the appliance that "
+				       "read its disks before");
+				lgd_session_shutdown(self);
+				lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
+			}
+			continue;
+		}
 		if (call != NULL) {
 			lgd_session_run(self, call);
 			continue;
 		}
 		if (self->g != NULL) {
-			g_debug("appliance idle for %u s; stopping it", self->config->idle_timeout);
+			g_debug("appliance idle for %u s; stopping it", seconds);
 			lgd_session_shutdown(self);
 			lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
 		}
@@ -378,24 +394,6 @@ lgd_session_close(LgdSession *self)
 	lgd_session_unref(self);
 }
 
-static GVariant *
-lgd_session_drop_job(LgdSession *self, gpointer data, GError **error)
-{
-	if (self->g != NULL) {
-		g_info("the domain started or stopped: dropping its appliance");
-		lgd_session_stop_now(self);
-	}
-	return g_variant_new("()");
-}
-
-static void
-lgd_session_drop_done(GVariant *reply, GError *error, gpointer user_data)
-{
-	if (reply != NULL)
-		g_variant_unref(reply);
-	g_clear_error(&error);
-}
-
 /* The disks' view changed under the appliance (the domain started, so a
  * shut-off view is stale; or stopped, ending its backup job): the
  * appliance is stopped after the calls already queued, and the next call
@@ -403,5 +401,9 @@ lgd_session_drop_done(GVariant *reply, GError *error, gpointer user_data)
 void
 lgd_session_drop(LgdSession *self)
 {
-	lgd_session_submit(self, lgd_session_drop_job, NULL, NULL, lgd_session_drop_done, NULL);
+	g_mutex_lock(&self->lock);
+	/* no thread, no appliance: nothing to drop */
+	if (self->thread_running && !self->closed)
+		g_async_queue_push(self->calls, lgd_session_drop_marker);
+	g_mutex_unlock(&self->lock);
 }

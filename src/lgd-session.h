@@ -24,6 +24,7 @@ typedef enum {
 
 typedef struct {
 	guint idle_timeout;   /* seconds */
+	guint write_grace;    /* seconds, for a read-write appliance */
 	guint launch_timeout; /* seconds */
 	guint memsize;	      /* MiB, 0 for libguestfs's default */
 	gboolean force_tcg;
