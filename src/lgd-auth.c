@@ -87,10 +87,17 @@ lgd_auth_details_new(const LgdAuthDetails *details, const gchar *message)
 		const gchar *key;
 		const gchar *value;
 	} items[] = {
-	    {"connection", details->connection},   {"domain", details->domain},
-	    {"domain-uuid", details->domain_uuid}, {"pool", details->pool},
-	    {"volume", details->volume},	   {"volume-key", details->volume_key},
-	    {"volume-path", details->volume_path}, {"path", details->path},
+	    {"connection", details->connection},
+	    {"domain", details->domain},
+	    {"domain-uuid", details->domain_uuid},
+	    {"pool", details->pool},
+	    {"volume", details->volume},
+	    {"volume-key", details->volume_key},
+	    {"volume-path", details->volume_path},
+	    {"path", details->path},
+	    {"requested-path", details->requested_path},
+	    {"root", details->root},
+	    {"filesystem", details->filesystem},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(items); i++) {

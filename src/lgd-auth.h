@@ -25,7 +25,10 @@ typedef struct {
 	const gchar *volume;
 	const gchar *volume_key;
 	const gchar *volume_path;
-	const gchar *path;
+	const gchar *path;	     /* resolved in the guest: no link in it */
+	const gchar *requested_path; /* as the caller gave it, when it differs */
+	const gchar *root;	     /* the operating system the call is about */
+	const gchar *filesystem;     /* the one filesystem the call mounts */
 } LgdAuthDetails;
 
 #define LGD_TYPE_AUTH (lgd_auth_get_type())

@@ -54,6 +54,8 @@ lgd_call_free(LgdCall *call)
 	g_free(call->message);
 	g_free(call->path);
 	g_free(call->path2);
+	g_free(call->requested_path);
+	g_free(call->requested_path2);
 	g_free(call->link_target);
 	g_free(call->root);
 	g_clear_pointer(&call->options, g_variant_unref);
@@ -65,6 +67,16 @@ lgd_call_free(LgdCall *call)
 
 /* The one authorization step: asks polkit (or, on the session bus, checks
  * the caller). May block: never on the main loop. */
+static const gchar *
+lgd_call_option(LgdCall *call, const gchar *key)
+{
+	const gchar *value = NULL;
+
+	if (call->options != NULL && g_variant_is_of_type(call->options, G_VARIANT_TYPE_VARDICT))
+		g_variant_lookup(call->options, key, "&s", &value);
+	return value;
+}
+
 gboolean
 lgd_call_authorize(LgdCall *call, GError **error)
 {
@@ -78,6 +90,9 @@ lgd_call_authorize(LgdCall *call, GError **error)
 	    .volume_key = lgd_guest_get_volume_key(call->guest),
 	    .volume_path = call->volume_path,
 	    .path = call->path,
+	    .requested_path = call->requested_path,
+	    .root = call->root != NULL ? call->root : lgd_call_option(call, "root"),
+	    .filesystem = lgd_call_option(call, "filesystem"),
 	};
 
 	if (!lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
@@ -88,6 +103,7 @@ lgd_call_authorize(LgdCall *call, GError **error)
 	if (call->path2 == NULL)
 		return TRUE;
 	details.path = call->path2;
+	details.requested_path = call->requested_path2;
 	return lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
 			      error);
 }

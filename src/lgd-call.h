@@ -43,7 +43,10 @@ struct _LgdCall {
 
 	/* the arguments, validated by the handler */
 	gchar *path;
-	gchar *path2;	    /* a second path the call changes (Rename's destination) */
+	gchar *path2; /* a second path the call changes (Rename's destination) */
+	/* what the caller gave, once the paths are resolved in the guest */
+	gchar *requested_path;
+	gchar *requested_path2;
 	gchar *link_target; /* Symlink's target: any string */
 	gchar *root;	    /* an operating system's root (Inspector) */
 	GVariant *options;

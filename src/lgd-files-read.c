@@ -156,8 +156,7 @@ lgd_files_read_file_job(LgdSession *session, LgdCall *call, GError **error)
 	g_autoptr(GByteArray) bytes = NULL;
 	int64_t size;
 
-	if (g == NULL || !lgd_files_check_not_link(session, g, call->path, error) ||
-	    !lgd_files_check_type(session, g, call->path, S_IFREG, error))
+	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFREG, error))
 		return NULL;
 	size = guestfs_filesize(g, call->path);
 	if (size < 0) {

@@ -80,8 +80,7 @@ lgd_files_write_file_job(LgdSession *session, LgdCall *call, GError **error)
 			return NULL;
 		}
 		if (guestfs_exists(g, call->path) > 0 &&
-		    (!lgd_files_check_not_link(session, g, call->path, error) ||
-		     !lgd_files_check_type(session, g, call->path, S_IFREG, error)))
+		    !lgd_files_check_type(session, g, call->path, S_IFREG, error))
 			return NULL;
 		if (!lgd_files_begin_write(session, call, g, error))
 			return NULL;
@@ -198,7 +197,6 @@ lgd_files_chmod_job(LgdSession *session, LgdCall *call, GError **error)
 	guestfs_h *g = lgd_files_prepare(session, call, TRUE, error);
 
 	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error) ||
-	    !lgd_files_check_not_link(session, g, call->path, error) ||
 	    !lgd_files_begin_write(session, call, g, error))
 		return NULL;
 	return lgd_files_write_done(session, call, g, guestfs_chmod(g, (int)call->mode, call->path),

@@ -9,55 +9,12 @@
 #include "lgd-files.h"
 #include "lgd-mount.h"
 #include "lgd-replace.h"
+#include "lgd-resolve.h"
 #include "lgd-transfer.h"
 
 /* ---- the steps every job takes (session thread) ------------------------ */
 
-/* The directories leading to @path must be what they say: a symbolic
- * link among them would take the call (and what polkit was told of it)
- * somewhere else in the guest. */
-static gboolean
-lgd_files_check_no_links(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
-{
-	g_autofree gchar *parent = g_path_get_dirname(path);
-	char *real;
-	gboolean same;
-
-	if (g_str_equal(parent, "/"))
-		return TRUE;
-	real = guestfs_realpath(g, parent);
-	if (real == NULL)
-		return TRUE; /* missing: the call itself says NotFound */
-	same = g_str_equal(real, parent);
-	if (!same)
-		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
-			    "%s goes through a symbolic link (%s is %s); pass the resolved path",
-			    path, parent, real);
-	free(real);
-	return same;
-}
-
-/* For calls that would follow a link at @path itself. */
-gboolean
-lgd_files_check_not_link(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
-{
-	struct guestfs_statns *st = guestfs_lstatns(g, path);
-	gboolean link;
-	char *target = NULL;
-
-	if (st == NULL)
-		return TRUE; /* missing: the call itself says NotFound */
-	link = (st->st_mode & S_IFMT) == S_IFLNK;
-	guestfs_free_statns(st);
-	if (!link)
-		return TRUE;
-	target = guestfs_readlink(g, path);
-	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
-		    "%s is a symbolic link to %s; pass the path of the file it points to", path,
-		    target != NULL ? target : "?");
-	free(target);
-	return FALSE;
-}
+static gboolean lgd_files_resolve(LgdCall *call, guestfs_h *g, GError **error);
 
 /* Gets the appliance (read-write for writes, which need the domain shut
  * off: checked before anything is launched) and mounts the guest's
@@ -77,8 +34,7 @@ lgd_files_prepare(LgdSession *session, LgdCall *call, gboolean write, GError **e
 	if (!lgd_mount_guest(session, g, lgd_args_get_string(call->options, "root", NULL),
 			     lgd_args_get_string(call->options, "filesystem", NULL), FALSE, error))
 		return NULL;
-	if (!lgd_files_check_no_links(session, g, call->path, error) ||
-	    (call->path2 != NULL && !lgd_files_check_no_links(session, g, call->path2, error)))
+	if (!lgd_files_resolve(call, g, error))
 		return NULL;
 	return g;
 }
@@ -170,6 +126,7 @@ lgd_files_check_type(
 static const LgdOptionSpec lgd_files_common_options[] = {
     {"root", "s"},
     {"filesystem", "s"},
+    {"no-follow", "b"},
     {NULL},
 };
 
@@ -202,7 +159,14 @@ typedef struct {
 	gboolean write; /* also: a transfer's fd is a source */
 	const LgdOptionSpec *options;
 	LgdJobFunc job;
+	/* how a link in the last component of the path (and of the second
+	 * path) is treated; the other components are always followed */
+	LgdResolveFlags resolve;
+	LgdResolveFlags resolve2;
 } LgdFilesMethod;
+
+#define LGD_FOLLOW LGD_RESOLVE_FOLLOW_FINAL
+#define LGD_NEW LGD_RESOLVE_MISSING_FINAL
 
 static const LgdOptionSpec lgd_stat_options[] = {{"follow-symlinks", "b"}, {NULL}};
 
@@ -230,24 +194,32 @@ static const LgdOptionSpec lgd_tar_out_options[] = {
     {NULL},
 };
 
-static const LgdOptionSpec lgd_tar_in_options[] = {{"compress", "s"}, {NULL}};
+static const LgdOptionSpec lgd_tar_in_options[] = {
+    {"compress", "s"},
+    {"preserve-special", "b"},
+    {NULL},
+};
 
+/* Reads follow a final link, like cat and ls; so do the writes that
+ * change a file's content or attributes, like cp, chmod and chown (the
+ * file a link points to is what changes). Remove, Rename and Readlink
+ * act on a link itself, like rm, mv and readlink; Symlink creates one. */
 static const LgdFilesMethod lgd_files_methods[] = {
-    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job},
-    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job},
-    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job},
-    {"Readlink", FALSE, NULL, lgd_files_readlink_job},
-    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job},
-    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job},
-    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job},
-    {"Rename", TRUE, NULL, lgd_files_rename_job},
-    {"Chmod", TRUE, NULL, lgd_files_chmod_job},
-    {"Chown", TRUE, NULL, lgd_files_chown_job},
-    {"Symlink", TRUE, NULL, lgd_files_symlink_job},
-    {"Download", FALSE, NULL, lgd_transfer_download},
-    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload},
-    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out},
-    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in},
+    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job, LGD_FOLLOW},
+    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job, 0},
+    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job, LGD_FOLLOW},
+    {"Readlink", FALSE, NULL, lgd_files_readlink_job, 0},
+    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job, LGD_FOLLOW | LGD_NEW},
+    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job, LGD_FOLLOW | LGD_NEW},
+    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job, 0},
+    {"Rename", TRUE, NULL, lgd_files_rename_job, 0, LGD_NEW},
+    {"Chmod", TRUE, NULL, lgd_files_chmod_job, LGD_FOLLOW},
+    {"Chown", TRUE, NULL, lgd_files_chown_job, LGD_FOLLOW},
+    {"Symlink", TRUE, NULL, lgd_files_symlink_job, LGD_NEW},
+    {"Download", FALSE, NULL, lgd_transfer_download, LGD_FOLLOW},
+    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload, LGD_FOLLOW | LGD_NEW},
+    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out, LGD_FOLLOW},
+    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in, LGD_FOLLOW},
 };
 
 static const LgdFilesMethod *
@@ -260,6 +232,66 @@ lgd_files_method(GDBusMethodInvocation *invocation)
 			return &lgd_files_methods[i];
 	}
 	g_assert_not_reached();
+}
+
+/* The flags of one path of @call, with its options applied. */
+static LgdResolveFlags
+lgd_files_resolve_flags(LgdCall *call, LgdResolveFlags flags)
+{
+	if (lgd_args_get_bool(call->options, "follow-symlinks", FALSE))
+		flags |= LGD_RESOLVE_FOLLOW_FINAL; /* Stat */
+	if ((flags & LGD_RESOLVE_MISSING_FINAL) &&
+	    lgd_args_get_bool(call->options, "parents", FALSE))
+		flags |= LGD_RESOLVE_MISSING_TAIL; /* Mkdir */
+	if (lgd_args_get_bool(call->options, "no-follow", FALSE))
+		flags = (flags & ~LGD_RESOLVE_FOLLOW_FINAL) | LGD_RESOLVE_REFUSE_FINAL_LINK;
+	return flags;
+}
+
+/* Resolves @path in the guest; when it is not what the caller gave, the
+ * resolved path replaces it and the caller's is kept in @requested. */
+static gboolean
+lgd_files_resolve_one(
+    guestfs_h *g, gchar **path, gchar **requested, LgdResolveFlags flags, GError **error)
+{
+	gchar *resolved = lgd_resolve(g, *path, flags, error);
+
+	if (resolved == NULL)
+		return FALSE;
+	if (g_str_equal(resolved, *path)) {
+		g_free(resolved);
+		return TRUE;
+	}
+	g_debug("%s resolves to %s in the guest", *path, resolved);
+	*requested = *path;
+	*path = resolved;
+	return TRUE;
+}
+
+/* In the session's thread, with the guest mounted: every path of the call
+ * is resolved inside the guest, and a path that a link took elsewhere is
+ * authorized again, as resolved ("path") and as given ("requested-path"),
+ * before anything reads or changes it. Calls on one object run one after
+ * the other on the only appliance that has its disks, and a domain with
+ * an appliance that can write is shut off, so nothing changes a link
+ * between this check and the call's work. */
+static gboolean
+lgd_files_resolve(LgdCall *call, guestfs_h *g, GError **error)
+{
+	const LgdFilesMethod *method = lgd_files_method(call->invocation);
+
+	if (call->requested_path != NULL || call->requested_path2 != NULL)
+		return TRUE; /* resolved already: a job that prepares twice */
+	if (!lgd_files_resolve_one(g, &call->path, &call->requested_path,
+				   lgd_files_resolve_flags(call, method->resolve), error))
+		return FALSE;
+	if (call->path2 != NULL &&
+	    !lgd_files_resolve_one(g, &call->path2, &call->requested_path2,
+				   lgd_files_resolve_flags(call, method->resolve2), error))
+		return FALSE;
+	if (call->requested_path == NULL && call->requested_path2 == NULL)
+		return TRUE;
+	return lgd_call_authorize(call, error);
 }
 
 /* Everything that can be checked without the guest: a bad argument is

@@ -29,9 +29,6 @@ LgdReplaceAttrs lgd_files_replace_attrs(LgdCall *call, gboolean create);
 gboolean lgd_files_begin_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error);
 
 gboolean
-lgd_files_check_not_link(LgdSession *session, guestfs_h *g, const gchar *path, GError **error);
-
-gboolean
 lgd_files_check_exists(LgdSession *session, guestfs_h *g, const gchar *path, GError **error);
 
 gboolean lgd_files_check_type(

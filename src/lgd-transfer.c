@@ -1,10 +1,17 @@
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+#include <glib/gstdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lgd-error.h"
 #include "lgd-pump.h"
 #include "lgd-replace.h"
+#include "lgd-tar-check.h"
 #include "lgd-transfer.h"
 
 /* The client's fd belongs to the pump from here on. */
@@ -71,8 +78,7 @@ lgd_transfer_download(LgdSession *session, LgdCall *call, GError **error)
 	g_autoptr(LgdPump) pump = NULL;
 	gboolean ok;
 
-	if (g == NULL || !lgd_files_check_not_link(session, g, call->path, error) ||
-	    !lgd_files_check_type(session, g, call->path, S_IFREG, error))
+	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFREG, error))
 		return NULL;
 	pump = lgd_pump_new_sink(lgd_transfer_steal_fd(call), error);
 	if (pump == NULL)
@@ -157,30 +163,159 @@ lgd_transfer_tar_out(LgdSession *session, LgdCall *call, GError **error)
 	return g_variant_new("()");
 }
 
+/* The caller's archive, uncompressed, as lgd_tar_check reads it: zlib
+ * for gzip; for xz, xz itself in a process of its own. */
+static GInputStream *
+lgd_transfer_tar_source(gint fd, const gchar *compress, GSubprocess **xz, GError **error)
+{
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GInputStream) raw = NULL;
+	g_autoptr(GZlibDecompressor) gunzip = NULL;
+
+	if (compress != NULL && g_str_equal(compress, "xz")) {
+		launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+		g_subprocess_launcher_take_stdin_fd(launcher, fd);
+		*xz = g_subprocess_launcher_spawn(launcher, error, "xz", "-dc", NULL);
+		return *xz != NULL ? g_object_ref(g_subprocess_get_stdout_pipe(*xz)) : NULL;
+	}
+	raw = g_unix_input_stream_new(fd, TRUE);
+	if (compress == NULL)
+		return g_steal_pointer(&raw);
+	gunzip = g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP);
+	return g_converter_input_stream_new(raw, G_CONVERTER(gunzip));
+}
+
+/* What the archive writes to or through must not be a symbolic link
+ * already on the disk: tar would follow it out of the target. Paths come
+ * parents first; below a missing directory everything is new. */
+static gboolean
+lgd_transfer_tar_check_disk(
+    LgdSession *session, guestfs_h *g, const gchar *target, GPtrArray *paths, GError **error)
+{
+	g_autoptr(GHashTable) missing =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	for (guint i = 0; i < paths->len; i++) {
+		const gchar *rel = g_ptr_array_index(paths, i);
+		g_autofree gchar *parent = g_path_get_dirname(rel);
+		g_autofree gchar *path = g_build_filename(target, rel, NULL);
+		struct guestfs_statns *st;
+		gboolean link;
+
+		if (g_hash_table_contains(missing, parent)) {
+			g_hash_table_add(missing, g_strdup(rel));
+			continue;
+		}
+		st = guestfs_lstatns(g, path);
+		if (st == NULL) {
+			if (guestfs_last_errno(g) != ENOENT) {
+				lgd_session_set_error_from_guestfs(session, error, path);
+				return FALSE;
+			}
+			g_hash_table_add(missing, g_strdup(rel));
+			continue;
+		}
+		link = (st->st_mode & S_IFMT) == S_IFLNK;
+		guestfs_free_statns(st);
+		if (link) {
+			g_set_error(
+			    error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "Archive entry %s would be written through the symbolic link %s "
+			    "on the disk; nothing was written",
+			    rel, path);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* Keeping setuid files, capabilities and device nodes can change any file
+ * of the guest in effect: it takes write authorization on "/". */
+static gboolean
+lgd_transfer_authorize_special(LgdCall *call, GError **error)
+{
+	gchar *path = call->path;
+	gchar *requested = call->requested_path;
+	gboolean ok;
+
+	call->path = (gchar *)"/";
+	call->requested_path = NULL;
+	ok = lgd_call_authorize(call, error);
+	call->path = path;
+	call->requested_path = requested;
+	return ok;
+}
+
+/* The archive is read whole and checked before anything is written: into
+ * a spool file, which the appliance then unpacks. */
 GVariant *
 lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 {
 	guestfs_h *g = lgd_files_prepare(session, call, TRUE, error);
+	gboolean preserve = lgd_args_get_bool(call->options, "preserve-special", FALSE);
+	LgdTarPolicy policy = {.preserve_special = preserve};
 	const gchar *compress = NULL;
 	g_autoptr(LgdPump) pump = NULL;
+	g_autoptr(GInputStream) in = NULL;
+	g_autoptr(GOutputStream) out = NULL;
+	g_autoptr(GSubprocess) xz = NULL;
+	g_autofree gchar *spool = NULL;
+	LgdTarReport report = {0};
 	struct guestfs_tar_in_opts_argv args = {0};
+	gint spool_fd;
+	gint source_fd;
 	gboolean ok;
 
 	if (g == NULL || !lgd_transfer_compress(call->options, &compress, error) ||
 	    !lgd_files_check_type(session, g, call->path, S_IFDIR, error) ||
-	    !lgd_files_begin_write(session, call, g, error))
+	    (preserve && !lgd_transfer_authorize_special(call, error)))
 		return NULL;
-	args.bitmask = GUESTFS_TAR_IN_OPTS_XATTRS_BITMASK;
-	args.xattrs = 1;
-	if (compress != NULL) {
-		args.bitmask |= GUESTFS_TAR_IN_OPTS_COMPRESS_BITMASK;
-		args.compress = compress;
-	}
+	policy.target = call->path;
 	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call), LGD_PUMP_SIZE_UNKNOWN, error);
 	if (pump == NULL)
 		return NULL;
-	ok = guestfs_tar_in_opts_argv(g, lgd_pump_get_path(pump), call->path, &args) == 0;
-	if (!lgd_transfer_finish(session, pump, ok, call->path, error))
-		return NULL;
+	source_fd = open(lgd_pump_get_path(pump), O_RDONLY | O_CLOEXEC);
+	spool_fd = g_file_open_tmp("lgd-tar-in-XXXXXX", &spool, error);
+	if (source_fd < 0 || spool_fd < 0) {
+		if (source_fd < 0)
+			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+				    "Cannot read the archive: %s", g_strerror(errno));
+		else
+			close(source_fd);
+		if (spool_fd >= 0)
+			close(spool_fd);
+		lgd_pump_finish(pump, NULL);
+		goto out;
+	}
+	out = g_unix_output_stream_new(spool_fd, TRUE);
+	in = lgd_transfer_tar_source(source_fd, compress, &xz, error);
+	ok = in != NULL && lgd_tar_check(in, out, &policy, &report, NULL, error);
+	if (in != NULL)
+		g_input_stream_close(in, NULL, NULL);
+	if (xz != NULL && ok && !g_subprocess_wait_check(xz, NULL, error))
+		ok = FALSE;
+	if (!lgd_transfer_finish(session, pump, TRUE, call->path, ok ? error : NULL) || !ok ||
+	    !g_output_stream_close(out, NULL, error))
+		goto out;
+	if (report.dropped > 0 || report.cleared > 0)
+		g_info("TarIn to %s: %u device nodes or FIFOs left out, %u setuid/setgid bits or "
+		       "capabilities removed",
+		       call->path, report.dropped, report.cleared);
+	if (!lgd_transfer_tar_check_disk(session, g, call->path, report.paths, error) ||
+	    !lgd_files_begin_write(session, call, g, error))
+		goto out;
+	args.bitmask = GUESTFS_TAR_IN_OPTS_XATTRS_BITMASK;
+	args.xattrs = 1;
+	if (guestfs_tar_in_opts_argv(g, spool, call->path, &args) < 0) {
+		lgd_session_set_error_from_guestfs(session, error, call->path);
+		goto out;
+	}
+	g_unlink(spool);
+	lgd_tar_report_clear(&report);
 	return lgd_files_finish_write(session, call, g, error);
+out:
+	if (spool != NULL)
+		g_unlink(spool);
+	lgd_tar_report_clear(&report);
+	return NULL;
 }
