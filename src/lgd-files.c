@@ -201,9 +201,10 @@ static const LgdOptionSpec lgd_tar_in_options[] = {
 };
 
 /* Reads follow a final link, like cat and ls; so do the writes that
- * change a file's content or attributes, like cp, chmod and chown (the
- * file a link points to is what changes). Remove, Rename and Readlink
- * act on a link itself, like rm, mv and readlink; Symlink creates one. */
+ * change a file's content or mode, like cp and chmod (the file a link
+ * points to is what changes). Remove, Rename, Readlink and Chown act on a
+ * link itself, like rm, mv, readlink and chown -h (libguestfs's lchown);
+ * Symlink creates one. */
 static const LgdFilesMethod lgd_files_methods[] = {
     {"ReadDir", FALSE, NULL, lgd_files_read_dir_job, LGD_FOLLOW},
     {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job, 0},
@@ -214,7 +215,7 @@ static const LgdFilesMethod lgd_files_methods[] = {
     {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job, 0},
     {"Rename", TRUE, NULL, lgd_files_rename_job, 0, LGD_NEW},
     {"Chmod", TRUE, NULL, lgd_files_chmod_job, LGD_FOLLOW},
-    {"Chown", TRUE, NULL, lgd_files_chown_job, LGD_FOLLOW},
+    {"Chown", TRUE, NULL, lgd_files_chown_job, 0},
     {"Symlink", TRUE, NULL, lgd_files_symlink_job, LGD_NEW},
     {"Download", FALSE, NULL, lgd_transfer_download, LGD_FOLLOW},
     {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload, LGD_FOLLOW | LGD_NEW},
