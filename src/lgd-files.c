@@ -252,13 +252,35 @@ lgd_files_resolve_flags(LgdCall *call, LgdResolveFlags flags)
 /* Resolves @path in the guest; when it is not what the caller gave, the
  * resolved path replaces it and the caller's is kept in @requested. */
 static gboolean
-lgd_files_resolve_one(
-    guestfs_h *g, gchar **path, gchar **requested, LgdResolveFlags flags, GError **error)
+lgd_files_resolve_one(LgdCall *call,
+		      guestfs_h *g,
+		      gchar **path,
+		      gchar **requested,
+		      LgdResolveFlags flags,
+		      GError **error)
 {
-	gchar *resolved = lgd_resolve(g, *path, flags, error);
+	g_autofree gchar *reached = NULL;
+	gchar *resolved = lgd_resolve(g, *path, flags, &reached, error);
 
-	if (resolved == NULL)
+	if (resolved == NULL) {
+		/* a link led the walk elsewhere before it failed: what the error
+		 * says of that place (missing, a loop) is for callers allowed
+		 * there only */
+		if (reached != NULL) {
+			g_autoptr(GError) denied = NULL;
+			gchar *given = *path;
+
+			*path = reached;
+			*requested = given;
+			if (!lgd_call_authorize(call, &denied)) {
+				g_clear_error(error);
+				g_propagate_error(error, g_steal_pointer(&denied));
+			}
+			*path = given;
+			*requested = NULL;
+		}
 		return FALSE;
+	}
 	if (g_str_equal(resolved, *path)) {
 		g_free(resolved);
 		return TRUE;
@@ -283,11 +305,11 @@ lgd_files_resolve(LgdCall *call, guestfs_h *g, GError **error)
 
 	if (call->requested_path != NULL || call->requested_path2 != NULL)
 		return TRUE; /* resolved already: a job that prepares twice */
-	if (!lgd_files_resolve_one(g, &call->path, &call->requested_path,
+	if (!lgd_files_resolve_one(call, g, &call->path, &call->requested_path,
 				   lgd_files_resolve_flags(call, method->resolve), error))
 		return FALSE;
 	if (call->path2 != NULL &&
-	    !lgd_files_resolve_one(g, &call->path2, &call->requested_path2,
+	    !lgd_files_resolve_one(call, g, &call->path2, &call->requested_path2,
 				   lgd_files_resolve_flags(call, method->resolve2), error))
 		return FALSE;
 	if (call->requested_path == NULL && call->requested_path2 == NULL)

@@ -51,8 +51,12 @@ lgd_resolve_set_errno(
 }
 
 gchar *
-lgd_resolve_with(
-    const LgdResolveOps *ops, gpointer fs, const gchar *path, LgdResolveFlags flags, GError **error)
+lgd_resolve_with(const LgdResolveOps *ops,
+		 gpointer fs,
+		 const gchar *path,
+		 LgdResolveFlags flags,
+		 gchar **reached,
+		 GError **error)
 {
 	g_autoptr(GPtrArray) done = g_ptr_array_new_with_free_func(g_free);
 	GQueue todo = G_QUEUE_INIT;
@@ -138,6 +142,10 @@ lgd_resolve_with(
 	}
 	result = lgd_resolve_join(done, NULL);
 out:
+	/* where a walk that links led elsewhere stopped: the caller's
+	 * authorization must cover it before an error says what is there */
+	if (result == NULL && reached != NULL && links > 0)
+		*reached = lgd_resolve_join(done, NULL);
 	g_queue_clear_full(&todo, g_free);
 	return result;
 }
@@ -189,7 +197,7 @@ static const LgdResolveOps lgd_resolve_guestfs_ops = {
 
 /* In the session's thread, with the guest's filesystems mounted. */
 gchar *
-lgd_resolve(guestfs_h *g, const gchar *path, LgdResolveFlags flags, GError **error)
+lgd_resolve(guestfs_h *g, const gchar *path, LgdResolveFlags flags, gchar **reached, GError **error)
 {
-	return lgd_resolve_with(&lgd_resolve_guestfs_ops, g, path, flags, error);
+	return lgd_resolve_with(&lgd_resolve_guestfs_ops, g, path, flags, reached, error);
 }

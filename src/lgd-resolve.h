@@ -39,8 +39,10 @@ gchar *lgd_resolve_with(const LgdResolveOps *ops,
 			gpointer fs,
 			const gchar *path,
 			LgdResolveFlags flags,
+			gchar **reached,
 			GError **error);
 
-gchar *lgd_resolve(guestfs_h *g, const gchar *path, LgdResolveFlags flags, GError **error);
+gchar *lgd_resolve(
+    guestfs_h *g, const gchar *path, LgdResolveFlags flags, gchar **reached, GError **error);
 
 G_END_DECLS

@@ -20,6 +20,7 @@ from conftest import (DOMAIN_IFACE, INSPECTOR_IFACE, SYSTEM_URI, Daemon, Libvirt
 from images import ImageSet
 
 FILES_IFACE = 'org.libvirt.GuestFS.Files'
+WRITE_GRACE = 3
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +35,8 @@ def env(private_bus):
         name = unique_name('lock')
         dom = virt.define_domain(name, disks=[(root.path, 'raw')])
         daemon = Daemon(private_bus, [SYSTEM_URI],
-                        ['--force-tcg', '--cache-dir', cache_dir, '--idle-timeout', '900'])
+                        ['--force-tcg', '--cache-dir', cache_dir, '--idle-timeout', '900',
+                         '--write-grace', str(WRITE_GRACE)])
         _running_daemons.append(daemon)
 
         class Env:
@@ -88,3 +90,25 @@ def test_read_then_start_then_read_running_view(env):
     assert env.dom.isActive()
     env.dom.destroy()
     wait_until(lambda: not get(env, DOMAIN_IFACE, 'Active'), 30, 'the domain to stop')
+
+
+def test_write_holds_the_domain_only_for_the_grace(env):
+    # A read-write appliance is what keeps a domain from starting while
+    # writes run (qemu's locks, libvirt's lock manager)...
+    call(env, FILES_IFACE, 'WriteFile', '(saya{sv})', '/etc/lgd-lock-note', b'note\n', {})
+    assert get(env, DOMAIN_IFACE, 'ApplianceState') == 'running'
+    with pytest.raises(libvirt.libvirtError) as info:
+        env.dom.create()
+    assert 'lock' in str(info.value), info.value
+    assert not env.dom.isActive()
+    # ...but only for --write-grace seconds after the last write.
+    wait_until(lambda: get(env, DOMAIN_IFACE, 'ApplianceState') == 'stopped',
+               WRITE_GRACE + 30, 'the read-write appliance to go after the grace')
+    env.dom.create()
+    assert env.dom.isActive()
+    # The next read reads the running domain's view, write included.
+    (data,) = call(env, FILES_IFACE, 'ReadFile', '(sa{sv})', '/etc/lgd-lock-note', {})
+    assert bytes(data) == b'note\n'
+    env.dom.destroy()
+    wait_until(lambda: not get(env, DOMAIN_IFACE, 'Active'), 30, 'the domain to stop')
+    call(env, DOMAIN_IFACE, 'StopAppliance', '()')

@@ -92,7 +92,7 @@ resolve(const gchar *path, LgdResolveFlags flags, GError **error)
 {
 	guint calls = 0;
 
-	return lgd_resolve_with(&lgd_test_ops, &calls, path, flags, error);
+	return lgd_resolve_with(&lgd_test_ops, &calls, path, flags, NULL, error);
 }
 
 static void
@@ -171,13 +171,34 @@ test_errors(void)
 }
 
 static void
+test_reached(void)
+{
+	/* a failed walk tells where links took it, for authorization */
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reached = NULL;
+	guint calls = 0;
+	g_autofree gchar *got =
+	    lgd_resolve_with(&lgd_test_ops, &calls, "/home/u/etc/nothing/x", 0, &reached, &error);
+
+	g_assert_null(got);
+	g_assert_error(error, LGD_ERROR, LGD_ERROR_NOT_FOUND);
+	g_assert_cmpstr(reached, ==, "/etc");
+	g_clear_error(&error);
+	g_clear_pointer(&reached, g_free);
+	/* no link followed: nothing to tell */
+	g_assert_null(
+	    lgd_resolve_with(&lgd_test_ops, &calls, "/home/nothing/x", 0, &reached, &error));
+	g_assert_null(reached);
+}
+
+static void
 test_cost(void)
 {
 	/* one lstat per component walked: no call per call of the caller's */
 	g_autoptr(GError) error = NULL;
 	guint calls = 0;
 	g_autofree gchar *got =
-	    lgd_resolve_with(&lgd_test_ops, &calls, "/usr/lib/os-release", 0, &error);
+	    lgd_resolve_with(&lgd_test_ops, &calls, "/usr/lib/os-release", 0, NULL, &error);
 
 	g_assert_no_error(error);
 	g_assert_cmpuint(calls, ==, 3);
@@ -189,6 +210,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/resolve/follow", test_follow);
 	g_test_add_func("/resolve/errors", test_errors);
+	g_test_add_func("/resolve/reached", test_reached);
 	g_test_add_func("/resolve/cost", test_cost);
 	return g_test_run();
 }
