@@ -5,9 +5,9 @@
 # on a private bus of type system with a polkitd of its own, with
 # ExecStart='s arguments plus --force-tcg and --verbose.  An Inspect of a
 # Debian-like domain on qemu:///system must succeed through it, shut off
-# and running (two appliance boots: the running one reads through the run
-# directory); the sandbox must really be strict, and without
-# RuntimeDirectory= the daemon must fail to start in it.
+# and running (two appliance boots, both reading the disks through an NBD
+# socket in the run directory); the sandbox must really be strict, and
+# without RuntimeDirectory= the daemon must fail to start in it.
 
 import json
 import os
@@ -341,9 +341,16 @@ def test_service_starts_with_systemds_directories(env, service):
 def test_inspect_in_the_sandbox(env, service):
     """An Inspect boots an appliance through libvirt (its overlays in /tmp,
     the supermin appliance in /var/tmp) and answers; the result is cached
-    where CacheDirectory= says."""
-    inspect(env, lookup_domain(env, env.dom_name))
+    where CacheDirectory= says.  The shut-off domain's disks are served to
+    the appliance by a qemu-storage-daemon that the service starts, inside
+    the sandbox, on a socket in the run directory."""
+    path = lookup_domain(env, env.dom_name)
+    inspect(env, path)
     assert os.path.isfile(cache_file(env.cache, SYSTEM_URI, env.uuid)), os.listdir(env.cache)
+    share = os.path.join(env.runtime, 'share-' + env.uuid)
+    assert os.path.isdir(share), os.listdir(env.runtime)
+    call(env, path, DOMAIN_IFACE, 'StopAppliance')
+    wait_until(lambda: not os.path.exists(share), 30, 'the removal of ' + share)
 
 
 def test_inspect_running_domain_in_the_sandbox(env, service):
@@ -360,6 +367,6 @@ def test_inspect_running_domain_in_the_sandbox(env, service):
         assert stat.S_ISSOCK(os.stat(os.path.join(backup, 'nbd.sock')).st_mode)
         assert os.stat(backup).st_uid == pwd.getpwnam('libvirt-qemu').pw_uid
         call(env, path, DOMAIN_IFACE, 'StopAppliance')
-        assert not os.path.exists(backup)
+        wait_until(lambda: not os.path.exists(backup), 30, 'the removal of ' + backup)
     finally:
         dom.destroy()
