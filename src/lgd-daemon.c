@@ -88,6 +88,8 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	self->context.session.force_tcg = options->force_tcg;
 	self->context.session.limit = lgd_limit_new(slots);
 	g_info("up to %u appliances at once, idle timeout %u s", slots, options->idle_timeout);
+	/* where a sandbox must let the service write (see the systemd unit) */
+	g_info("runtime files in %s, inspection cache in %s", options->run_dir, options->cache_dir);
 	return TRUE;
 }
 

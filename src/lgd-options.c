@@ -31,6 +31,25 @@ lgd_options_check_range(const gchar *name, gint value, gint min, gint max, GErro
 	return FALSE;
 }
 
+/* The directory systemd made for the service when its unit asks for one
+ * (RuntimeDirectory=, CacheDirectory=): systemd passes it in VARIABLE, a
+ * colon-separated list when the unit names several. Taking it keeps the
+ * daemon inside what its sandbox lets it write, whatever the build's
+ * prefix. */
+static gchar *
+lgd_options_systemd_dir(const gchar *variable)
+{
+	const gchar *value = g_getenv(variable);
+	g_auto(GStrv) dirs = NULL;
+
+	if (value == NULL)
+		return NULL;
+	dirs = g_strsplit(value, ":", 2);
+	if (dirs[0] == NULL || !g_path_is_absolute(dirs[0]))
+		return NULL;
+	return g_strdup(dirs[0]);
+}
+
 void
 lgd_options_free(LgdOptions *options)
 {
@@ -101,8 +120,9 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "Download and Upload (default 16)",
 	     "MIB"},
 	    {"cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir,
-	     "Directory of the inspection cache (default /var/cache/libvirt-guestfs-dbus on "
-	     "the system bus, the XDG cache directory on the session bus)",
+	     "Directory of the inspection cache (default $CACHE_DIRECTORY when systemd sets it, "
+	     "else /var/cache/libvirt-guestfs-dbus on the system bus, the XDG cache directory "
+	     "on the session bus)",
 	     "DIR"},
 	    {"cache-max-size", 0, 0, G_OPTION_ARG_INT, &cache_max_mib,
 	     "Most MiB the inspection cache keeps; the oldest entries go first (default 64)",
@@ -114,9 +134,9 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    {"no-batch-inspection", 0, 0, G_OPTION_ARG_NONE, &no_batch,
 	     "One appliance per domain in InspectDomains", NULL},
 	    {"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
-	     "Directory for runtime files such as backup sockets (default "
-	     "/run/libvirt-guestfs-dbus for root, $XDG_RUNTIME_DIR/libvirt-guestfs-dbus "
-	     "otherwise)",
+	     "Directory for runtime files such as backup sockets (default $RUNTIME_DIRECTORY "
+	     "when systemd sets it, else /run/libvirt-guestfs-dbus for root, "
+	     "$XDG_RUNTIME_DIR/libvirt-guestfs-dbus otherwise)",
 	     "DIR"},
 	    {NULL},
 	};
@@ -197,6 +217,10 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->max_read_size = (guint64)max_read_mib * 1024 * 1024;
 	options->cache_max_size = (guint64)cache_max_mib * 1024 * 1024;
 	options->batch_inspection = batch || (!no_batch && options->bus_type == LGD_BUS_SESSION);
+	if (cache_dir == NULL)
+		cache_dir = lgd_options_systemd_dir("CACHE_DIRECTORY");
+	if (run_dir == NULL)
+		run_dir = lgd_options_systemd_dir("RUNTIME_DIRECTORY");
 	if (cache_dir != NULL)
 		options->cache_dir = g_steal_pointer(&cache_dir);
 	else if (options->bus_type == LGD_BUS_SYSTEM)

@@ -25,9 +25,11 @@ export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
 # What building, running and testing need.  The first block is DESIGN.md's
 # list; the rest: libxml-2.0 (parsing domain XML), the compiler, the tools
 # the tests and scripts call (xmllint, systemd-analyze, clang-format, pgrep,
-# mkfs.ext4 -d), libvirt's Python binding for the tests, and libvirt-dbus
-# for the benchmark's side-by-side run.  libvirt-daemon-driver-qemu is only
-# a Recommends of libvirt-daemon, so it is named.
+# mkfs.ext4 -d), libvirt's Python binding for the tests, libvirt-dbus for
+# the benchmark's side-by-side run, and bubblewrap for the test that runs
+# the service in its unit's sandbox without systemd as PID 1.
+# libvirt-daemon-driver-qemu is only a Recommends of libvirt-daemon, so it
+# is named.
 LGD_PACKAGES=(
 	libguestfs-dev libguestfs-tools guestfsd linux-image-amd64
 	qemu-system-x86 qemu-utils supermin libvirt-dev libvirt-glib-1.0-dev
@@ -38,7 +40,7 @@ LGD_PACKAGES=(
 
 	libvirt-daemon-driver-qemu libxml2-dev libxml2-utils gcc libc6-dev
 	libglib2.0-bin systemd clang-format procps e2fsprogs python3-libvirt
-	libvirt-dbus
+	libvirt-dbus bubblewrap
 )
 
 lgd_log()

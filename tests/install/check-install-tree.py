@@ -148,6 +148,11 @@ def check_unit(c, args):
         service.get("ExecStart") == [f"{binary} --system"],
         f"{installed}: ExecStart is {service.get('ExecStart')}, expected '{binary} --system'",
     )
+    # ProtectSystem=strict: the directories the daemon writes must be
+    # declared, or the service cannot start (tests/integration/test_sandbox.py
+    # runs it in that sandbox).
+    for key in ("RuntimeDirectory", "CacheDirectory"):
+        c.expect(service.get(key) == [args.project], f"{installed}: {key} is {service.get(key)}, expected {args.project}")
     # systemd's own parser, on a copy whose ExecStart names the binary
     # inside DESTDIR (verify checks that the command exists).
     analyze = shutil.which("systemd-analyze")

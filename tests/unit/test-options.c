@@ -92,6 +92,40 @@ test_connect_repeated(void)
 	g_assert_cmpuint(options->volume_rescan_interval, ==, 7);
 }
 
+/* What systemd sets for a unit with RuntimeDirectory= and CacheDirectory=
+ * is the default; the command line still wins. */
+static void
+test_systemd_dirs(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(LgdOptions) options = NULL;
+	g_autoptr(LgdOptions) explicit = NULL;
+	g_autoptr(LgdOptions) relative = NULL;
+
+	g_setenv("RUNTIME_DIRECTORY", "/run/lgd-a:/run/lgd-b", TRUE);
+	g_setenv("CACHE_DIRECTORY", "/var/cache/lgd-c", TRUE);
+	options = parse(&error, "--system", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpstr(options->run_dir, ==, "/run/lgd-a");
+	g_assert_cmpstr(options->cache_dir, ==, "/var/cache/lgd-c");
+
+	explicit = parse(&error, "--system", "--run-dir", "/tmp/lgd-run", "--cache-dir",
+			 "/tmp/lgd-cache", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpstr(explicit->run_dir, ==, "/tmp/lgd-run");
+	g_assert_cmpstr(explicit->cache_dir, ==, "/tmp/lgd-cache");
+
+	/* not systemd's doing: ignored */
+	g_setenv("RUNTIME_DIRECTORY", "relative", TRUE);
+	g_setenv("CACHE_DIRECTORY", "", TRUE);
+	relative = parse(&error, "--system", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpstr(relative->run_dir, !=, "relative");
+	g_assert_cmpstr(relative->cache_dir, ==, LGD_CACHE_DIR);
+	g_unsetenv("RUNTIME_DIRECTORY");
+	g_unsetenv("CACHE_DIRECTORY");
+}
+
 static void
 test_errors(void)
 {
@@ -129,6 +163,7 @@ main(int argc, char **argv)
 	g_test_add_func("/options/system-default-uri", test_system_default_uri);
 	g_test_add_func("/options/connect-repeated", test_connect_repeated);
 	g_test_add_func("/options/appliance", test_appliance_options);
+	g_test_add_func("/options/systemd-dirs", test_systemd_dirs);
 	g_test_add_func("/options/errors", test_errors);
 	return g_test_run();
 }
