@@ -474,3 +474,29 @@ def test_other_users_are_refused(session):
     out = subprocess.run(['debugfs', '-R', 'stat /root/x', session.root.path],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert 'File not found' in out.stdout, out.stdout
+
+
+def test_read_then_start_then_read_running_view(session):
+    """What a Boxes user does next: the guest starts while the service has
+    just read it, and the running guest is read through libvirt's backup
+    job of the session daemon (sockets and scratch files in the user's
+    runtime directory)."""
+    virsh = ['virsh', '-c', SESSION_URI]
+    # from a read-only appliance, whatever the write before left running
+    session.client.ok(session.path, DOMAIN_IFACE, 'StopAppliance', '()')
+    (data,) = session.client.ok(session.path, FILES_IFACE, 'ReadFile', '(sa{sv})',
+                                '/etc/hostname', {})
+    assert bytes(data) == (session.root.hostname + '\n').encode()
+    session.user.run(virsh + ['start', session.domain_name], session.env)
+    try:
+        (systems,) = session.client.ok(session.path, INSPECTOR_IFACE, 'Inspect', '(a{sv})', {})
+        assert [s['hostname'] for s in systems] == [session.root.hostname]
+        state = session.user.run(virsh + ['domstate', session.domain_name], session.env)
+        assert state.strip() == 'running'
+        result = session.client.call(session.path, FILES_IFACE, 'WriteFile', '(saya{sv})',
+                                     '/root/while-running.txt', [120], {})
+        assert result.get('error') == ERROR_PREFIX + 'DomainRunning', result
+        session.client.ok(session.path, DOMAIN_IFACE, 'StopAppliance', '()')
+    finally:
+        session.user.run(virsh + ['destroy', session.domain_name], session.env)
+
