@@ -500,3 +500,35 @@ def test_read_then_start_then_read_running_view(session):
     finally:
         session.user.run(virsh + ['destroy', session.domain_name], session.env)
 
+
+def test_without_xdg_runtime_dir(session):
+    """A session without XDG_RUNTIME_DIR (dbus-launch outside systemd or
+    elogind): GLib's runtime directory is then the cache directory, yet
+    the service's runtime files (NBD sockets) stay out of the inspection
+    cache, and both are the user's alone.  libvirt then keeps its session
+    daemon's sockets under ~/.cache/libvirt: a session daemon of its own,
+    so the first one and everything on the first bus are ended first."""
+    user = session.user
+    session.bus.stop()
+    user.end_processes()
+    env = user.env(runtime_dir=False, LIBGUESTFS_BACKEND_SETTINGS='force_tcg')
+    bus = UserBus(user, os.path.join(user.home, '.lgd-test-bus'), session.servicedir, env)
+    session.cleanups.append(bus.stop)
+    client = Client(user, session.client_script, bus.address, env)
+
+    (data,) = client.ok(session.path, FILES_IFACE, 'ReadFile', '(sa{sv})', '/etc/hostname', {})
+    assert bytes(data) == (session.root.hostname + '\n').encode()
+    (systems,) = client.ok(session.path, INSPECTOR_IFACE, 'Inspect', '(a{sv})', {})
+    assert [s['hostname'] for s in systems] == [session.root.hostname]
+
+    cache_dir = os.path.join(user.home, '.cache', 'libvirt-guestfs-dbus')
+    run_dir = os.path.join(user.home, '.cache', 'libvirt-guestfs-dbus-run')
+    assert os.path.isfile(cache_file(cache_dir, SESSION_URI, session.uuid))
+    assert all(name.endswith('.inspection') for name in os.listdir(cache_dir)), \
+        os.listdir(cache_dir)
+    # the read-only appliance is still warm: its NBD share is in the run dir
+    assert os.listdir(run_dir), 'no runtime files in ' + run_dir
+    for path in (cache_dir, run_dir):
+        st = os.stat(path)
+        assert st.st_uid == user.uid, path
+        assert stat.S_IMODE(st.st_mode) == 0o700, '%s: %o' % (path, st.st_mode)
