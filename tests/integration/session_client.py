@@ -9,8 +9,9 @@
 #   session_client.py call DEST PATH IFACE METHOD SIGNATURE JSON_ARGS
 #   session_client.py objects        GetManagedObjects of the service
 #
-# Arguments are JSON values converted with SIGNATURE, so a{sv} options can
-# only be empty here (JSON has no variant type); that is all the test needs.
+# Arguments are JSON values converted with SIGNATURE; JSON has no variant
+# type, so a value of an a{sv} is given as [TYPE, VALUE], e.g.
+# {"refresh": ["b", true]}.
 
 import json
 import sys
@@ -33,12 +34,17 @@ def to_json(value):
     return value
 
 
+def from_json(value):
+    if isinstance(value, dict):  # a{sv}
+        return {k: GLib.Variant(v[0], v[1]) for k, v in value.items()}
+    if isinstance(value, list) and value and isinstance(value[0], int):  # ay
+        return bytes(value)
+    return value
+
+
 def call(connection, dest, path, iface, method, signature, args):
     if signature:
-        # 'ay' from a JSON list of numbers
-        params = GLib.Variant(signature, tuple(
-            bytes(a) if isinstance(a, list) and a and isinstance(a[0], int) else a
-            for a in args))
+        params = GLib.Variant(signature, tuple(from_json(a) for a in args))
     else:
         params = None
     reply = connection.call_sync(dest, path, iface, method, params, None,

@@ -28,8 +28,8 @@ import pytest
 from gi.repository import Gio, GLib
 
 import images
-from conftest import (BUS_NAME, DOMAIN_IFACE, ERROR_PREFIX, TOP_SOURCE_DIR, cache_file,
-                      domain_path)
+from conftest import (BUS_NAME, DOMAIN_IFACE, ERROR_PREFIX, MANAGER_IFACE, MANAGER_PATH,
+                      TOP_SOURCE_DIR, cache_file, domain_path)
 
 SESSION_URI = 'qemu:///session'
 INSPECTOR_IFACE = 'org.libvirt.GuestFS.Inspector'
@@ -437,6 +437,39 @@ def test_write_file_on_shut_off_domain(session):
     assert out.stdout == content
     st = os.stat(session.root.path)
     assert (st.st_uid, st.st_gid) == (session.user.uid, session.user.gid)
+
+
+def test_batch_inspection_by_default(session):
+    """InspectDomains with the session bus's default (batch inspection on:
+    the user's domains may share an appliance) maps each system to its
+    domain and caches what it found for each (every disk is the user's)."""
+    root2 = images.ImageSet(os.path.join(session.user.home, 'images')).debian_root(
+        name='second-root.img', hostname='lgd-test-second')
+    os.chown(root2.path, session.user.uid, session.user.gid)
+    name = 'lgd-test-session-second-' + secrets.token_hex(3)
+    xml = session.user.write_file('second.xml', DOMAIN_XML % {
+        'name': name, 'disks': DISK_XML % root2.path})
+    virsh = ['virsh', '-c', SESSION_URI]
+    session.user.run(virsh + ['define', xml], session.env)
+    try:
+        uuid = session.user.run(virsh + ['domuuid', name], session.env).strip()
+        path = domain_path(SESSION_URI, uuid)
+        deadline = time.monotonic() + 30
+        while path not in session.client.managed_objects():
+            assert time.monotonic() < deadline, 'the second domain was not published'
+            time.sleep(0.5)
+        (results,) = session.client.ok(MANAGER_PATH, MANAGER_IFACE, 'InspectDomains',
+                                       '(aoa{sv})', [session.path, path],
+                                       {'refresh': ['b', True]})
+        hostnames = {p: [s['hostname'] for s in r.get('systems', [])]
+                     for p, r in results.items()}
+        assert hostnames == {session.path: [session.root.hostname],
+                             path: ['lgd-test-second']}, results
+        cache_dir = os.path.join(session.cache_home, 'libvirt-guestfs-dbus')
+        for object_id in (session.uuid, uuid):
+            assert os.path.isfile(cache_file(cache_dir, SESSION_URI, object_id)), object_id
+    finally:
+        session.user.run(virsh + ['undefine', name], session.env)
 
 
 def test_other_users_are_refused(session):
