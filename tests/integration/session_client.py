@@ -65,9 +65,10 @@ def main(argv):
             raise SystemExit('unknown command ' + argv[1])
     except GLib.Error as e:
         name = Gio.DBusError.get_remote_error(e)
-        if name:
-            Gio.DBusError.strip_remote_error(e)
-        print(json.dumps({'error': name or 'local:' + str(e.domain), 'message': e.message}))
+        message = e.message
+        if name and message.startswith('GDBus.Error:%s: ' % name):
+            message = message[len('GDBus.Error:%s: ' % name):]
+        print(json.dumps({'error': name or 'local:' + str(e.domain), 'message': message}))
         return 0
     print(json.dumps({'reply': reply}))
     return 0

@@ -94,6 +94,14 @@ def _proc_uid(pid):
         return None
 
 
+def _proc_zombie(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except (OSError, IndexError):
+        return False
+
+
 def _proc_environ(pid):
     try:
         with open('/proc/%d/environ' % pid, 'rb') as f:
@@ -152,8 +160,10 @@ class UserAccount:
         return path
 
     def pids(self):
+        """The user's live processes (a zombie is dead: only its parent,
+        perhaps this test, can make it go)."""
         return [int(p) for p in os.listdir('/proc')
-                if p.isdigit() and _proc_uid(int(p)) == self.uid]
+                if p.isdigit() and _proc_uid(int(p)) == self.uid and not _proc_zombie(int(p))]
 
     def end_processes(self):
         """SIGTERM to each of the user's processes, SIGKILL to what is left
@@ -573,3 +583,28 @@ def test_without_xdg_runtime_dir(session):
         st = os.stat(path)
         assert st.st_uid == user.uid, path
         assert stat.S_IMODE(st.st_mode) == 0o700, '%s: %o' % (path, st.st_mode)
+
+
+def test_run_dir_too_long_is_a_clear_error(session):
+    """Without XDG_RUNTIME_DIR the run dir is under XDG_CACHE_HOME, which
+    can be too deep for a unix socket (108 bytes with its NUL) while
+    libvirt's own sockets there still fit: the caller is told so, instead
+    of a qemu-storage-daemon exit status."""
+    user = session.user
+    session.bus.stop()
+    user.end_processes()
+    cache_home = user.home + '/' + 'c' * (60 - len(user.home) - 1)
+    os.mkdir(cache_home, 0o700)
+    os.chown(cache_home, user.uid, user.gid)
+    run_dir = os.path.join(cache_home, 'libvirt-guestfs-dbus-run')
+    socket = '%s/share-%s/nbd.sock' % (run_dir, session.uuid)
+    assert len(socket) >= 108 and len(cache_home + '/libvirt/libvirt-admin-sock') < 108
+    env = user.env(runtime_dir=False, XDG_CACHE_HOME=cache_home)
+    bus = UserBus(user, os.path.join(user.home, '.lgd-test-bus2'), session.servicedir, env)
+    session.cleanups.append(bus.stop)
+    client = Client(user, session.client_script, bus.address, env)
+
+    result = client.call(session.path, FILES_IFACE, 'ReadFile', '(sa{sv})', '/etc/hostname', {})
+    assert result.get('error') == ERROR_PREFIX + 'Failed', result
+    assert socket in result['message'] and '--run-dir' in result['message'], result
+    assert os.listdir(run_dir) == []
