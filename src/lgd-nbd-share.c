@@ -123,7 +123,8 @@ lgd_nbd_share_grant_qemu(const gchar *path, mode_t mode)
 			return;
 		}
 	}
-	/* no such group (session mode): qemu runs as we do */
+	/* no such group, or we are not root (session mode: chown to root
+	 * fails): qemu runs as we do */
 }
 
 /* qemu-storage-daemon writes its pid file once every option is processed:

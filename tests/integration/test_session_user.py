@@ -263,10 +263,10 @@ class Client:
 
 
 def install_prefix(directory):
-    """The build, installed the way a distribution does it but under a
-    prefix of the test's: the activation file's Exec= then names a binary
-    that exists (with `meson install --destdir` it would name
-    PREFIX/sbin under the real prefix, which is not there)."""
+    """The source tree, built and installed the way a distribution does
+    it but under a prefix of the test's: the activation file's Exec= then
+    names a binary that exists (with `meson install --destdir` it would
+    name PREFIX/sbin under the real prefix, which is not there)."""
     meson = os.environ.get('LGD_MESON') or shutil.which('meson')
     assert meson, 'meson is not on PATH (set LGD_MESON)'
     prefix = os.path.join(directory, 'prefix')
