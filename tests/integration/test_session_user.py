@@ -3,12 +3,13 @@
 # (qemu:///session), the service started by D-Bus activation through the
 # INSTALLED session .service file, a domain the user defined with its image
 # in their home.  The test makes all of it: the user (removed at the end),
-# an install of the build under a temporary prefix, the image, the bus.
+# an install of the source tree under a temporary prefix, the image, the
+# bus.  Then the same without XDG_RUNTIME_DIR, and other users refused.
 #
 # Everything the user does runs as that user (setpriv), including the
 # client (session_client.py): a session bus lets only its owner in.
 #
-# Needs root (useradd), a real qemu, and about 3 minutes: the first
+# Needs root (useradd), a real qemu, and 3 to 6 minutes: the first
 # libguestfs run of a new user builds its supermin appliance in
 # /var/tmp/.guestfs-UID, and each appliance boots under TCG.
 
@@ -301,8 +302,15 @@ def session():
         _make_session(s)
         yield s
     finally:
+        # each runs whatever an earlier one raised: the user must go
+        errors = []
         for cleanup in reversed(s.cleanups):
-            cleanup()
+            try:
+                cleanup()
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 def _make_session(s):
