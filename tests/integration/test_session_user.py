@@ -130,6 +130,9 @@ class UserAccount:
         _run(['useradd', '--create-home', '--user-group', '--shell', '/bin/sh', self.name])
         entry = pwd.getpwnam(self.name)
         self.uid, self.gid, self.home = entry.pw_uid, entry.pw_gid, entry.pw_dir
+        # private, as adduser makes homes on Debian 12 (and Fedora): only
+        # the user's own processes (their libvirt's qemu too) reach the image
+        os.chmod(self.home, 0o700)
         self.runtime_dir = '/run/user/%d' % self.uid
         os.makedirs('/run/user', mode=0o755, exist_ok=True)
         os.mkdir(self.runtime_dir, 0o700)
