@@ -67,7 +67,9 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 			  ? options->max_appliances
 			  : lgd_limit_default_slots(lgd_daemon_mem_total(), memsize);
 
-	if (g_mkdir_with_parents(options->run_dir, 0755) < 0) {
+	/* root's is reached by qemu running as another user; a user's qemu
+	 * (qemu:///session) runs as that user */
+	if (g_mkdir_with_parents(options->run_dir, getuid() == 0 ? 0755 : 0700) < 0) {
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "Cannot create %s: %s",
 			    options->run_dir, g_strerror(errno));
 		return FALSE;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lgd-error.h"
@@ -122,7 +123,8 @@ lgd_nbd_share_grant_qemu(const gchar *path, mode_t mode)
 			return;
 		}
 	}
-	/* no such group (session mode): qemu runs as we do */
+	/* no such group, or we are not root (session mode: chown to root
+	 * fails): qemu runs as we do */
 }
 
 /* qemu-storage-daemon writes its pid file once every option is processed:
@@ -177,6 +179,16 @@ lgd_nbd_share_start(const gchar *run_dir,
 	self->dir = g_strdup_printf("%s/share-%s", run_dir, id);
 	self->pidfile = g_strdup_printf("%s/share-%s.pid", run_dir, id);
 	self->pid = 0;
+	socket = g_build_filename(self->dir, "nbd.sock", NULL);
+	/* a user's default run dir is under their home without
+	 * XDG_RUNTIME_DIR; qemu would say so only in our log */
+	if (strlen(socket) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "Cannot serve the disks read-only: the socket path %s is longer than "
+			    "a unix socket allows; start the service with a shorter --run-dir",
+			    socket);
+		return NULL;
+	}
 	lgd_nbd_share_remove_files(self); /* left over by a crash */
 	if (g_mkdir(self->dir, 0700) < 0) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "Cannot create %s: %s", self->dir,
@@ -184,7 +196,6 @@ lgd_nbd_share_start(const gchar *run_dir,
 		return NULL;
 	}
 	lgd_nbd_share_grant_qemu(self->dir, 0750);
-	socket = g_build_filename(self->dir, "nbd.sock", NULL);
 	self->server = g_strdup_printf("unix:%s", socket);
 
 	g_ptr_array_add(argv, g_strdup(program));

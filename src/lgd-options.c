@@ -136,7 +136,8 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    {"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
 	     "Directory for runtime files such as backup sockets (default $RUNTIME_DIRECTORY "
 	     "when systemd sets it, else /run/libvirt-guestfs-dbus for root, "
-	     "$XDG_RUNTIME_DIR/libvirt-guestfs-dbus otherwise)",
+	     "$XDG_RUNTIME_DIR/libvirt-guestfs-dbus otherwise, "
+	     "$XDG_CACHE_HOME/libvirt-guestfs-dbus-run without XDG_RUNTIME_DIR)",
 	     "DIR"},
 	    {NULL},
 	};
@@ -233,9 +234,14 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	else if (getuid() == 0)
 		/* qemu (another user) must reach backup sockets in here */
 		options->run_dir = g_strdup("/run/libvirt-guestfs-dbus");
-	else
+	else if (g_getenv("XDG_RUNTIME_DIR") != NULL)
 		options->run_dir =
 		    g_build_filename(g_get_user_runtime_dir(), "libvirt-guestfs-dbus", NULL);
+	else
+		/* GLib's runtime directory would then be the cache directory,
+		 * and ours the inspection cache's: keep sockets out of it */
+		options->run_dir =
+		    g_build_filename(g_get_user_cache_dir(), "libvirt-guestfs-dbus-run", NULL);
 	if (uris != NULL && uris[0] != NULL) {
 		options->connect_uris = g_steal_pointer(&uris);
 	} else {
