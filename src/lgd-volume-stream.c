@@ -12,17 +12,9 @@
 #include "lgd-args.h"
 #include "lgd-error.h"
 #include "lgd-fd.h"
+#include "lgd-libvirt.h"
 #include "lgd-volume-stream.h"
 #include "lgd-volume-usage.h"
-
-/* The same as the service's own connections: a peer that stops answering
- * is given up on after about 20 s instead of hanging the transfer. */
-#define LGD_STREAM_KEEPALIVE_INTERVAL 5
-#define LGD_STREAM_KEEPALIVE_COUNT 3
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virConnect, virConnectClose)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStream, virStreamFree)
 
 static const LgdOptionSpec lgd_volume_stream_options[] = {
     {"offset", "t"},
@@ -357,22 +349,6 @@ lgd_source_skip(virStreamPtr st, long long length, void *opaque)
 
 /* ---- the transfer thread ----------------------------------------------- */
 
-static virConnectPtr
-lgd_volume_stream_connect(const gchar *uri, GError **error)
-{
-	virConnectPtr conn = virConnectOpen(uri);
-
-	if (conn == NULL) {
-		lgd_error_set_from_libvirt(error, "Cannot connect to %s", uri);
-		return NULL;
-	}
-	/* local drivers have no keepalive: nothing to detect there */
-	if (virConnectSetKeepAlive(conn, LGD_STREAM_KEEPALIVE_INTERVAL,
-				   LGD_STREAM_KEEPALIVE_COUNT) < 0)
-		virResetLastError();
-	return conn;
-}
-
 /* libvirt reports a connection that died under a stream (closed, or
  * given up on by keepalive) as an internal error: say what happened. */
 static void
@@ -606,7 +582,7 @@ static GVariant *
 lgd_volume_stream_run(GDBusMethodInvocation *invocation, gpointer data, GError **error)
 {
 	LgdTransfer *t = data;
-	g_autoptr(virConnect) conn = lgd_volume_stream_connect(t->uri, error);
+	g_autoptr(virConnect) conn = lgd_libvirt_connect(t->uri, error);
 	g_autoptr(virStorageVol) vol = NULL;
 	g_autofree gchar *path = NULL;
 	gboolean ok;

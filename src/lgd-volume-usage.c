@@ -6,11 +6,10 @@
 #include <string.h>
 
 #include "lgd-error.h"
+#include "lgd-libvirt.h"
 #include "lgd-volume-usage.h"
 #include "lgd-xml.h"
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStoragePool, virStoragePoolFree)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 
 static void
