@@ -13,8 +13,6 @@
 #define LGD_APPLIANCE_RANDOM_LEN 16
 #define LGD_APPLIANCE_CHANNEL "org.libguestfs.channel.0"
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
-
 static void
 lgd_disk_free(LgdDisk *disk)
 {
@@ -56,7 +54,7 @@ lgd_domain_name_is_appliance(const gchar *name)
 }
 
 /* xmlGetProp's result as a GLib string, NULL when absent. */
-static gchar *
+gchar *
 lgd_xml_prop(xmlNode *node, const gchar *name)
 {
 	xmlChar *value = xmlGetProp(node, (const xmlChar *)name);
@@ -69,7 +67,8 @@ lgd_xml_prop(xmlNode *node, const gchar *name)
 	return copy;
 }
 
-static xmlNode *
+/* The first child element named @name, NULL when there is none. */
+xmlNode *
 lgd_xml_child(xmlNode *parent, const gchar *name)
 {
 	for (xmlNode *n = parent->children; n != NULL; n = n->next) {
@@ -149,7 +148,9 @@ lgd_devices_have_appliance_channel(xmlNode *devices)
 	return FALSE;
 }
 
-static xmlDoc *
+/* Libvirt's XML never needs the network, and a bad document is reported
+ * by the caller, not printed on stderr. */
+xmlDoc *
 lgd_xml_read(const gchar *xml)
 {
 	return xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
