@@ -551,12 +551,6 @@ lgd_connection_get_uri(LgdConnection *self)
 	return self->uri;
 }
 
-gboolean
-lgd_connection_is_open(LgdConnection *self)
-{
-	return self->conn != NULL;
-}
-
 const gchar *
 lgd_connection_lookup_domain_uuid(LgdConnection *self, const gchar *uuid)
 {

@@ -565,12 +565,6 @@ lgd_guest_get_session(LgdGuest *self)
 }
 
 const gchar *
-lgd_guest_get_path(LgdGuest *self)
-{
-	return g_dbus_object_get_object_path(G_DBUS_OBJECT(self->object));
-}
-
-const gchar *
 lgd_guest_get_uri(LgdGuest *self)
 {
 	return self->uri;

@@ -88,6 +88,4 @@ const gchar *lgd_guest_get_id(LgdGuest *self);
 
 LgdSession *lgd_guest_get_session(LgdGuest *self);
 
-const gchar *lgd_guest_get_path(LgdGuest *self);
-
 G_END_DECLS
