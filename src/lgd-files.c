@@ -908,7 +908,7 @@ lgd_files_dispatch_transfer(LgdGuest *guest,
 	LgdFilesCall *call = lgd_files_call_new(guest, path, options);
 	GError *error = NULL;
 
-	call->fd = lgd_fd_take(fd_list, handle, direction, &call->fd_is_regular, &error);
+	call->fd = lgd_fd_take(fd_list, handle, direction, &error);
 	if (call->fd < 0) {
 		lgd_error_return(invocation, error);
 		lgd_files_call_free(call);

@@ -18,7 +18,6 @@ typedef struct {
 	guint32 uid;
 	guint32 gid;
 	gint fd; /* transfers: owned, -1 when none */
-	gboolean fd_is_regular;
 } LgdFilesCall;
 
 LgdDBusFiles *lgd_files_new(LgdGuest *guest);

@@ -621,7 +621,7 @@ lgd_volume_stream_take_fd(GUnixFDList *fd_list,
 			  int *fd_flags,
 			  GError **error)
 {
-	gint fd = lgd_fd_take(fd_list, handle, upload ? LGD_FD_READ : LGD_FD_WRITE, NULL, error);
+	gint fd = lgd_fd_take(fd_list, handle, upload ? LGD_FD_READ : LGD_FD_WRITE, error);
 
 	if (fd < 0)
 		return -1;
