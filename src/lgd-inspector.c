@@ -4,6 +4,7 @@
 
 #include "lgd-args.h"
 #include "lgd-error.h"
+#include "lgd-guestfs.h"
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
 
@@ -64,7 +65,7 @@ lgd_inspect_root(guestfs_h *g, const gchar *root)
 {
 	GVariantBuilder dict;
 	GVariantBuilder mounts;
-	char **mountpoints;
+	g_auto(LgdStrv) mountpoints = NULL;
 
 	g_variant_builder_init(&dict, G_VARIANT_TYPE_VARDICT);
 	g_variant_builder_add(&dict, "{sv}", "root", g_variant_new_string(root));
@@ -86,7 +87,6 @@ lgd_inspect_root(guestfs_h *g, const gchar *root)
 	mountpoints = guestfs_inspect_get_mountpoints(g, root);
 	for (guint i = 0; mountpoints != NULL && mountpoints[i] != NULL; i += 2)
 		g_variant_builder_add(&mounts, "{ss}", mountpoints[i], mountpoints[i + 1]);
-	lgd_strv_free(mountpoints);
 	g_variant_builder_add(&dict, "{sv}", "mountpoints", g_variant_builder_end(&mounts));
 	return g_variant_builder_end(&dict);
 }
@@ -117,7 +117,7 @@ lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 	LgdCacheEntry *entry;
 	GVariant *systems;
 	guestfs_h *g;
-	char **roots;
+	g_auto(LgdStrv) roots = NULL;
 
 	if (!lgd_args_check_options(data->options, lgd_inspect_options, error))
 		return NULL;
@@ -139,7 +139,6 @@ lgd_inspect_job(LgdSession *session, gpointer user_data, GError **error)
 		return NULL;
 	}
 	systems = lgd_inspect_roots(g, roots);
-	lgd_strv_free(roots);
 	entry = lgd_cache_entry_new(identity, systems);
 	lgd_guest_store_inspection(data->guest, lgd_cache_entry_copy(entry));
 	systems = g_variant_new("(@aa{sv})", entry->systems);
@@ -151,7 +150,7 @@ static GVariant *
 lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **error)
 {
 	LgdInspectData *data = user_data;
-	struct guestfs_application2_list *apps;
+	g_autoptr(LgdApplication2List) apps = NULL;
 	GVariantBuilder builder;
 	guestfs_h *g;
 
@@ -182,7 +181,6 @@ lgd_list_applications_job(LgdSession *session, gpointer user_data, GError **erro
 		lgd_dict_add_strv(&builder, "url", app->app2_url);
 		g_variant_builder_close(&builder);
 	}
-	guestfs_free_application2_list(apps);
 	return g_variant_new("(aa{sv})", &builder);
 }
 
@@ -266,7 +264,7 @@ lgd_list_filesystems_job(LgdSession *session, gpointer user_data, GError **error
 	LgdInspectData *data = user_data;
 	GVariantBuilder builder;
 	guestfs_h *g;
-	char **fs;
+	g_auto(LgdStrv) fs = NULL;
 
 	if (!lgd_args_check_options(data->options, lgd_no_options, error))
 		return NULL;
@@ -294,7 +292,6 @@ lgd_list_filesystems_job(LgdSession *session, gpointer user_data, GError **error
 					      g_variant_new_uint64((guint64)size));
 		g_variant_builder_close(&builder);
 	}
-	lgd_strv_free(fs);
 	return g_variant_new("(aa{sv})", &builder);
 }
 
@@ -304,7 +301,7 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 	LgdInspectData *data = user_data;
 	GVariantBuilder builder;
 	guestfs_h *g;
-	char **fs;
+	g_auto(LgdStrv) fs = NULL;
 
 	if (!lgd_args_check_options(data->options, lgd_no_options, error))
 		return NULL;
@@ -319,7 +316,7 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 	lgd_mount_release(session, g);
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
 	for (guint i = 0; fs[i] != NULL; i += 2) {
-		struct guestfs_statvfs *st;
+		g_autoptr(LgdStatvfs) st = NULL;
 
 		if (strcmp(fs[i + 1], "swap") == 0 || strcmp(fs[i + 1], "unknown") == 0)
 			continue;
@@ -343,9 +340,7 @@ lgd_disk_usage_job(LgdSession *session, gpointer user_data, GError **error)
 		g_variant_builder_add(&builder, "{sv}", "inodes-free",
 				      g_variant_new_uint64((guint64)st->ffree));
 		g_variant_builder_close(&builder);
-		guestfs_free_statvfs(st);
 	}
-	lgd_strv_free(fs);
 	return g_variant_new("(aa{sv})", &builder);
 }
 
