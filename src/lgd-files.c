@@ -9,6 +9,7 @@
 #include "lgd-error.h"
 #include "lgd-fd.h"
 #include "lgd-files.h"
+#include "lgd-guestfs.h"
 #include "lgd-mount.h"
 #include "lgd-replace.h"
 #include "lgd-transfer.h"
@@ -96,15 +97,12 @@ lgd_files_check_no_links(LgdSession *session, guestfs_h *g, const gchar *path, G
 gboolean
 lgd_files_check_not_link(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
 {
-	struct guestfs_statns *st = guestfs_lstatns(g, path);
-	gboolean link;
+	g_autoptr(LgdStatns) st = guestfs_lstatns(g, path);
 	char *target = NULL;
 
 	if (st == NULL)
 		return TRUE; /* missing: the call itself says NotFound */
-	link = (st->st_mode & S_IFMT) == S_IFLNK;
-	guestfs_free_statns(st);
-	if (!link)
+	if ((st->st_mode & S_IFMT) != S_IFLNK)
 		return TRUE;
 	target = guestfs_readlink(g, path);
 	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
@@ -167,13 +165,12 @@ lgd_files_replace_begin(LgdSession *session, guestfs_h *g, gpointer call, GError
 static gboolean
 lgd_files_check_exists(LgdSession *session, guestfs_h *g, const gchar *path, GError **error)
 {
-	struct guestfs_statns *st = guestfs_lstatns(g, path);
+	g_autoptr(LgdStatns) st = guestfs_lstatns(g, path);
 
 	if (st == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, path);
 		return FALSE;
 	}
-	guestfs_free_statns(st);
 	return TRUE;
 }
 
@@ -195,16 +192,13 @@ gboolean
 lgd_files_check_type(
     LgdSession *session, guestfs_h *g, const gchar *path, guint32 type, GError **error)
 {
-	struct guestfs_statns *st = guestfs_statns(g, path);
-	guint32 actual;
+	g_autoptr(LgdStatns) st = guestfs_statns(g, path);
 
 	if (st == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, path);
 		return FALSE;
 	}
-	actual = (guint32)st->st_mode & S_IFMT;
-	guestfs_free_statns(st);
-	if (actual == type)
+	if (((guint32)st->st_mode & S_IFMT) == type)
 		return TRUE;
 	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s is %s", path,
 		    type == S_IFDIR ? "not a directory" : "a directory, not a regular file");
@@ -265,8 +259,8 @@ lgd_files_read_dir_batch(LgdSession *session,
 			 GVariantBuilder *entries,
 			 GError **error)
 {
-	struct guestfs_statns_list *st = guestfs_lstatnslist(g, dir, names);
-	char **links;
+	g_autoptr(LgdStatnsList) st = guestfs_lstatnslist(g, dir, names);
+	g_auto(LgdStrv) links = NULL;
 
 	if (st == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, dir);
@@ -274,15 +268,12 @@ lgd_files_read_dir_batch(LgdSession *session,
 	}
 	links = guestfs_readlinklist(g, dir, names);
 	if (links == NULL) {
-		guestfs_free_statns_list(st);
 		lgd_session_set_error_from_guestfs(session, error, dir);
 		return FALSE;
 	}
 	for (guint32 i = 0; i < st->len; i++)
 		g_variant_builder_add_value(entries,
 					    lgd_files_stat_dict(names[i], &st->val[i], links[i]));
-	guestfs_free_statns_list(st);
-	lgd_strv_free(links);
 	return TRUE;
 }
 
