@@ -283,7 +283,7 @@ lgd_files_read_dir_job(LgdSession *session, gpointer data, GError **error)
 	LgdFilesCall *call = data;
 	guestfs_h *g = lgd_files_prepare(session, call, NULL, FALSE, error);
 	GVariantBuilder entries;
-	char **names;
+	g_auto(LgdStrv) names = NULL;
 	guint n;
 
 	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFDIR, error))
@@ -302,13 +302,11 @@ lgd_files_read_dir_job(LgdSession *session, gpointer data, GError **error)
 		names[end] = NULL;
 		if (!lgd_files_read_dir_batch(session, g, call->path, names + i, &entries, error)) {
 			names[end] = saved;
-			lgd_strv_free(names);
 			g_variant_builder_clear(&entries);
 			return NULL;
 		}
 		names[end] = saved;
 	}
-	lgd_strv_free(names);
 	return g_variant_new("(aa{sv})", &entries);
 }
 
@@ -321,7 +319,7 @@ lgd_files_stat_job(LgdSession *session, gpointer data, GError **error)
 	guestfs_h *g = lgd_files_prepare(session, call, lgd_stat_options, FALSE, error);
 	gboolean follow = lgd_args_get_bool(call->options, "follow-symlinks", FALSE);
 	g_autofree gchar *name = NULL;
-	struct guestfs_statns *st;
+	g_autoptr(LgdStatns) st = NULL;
 	char *link = NULL;
 	GVariant *info;
 
@@ -336,7 +334,6 @@ lgd_files_stat_job(LgdSession *session, gpointer data, GError **error)
 		link = guestfs_readlink(g, call->path);
 	name = g_path_get_basename(call->path);
 	info = lgd_files_stat_dict(name, st, link);
-	guestfs_free_statns(st);
 	free(link);
 	return g_variant_new("(@a{sv})", info);
 }
@@ -540,10 +537,9 @@ lgd_files_mkdir_job(LgdSession *session, gpointer data, GError **error)
 		return NULL;
 	if (!lgd_args_get_bool(call->options, "parents", FALSE)) {
 		g_autofree gchar *parent = g_path_get_dirname(call->path);
-		struct guestfs_statns *st = guestfs_lstatns(g, call->path);
+		g_autoptr(LgdStatns) st = guestfs_lstatns(g, call->path);
 
 		if (st != NULL) {
-			guestfs_free_statns(st);
 			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists",
 				    call->path);
 			return NULL;
@@ -574,7 +570,7 @@ lgd_files_remove_job(LgdSession *session, gpointer data, GError **error)
 {
 	LgdFilesCall *call = data;
 	guestfs_h *g = lgd_files_prepare(session, call, lgd_remove_options, TRUE, error);
-	struct guestfs_statns *st;
+	g_autoptr(LgdStatns) st = NULL;
 	gboolean is_dir;
 	int rc;
 
@@ -591,13 +587,10 @@ lgd_files_remove_job(LgdSession *session, gpointer data, GError **error)
 		return NULL;
 	}
 	is_dir = (st->st_mode & S_IFMT) == S_IFDIR;
-	guestfs_free_statns(st);
 	if (is_dir && !lgd_args_get_bool(call->options, "recursive", FALSE)) {
-		char **entries = guestfs_ls(g, call->path);
-		gboolean empty = entries != NULL && entries[0] == NULL;
+		g_auto(LgdStrv) entries = guestfs_ls(g, call->path);
 
-		lgd_strv_free(entries);
-		if (!empty) {
+		if (entries == NULL || entries[0] != NULL) {
 			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 				    "%s is a directory that is not empty; use the 'recursive' "
 				    "option to remove it with its contents",
@@ -697,10 +690,9 @@ lgd_files_symlink_job(LgdSession *session, gpointer data, GError **error)
 	/* ln(1) reports no errno: find the usual mistakes first */
 	{
 		g_autofree gchar *parent = g_path_get_dirname(call->path);
-		struct guestfs_statns *st = guestfs_lstatns(g, call->path);
+		g_autoptr(LgdStatns) st = guestfs_lstatns(g, call->path);
 
 		if (st != NULL) {
-			guestfs_free_statns(st);
 			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s exists",
 				    call->path);
 			return NULL;
