@@ -27,17 +27,14 @@ lgd_volume_refs_add(GPtrArray *refs, const gchar *target, xmlNode *node, guint d
 {
 	g_autofree gchar *type = lgd_xml_prop(node, "type");
 	xmlNode *source = lgd_xml_child(node, "source");
+	const gchar *path_attr = lgd_xml_source_path_attr(type);
 	LgdVolumeRef *ref = g_new0(LgdVolumeRef, 1);
 	xmlNode *next;
 
 	ref->target = g_strdup(target);
 	ref->depth = depth;
-	if (source != NULL && g_strcmp0(type, "file") == 0)
-		ref->path = lgd_xml_prop(source, "file");
-	else if (source != NULL && g_strcmp0(type, "block") == 0)
-		ref->path = lgd_xml_prop(source, "dev");
-	else if (source != NULL && g_strcmp0(type, "dir") == 0)
-		ref->path = lgd_xml_prop(source, "dir");
+	if (source != NULL && path_attr != NULL)
+		ref->path = lgd_xml_prop(source, path_attr);
 	else if (source != NULL && g_strcmp0(type, "volume") == 0) {
 		ref->pool = lgd_xml_prop(source, "pool");
 		ref->volume = lgd_xml_prop(source, "volume");

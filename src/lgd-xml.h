@@ -46,6 +46,8 @@ xmlNode *lgd_xml_child(xmlNode *parent, const gchar *name);
 
 gchar *lgd_xml_prop(xmlNode *node, const gchar *name);
 
+const gchar *lgd_xml_source_path_attr(const gchar *type);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 
 G_END_DECLS
