@@ -154,8 +154,9 @@ lgd_volume_usage_check_domain(virConnectPtr conn,
 	g_autoptr(GPtrArray) refs = NULL;
 
 	if (xml == NULL) {
-		if (virDomainIsActive(dom) == 0) {
-			virResetLastError(); /* it stopped meanwhile */
+		/* it stopped meanwhile; a transient one (an appliance) is gone */
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN || virDomainIsActive(dom) == 0) {
+			virResetLastError();
 			return TRUE;
 		}
 		lgd_error_set_from_libvirt(error, "Cannot tell whether running domain %s uses %s",
