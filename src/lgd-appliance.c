@@ -5,6 +5,7 @@
 
 #include "lgd-appliance.h"
 #include "lgd-error.h"
+#include "lgd-libvirt.h"
 
 /* libguestfs has no launch timeout of its own. A watchdog thread waits for
  * the launch to finish; past the deadline it destroys the appliance's
@@ -23,7 +24,7 @@ typedef struct {
 static void
 lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
 {
-	virConnectPtr conn = virConnectOpen(uri);
+	g_autoptr(virConnect) conn = lgd_libvirt_connect(uri, NULL);
 	virDomainPtr *doms = NULL;
 	int n;
 
@@ -43,7 +44,6 @@ lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
 		virDomainFree(doms[i]);
 	}
 	free(doms);
-	virConnectClose(conn);
 }
 
 static gpointer

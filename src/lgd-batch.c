@@ -7,6 +7,7 @@
 #include "lgd-batch.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-guestfs.h"
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
 
@@ -193,8 +194,8 @@ static gchar *
 lgd_batch_disk_of_lv(guestfs_h *g, const gchar *lv)
 {
 	char *vg = guestfs_lvm_canonical_lv_name(g, lv);
-	struct guestfs_lvm_pv_list *pvs = NULL;
-	char **pv_uuids = NULL;
+	g_autoptr(LgdLvmPvList) pvs = NULL;
+	g_auto(LgdStrv) pv_uuids = NULL;
 	g_auto(GStrv) parts = NULL;
 	gchar *disk = NULL;
 
@@ -210,9 +211,6 @@ lgd_batch_disk_of_lv(guestfs_h *g, const gchar *lv)
 		if (pv_uuids[0] != NULL && strncmp(pvs->val[i].pv_uuid, pv_uuids[0], 32) == 0)
 			disk = lgd_batch_disk_of(g, pvs->val[i].pv_name);
 	}
-	lgd_strv_free(pv_uuids);
-	if (pvs != NULL)
-		guestfs_free_lvm_pv_list(pvs);
 	return disk;
 }
 
@@ -230,7 +228,7 @@ lgd_batch_device_index(char **devices, const gchar *disk)
 static void
 lgd_batch_assign_roots(guestfs_h *g, GPtrArray *group, char **roots)
 {
-	char **devices = guestfs_list_devices(g);
+	g_auto(LgdStrv) devices = guestfs_list_devices(g);
 
 	for (guint r = 0; devices != NULL && roots[r] != NULL; r++) {
 		g_autofree gchar *disk = guestfs_is_lv(g, roots[r]) > 0
@@ -245,7 +243,6 @@ lgd_batch_assign_roots(guestfs_h *g, GPtrArray *group, char **roots)
 				g_ptr_array_add(item->roots, g_strdup(roots[r]));
 		}
 	}
-	lgd_strv_free(devices);
 }
 
 /* @name as the domain's own appliance would call it: in the shared one

@@ -10,9 +10,11 @@
 #include "lgd-error.h"
 
 #define LGD_CACHE_MAGIC "libvirt-guestfs-dbus cache"
-#define LGD_CACHE_VERSION 1
-/* (magic, version, uri, id, identity, inspected_at, systems, icons, batch) */
-#define LGD_CACHE_TYPE "(susssxaa{sv}a{say}as)"
+/* 2: version 1's never-written batch list is gone; a version 1 file is
+ * removed and rewritten like any unusable one */
+#define LGD_CACHE_VERSION 2
+/* (magic, version, uri, id, identity, inspected_at, systems, icons) */
+#define LGD_CACHE_TYPE "(susssxaa{sv}a{say})"
 /* Far above any real entry: a bigger file is not ours. */
 #define LGD_CACHE_MAX_FILE (8 * 1024 * 1024)
 
@@ -70,7 +72,6 @@ lgd_cache_entry_copy(const LgdCacheEntry *entry)
 	copy->inspected_at = entry->inspected_at;
 	copy->systems = g_variant_ref(entry->systems);
 	copy->icons = g_variant_ref(entry->icons);
-	copy->batch = g_strdupv(entry->batch);
 	return copy;
 }
 
@@ -82,7 +83,6 @@ lgd_cache_entry_free(LgdCacheEntry *entry)
 	g_free(entry->identity);
 	g_clear_pointer(&entry->systems, g_variant_unref);
 	g_clear_pointer(&entry->icons, g_variant_unref);
-	g_strfreev(entry->batch);
 	g_free(entry);
 }
 
@@ -123,14 +123,11 @@ lgd_cache_load(LgdCache *self, const gchar *uri, const gchar *id)
 	if (!g_variant_is_normal_form(v))
 		goto corrupt;
 	entry = g_new0(LgdCacheEntry, 1);
-	g_variant_get(v, "(&su&s&ssx@aa{sv}@a{say}^as)", &magic, &version, &f_uri, &f_id,
-		      &entry->identity, &entry->inspected_at, &entry->systems, &entry->icons,
-		      &entry->batch);
+	g_variant_get(v, "(&su&s&ssx@aa{sv}@a{say})", &magic, &version, &f_uri, &f_id,
+		      &entry->identity, &entry->inspected_at, &entry->systems, &entry->icons);
 	if (g_strcmp0(magic, LGD_CACHE_MAGIC) != 0 || version != LGD_CACHE_VERSION ||
 	    g_strcmp0(f_uri, uri) != 0 || g_strcmp0(f_id, id) != 0)
 		goto corrupt;
-	if (entry->batch != NULL && entry->batch[0] == NULL)
-		g_clear_pointer(&entry->batch, g_strfreev);
 	return g_steal_pointer(&entry);
 
 corrupt:
@@ -196,11 +193,9 @@ lgd_cache_store(
     LgdCache *self, const gchar *uri, const gchar *id, const LgdCacheEntry *entry, GError **error)
 {
 	g_autofree gchar *path = lgd_cache_path(self, uri, id);
-	const gchar *const empty[] = {NULL};
 	g_autoptr(GVariant) v = g_variant_ref_sink(
-	    g_variant_new("(susssx@aa{sv}@a{say}^as)", LGD_CACHE_MAGIC, LGD_CACHE_VERSION, uri, id,
-			  entry->identity, entry->inspected_at, entry->systems, entry->icons,
-			  entry->batch != NULL ? (const gchar *const *)entry->batch : empty));
+	    g_variant_new("(susssx@aa{sv}@a{say})", LGD_CACHE_MAGIC, LGD_CACHE_VERSION, uri, id,
+			  entry->identity, entry->inspected_at, entry->systems, entry->icons));
 	gboolean ok;
 
 	g_mutex_lock(&self->lock);

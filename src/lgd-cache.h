@@ -15,7 +15,6 @@ typedef struct {
 	gint64 inspected_at; /* Unix time */
 	GVariant *systems;   /* aa{sv}, as Inspect returns */
 	GVariant *icons;     /* a{say}: root -> PNG, default GetIcon options */
-	gchar **batch;	     /* object paths inspected in the same appliance, or NULL */
 } LgdCacheEntry;
 
 LgdCache *lgd_cache_new(const gchar *dir, guint64 max_bytes, GError **error);

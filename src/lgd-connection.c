@@ -9,14 +9,12 @@
 #include "lgd-generated.h"
 #include "lgd-guest.h"
 #include "lgd-identity.h"
+#include "lgd-libvirt.h"
 #include "lgd-path.h"
 #include "lgd-volume.h"
 
 /* How often to try again while libvirtd is away. */
 #define LGD_RECONNECT_INTERVAL_MS 1000
-/* Keepalive: notice a libvirtd that hangs, not only one that exits. */
-#define LGD_KEEPALIVE_INTERVAL 5
-#define LGD_KEEPALIVE_COUNT 3
 
 struct _LgdConnection {
 	GObject parent_instance;
@@ -43,10 +41,6 @@ G_DEFINE_TYPE(LgdConnection, lgd_connection, G_TYPE_OBJECT)
 
 static void lgd_connection_schedule_reconnect(LgdConnection *self);
 static void lgd_connection_on_closed(virConnectPtr conn, int reason, void *opaque);
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStoragePool, virStoragePoolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
 
 /* ---- objects ----------------------------------------------------------- */
 
@@ -477,20 +471,19 @@ lgd_connection_on_closed(virConnectPtr conn, int reason, void *opaque)
 static gboolean
 lgd_connection_open(LgdConnection *self)
 {
-	self->conn = virConnectOpen(self->uri);
+	g_autoptr(GError) error = NULL;
+
+	/* keepalive: notice a libvirtd that hangs, not only one that exits */
+	self->conn = lgd_libvirt_connect(self->uri, &error);
 	if (self->conn == NULL) {
 		if (!self->warned_down)
-			g_warning("%s: cannot connect (will keep trying): %s", self->uri,
-				  virGetLastErrorMessage());
+			g_warning("%s (will keep trying)", error->message);
 		self->warned_down = TRUE;
 		return FALSE;
 	}
 	self->warned_down = FALSE;
 	g_info("%s: connected", self->uri);
 
-	/* Not every driver has keepalive (test:///); without it libvirtd
-	 * exiting is still seen as EOF. */
-	virConnectSetKeepAlive(self->conn, LGD_KEEPALIVE_INTERVAL, LGD_KEEPALIVE_COUNT);
 	virConnectRegisterCloseCallback(self->conn, lgd_connection_on_closed, self, NULL);
 
 	/* Register before listing so that nothing between the two is missed. */
@@ -559,12 +552,6 @@ const gchar *
 lgd_connection_get_uri(LgdConnection *self)
 {
 	return self->uri;
-}
-
-gboolean
-lgd_connection_is_open(LgdConnection *self)
-{
-	return self->conn != NULL;
 }
 
 const gchar *

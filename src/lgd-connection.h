@@ -26,8 +26,6 @@ void lgd_connection_stop(LgdConnection *self);
 
 const gchar *lgd_connection_get_uri(LgdConnection *self);
 
-gboolean lgd_connection_is_open(LgdConnection *self);
-
 const gchar *lgd_connection_lookup_domain_uuid(LgdConnection *self, const gchar *uuid);
 
 GPtrArray *lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name);

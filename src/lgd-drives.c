@@ -13,11 +13,8 @@
 #include "lgd-error.h"
 #include "lgd-identity.h"
 #include "lgd-nbd-share.h"
+#include "lgd-libvirt.h"
 #include "lgd-xml.h"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStoragePool, virStoragePoolFree)
 
 struct _LgdDriveSource {
 	gchar *uri;
@@ -99,11 +96,7 @@ lgd_drive_source_conn(LgdDriveSource *self, GError **error)
 		return self->conn;
 	if (self->conn != NULL)
 		virConnectClose(self->conn);
-	self->conn = virConnectOpen(self->uri);
-	if (self->conn == NULL) {
-		lgd_error_set_from_libvirt(error, "Cannot connect to %s", self->uri);
-		return NULL;
-	}
+	self->conn = lgd_libvirt_connect(self->uri, error);
 	return self->conn;
 }
 

@@ -32,11 +32,7 @@ lgd_fd_list_drop(GUnixFDList *fd_list)
  * non-blocking: it shares its file status with the client's. The
  * message's own copies are closed, whatever the outcome. */
 gint
-lgd_fd_take(GUnixFDList *fd_list,
-	    GVariant *handle,
-	    LgdFdDirection direction,
-	    gboolean *is_regular,
-	    GError **error)
+lgd_fd_take(GUnixFDList *fd_list, GVariant *handle, LgdFdDirection direction, GError **error)
 {
 	gint32 index = g_variant_get_handle(handle);
 	gint fd;
@@ -80,7 +76,5 @@ lgd_fd_take(GUnixFDList *fd_list,
 		close(fd);
 		return -1;
 	}
-	if (is_regular != NULL)
-		*is_regular = S_ISREG(st.st_mode);
 	return fd;
 }

@@ -10,10 +10,6 @@ typedef enum {
 	LGD_FD_WRITE, /* the service writes to it: a sink */
 } LgdFdDirection;
 
-gint lgd_fd_take(GUnixFDList *fd_list,
-		 GVariant *handle,
-		 LgdFdDirection direction,
-		 gboolean *is_regular,
-		 GError **error);
+gint lgd_fd_take(GUnixFDList *fd_list, GVariant *handle, LgdFdDirection direction, GError **error);
 
 G_END_DECLS

@@ -331,8 +331,8 @@ lgd_files_validate(LgdCall *call,
 	guint64 max = lgd_guest_get_context(call->guest)->max_read_size;
 
 	if (handle != NULL) {
-		call->fd = lgd_fd_take(fd_list, handle, method->write ? LGD_FD_READ : LGD_FD_WRITE,
-				       NULL, error);
+		call->fd =
+		    lgd_fd_take(fd_list, handle, method->write ? LGD_FD_READ : LGD_FD_WRITE, error);
 		if (call->fd < 0)
 			return FALSE;
 	}

@@ -6,24 +6,11 @@
 
 #include "lgd-error.h"
 #include "lgd-identity.h"
+#include "lgd-libvirt.h"
 
 /* Longer chains than this are refused: qemu's own limit is in the same
  * range, and a chain is walked with one libvirt call per image. */
 #define LGD_MAX_CHAIN 16
-
-static void
-lgd_identity_vol_free(virStorageVolPtr vol)
-{
-	if (vol != NULL)
-		virStorageVolFree(vol);
-}
-
-static void
-lgd_identity_pool_free(virStoragePoolPtr pool)
-{
-	if (pool != NULL)
-		virStoragePoolFree(pool);
-}
 
 /* Disks, CD-ROMs and floppies with a medium: what an appliance gets. */
 gboolean
@@ -40,8 +27,8 @@ lgd_disk_is_drive(const LgdDisk *disk)
 gchar *
 lgd_disk_host_path(virConnectPtr conn, const LgdDisk *disk, GError **error)
 {
-	virStoragePoolPtr pool;
-	virStorageVolPtr vol = NULL;
+	g_autoptr(virStoragePool) pool = NULL;
+	g_autoptr(virStorageVol) vol = NULL;
 	gchar *path = NULL;
 
 	if (disk->path != NULL)
@@ -60,8 +47,6 @@ lgd_disk_host_path(virConnectPtr conn, const LgdDisk *disk, GError **error)
 	if (path == NULL)
 		lgd_error_set_from_libvirt(error, "disk %s: volume %s of pool %s", disk->target,
 					   disk->volume, disk->pool);
-	lgd_identity_vol_free(vol);
-	lgd_identity_pool_free(pool);
 	return path;
 }
 
@@ -155,7 +140,7 @@ static gboolean
 lgd_identity_add_image(GString *id, virConnectPtr conn, const gchar *path, const gchar *format)
 {
 	g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func(g_free);
-	virStorageVolPtr vol;
+	g_autoptr(virStorageVol) vol = NULL;
 	gboolean ok;
 
 	lgd_identity_add_file(id, path);
@@ -165,7 +150,6 @@ lgd_identity_add_image(GString *id, virConnectPtr conn, const gchar *path, const
 	if (vol == NULL)
 		return TRUE; /* not in a pool: libvirt declares no chain for it */
 	ok = lgd_volume_check_backing(conn, vol, chain, NULL);
-	virStorageVolFree(vol);
 	for (guint i = 0; ok && i < chain->len; i++)
 		lgd_identity_add_file(id, g_ptr_array_index(chain, i));
 	return ok;

@@ -5,16 +5,6 @@
 #include "lgd-error.h"
 #include "lgd-mount.h"
 
-void
-lgd_strv_free(char **strv)
-{
-	if (strv == NULL)
-		return;
-	for (char **p = strv; *p != NULL; p++)
-		free(*p);
-	free(strv);
-}
-
 /* The roots of this appliance's inspection, inspecting first if this
  * appliance has not (a cached Inspect may have come from an earlier one). */
 static char **
@@ -36,7 +26,7 @@ lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
 static gchar *
 lgd_mount_choose_root(LgdSession *session, guestfs_h *g, const gchar *root, GError **error)
 {
-	char **roots = lgd_mount_roots(session, g, error);
+	g_auto(LgdStrv) roots = lgd_mount_roots(session, g, error);
 	g_autofree gchar *list = NULL;
 	gchar *chosen = NULL;
 	guint n;
@@ -51,7 +41,6 @@ lgd_mount_choose_root(LgdSession *session, guestfs_h *g, const gchar *root, GErr
 	if (root == NULL && n == 1)
 		chosen = g_strdup(roots[0]);
 	list = g_strjoinv(", ", roots);
-	lgd_strv_free(roots);
 	if (chosen != NULL)
 		return chosen;
 	if (root != NULL)
@@ -89,7 +78,7 @@ lgd_mount_one(guestfs_h *g, const gchar *device, const gchar *where, gboolean rw
 static gboolean
 lgd_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, gboolean rw, GError **error)
 {
-	char **mps = guestfs_inspect_get_mountpoints(g, root);
+	g_auto(LgdStrv) mps = guestfs_inspect_get_mountpoints(g, root);
 	guint n = 0;
 
 	if (mps == NULL) {
@@ -103,11 +92,9 @@ lgd_mount_root(LgdSession *session, guestfs_h *g, const gchar *root, gboolean rw
 		if (!lgd_mount_one(g, mps[i + 1], mps[i], rw) && strcmp(mps[i], "/") == 0) {
 			lgd_session_set_error_from_guestfs(session, error,
 							   "Cannot mount the root filesystem");
-			lgd_strv_free(mps);
 			return FALSE;
 		}
 	}
-	lgd_strv_free(mps);
 	return TRUE;
 }
 
@@ -122,7 +109,7 @@ lgd_mount_check_filesystem(LgdSession *session,
 {
 	g_autofree gchar *canonical = guestfs_canonical_device_name(g, filesystem);
 	gboolean found = FALSE;
-	char **listed;
+	g_auto(LgdStrv) listed = NULL;
 
 	if (canonical == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, "Cannot read the device name");
@@ -135,7 +122,6 @@ lgd_mount_check_filesystem(LgdSession *session,
 	}
 	for (guint i = 0; listed[i] != NULL && listed[i + 1] != NULL && !found; i += 2)
 		found = strcmp(listed[i], canonical) == 0;
-	lgd_strv_free(listed);
 	if (!found)
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "'%s' is not a filesystem of this guest's disks (ListFilesystems lists "

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "lgd-guestfs.h"
 #include "lgd-session.h"
 
 G_BEGIN_DECLS
@@ -16,7 +17,5 @@ gboolean lgd_mount_guest(LgdSession *session,
 			 GError **error);
 
 void lgd_mount_release(LgdSession *session, guestfs_h *g);
-
-void lgd_strv_free(char **strv);
 
 G_END_DECLS

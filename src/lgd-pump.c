@@ -159,12 +159,6 @@ lgd_pump_get_path(LgdPump *self)
 	return self->path;
 }
 
-guint64
-lgd_pump_get_bytes(LgdPump *self)
-{
-	return self->bytes;
-}
-
 /* Called once libguestfs is done with the path: ends the pump and tells
  * whether the client's side of the transfer was whole. */
 gboolean

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "lgd-error.h"
+#include "lgd-guestfs.h"
 #include "lgd-replace.h"
 
 #define LGD_SELINUX_XATTR "security.selinux"
@@ -131,7 +132,7 @@ lgd_replace_file(LgdSession *session,
 		 gpointer user_data,
 		 GError **error)
 {
-	struct guestfs_statns *old = NULL;
+	g_autoptr(LgdStatns) old = NULL;
 	g_autofree gchar *target = lgd_replace_resolve(session, g, path, &old, error);
 	g_autofree gchar *tmp = NULL;
 	gboolean ok = FALSE;
@@ -143,11 +144,8 @@ lgd_replace_file(LgdSession *session,
 			    "%s does not exist (and the 'create' option is false)", path);
 		return FALSE;
 	}
-	if (attrs->begin != NULL && !attrs->begin(session, g, attrs->begin_data, error)) {
-		if (old != NULL)
-			guestfs_free_statns(old);
+	if (attrs->begin != NULL && !attrs->begin(session, g, attrs->begin_data, error))
 		return FALSE;
-	}
 	tmp = lgd_replace_temp_name(target);
 	if (!fill(session, g, tmp, user_data, error))
 		goto out;
@@ -165,7 +163,5 @@ out:
 		lgd_session_set_error_from_guestfs(session, error, "Cannot sync");
 		ok = FALSE;
 	}
-	if (old != NULL)
-		guestfs_free_statns(old);
 	return ok;
 }

@@ -13,17 +13,9 @@
 #include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-fd.h"
+#include "lgd-libvirt.h"
 #include "lgd-volume-stream.h"
 #include "lgd-volume-usage.h"
-
-/* The same as the service's own connections: a peer that stops answering
- * is given up on after about 20 s instead of hanging the transfer. */
-#define LGD_STREAM_KEEPALIVE_INTERVAL 5
-#define LGD_STREAM_KEEPALIVE_COUNT 3
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virConnect, virConnectClose)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStream, virStreamFree)
 
 static const LgdOptionSpec lgd_volume_stream_options[] = {
     {"offset", "t"},
@@ -335,22 +327,6 @@ lgd_source_skip(virStreamPtr st, long long length, void *opaque)
 
 /* ---- the transfer thread ----------------------------------------------- */
 
-static virConnectPtr
-lgd_volume_stream_connect(const gchar *uri, GError **error)
-{
-	virConnectPtr conn = virConnectOpen(uri);
-
-	if (conn == NULL) {
-		lgd_error_set_from_libvirt(error, "Cannot connect to %s", uri);
-		return NULL;
-	}
-	/* local drivers have no keepalive: nothing to detect there */
-	if (virConnectSetKeepAlive(conn, LGD_STREAM_KEEPALIVE_INTERVAL,
-				   LGD_STREAM_KEEPALIVE_COUNT) < 0)
-		virResetLastError();
-	return conn;
-}
-
 /* libvirt reports a connection that died under a stream (closed, or
  * given up on by keepalive) as an internal error: say what happened. */
 static void
@@ -586,7 +562,7 @@ static GVariant *
 lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 {
 	const gchar *key = lgd_guest_get_volume_key(t->guest);
-	g_autoptr(virConnect) conn = lgd_volume_stream_connect(lgd_guest_get_uri(t->guest), error);
+	g_autoptr(virConnect) conn = lgd_libvirt_connect(lgd_guest_get_uri(t->guest), error);
 	g_autoptr(virStorageVol) vol = NULL;
 	g_autofree gchar *path = NULL;
 	gboolean ok;
@@ -620,8 +596,7 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 static gboolean
 lgd_volume_stream_take_fd(LgdCall *call, GUnixFDList *fd_list, GVariant *handle, GError **error)
 {
-	call->fd =
-	    lgd_fd_take(fd_list, handle, call->flag ? LGD_FD_READ : LGD_FD_WRITE, NULL, error);
+	call->fd = lgd_fd_take(fd_list, handle, call->flag ? LGD_FD_READ : LGD_FD_WRITE, error);
 	if (call->fd < 0)
 		return FALSE;
 	call->fd_flags = fcntl(call->fd, F_GETFL);

@@ -1,17 +1,12 @@
 #include "config.h"
 
 #include <libvirt/virterror.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <string.h>
 
 #include "lgd-error.h"
+#include "lgd-libvirt.h"
 #include "lgd-volume-usage.h"
 #include "lgd-xml.h"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStorageVol, virStorageVolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virStoragePool, virStoragePoolFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 
 static void
 lgd_volume_ref_free(LgdVolumeRef *ref)
@@ -24,66 +19,43 @@ lgd_volume_ref_free(LgdVolumeRef *ref)
 	g_free(ref);
 }
 
-static gchar *
-lgd_ref_prop(xmlNode *node, const gchar *name)
-{
-	xmlChar *value = xmlGetProp(node, (const xmlChar *)name);
-	gchar *copy = g_strdup((const gchar *)value);
-
-	xmlFree(value);
-	return copy;
-}
-
-static xmlNode *
-lgd_ref_child(xmlNode *parent, const gchar *name)
-{
-	for (xmlNode *n = parent->children; n != NULL; n = n->next) {
-		if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0)
-			return n;
-	}
-	return NULL;
-}
-
 /* @node is a <disk>, a <backingStore>, a <mirror> or a <dataStore>: each
  * has a type and a <source> of that type (an old-style <mirror> has its
  * file as an attribute). */
 static void
 lgd_volume_refs_add(GPtrArray *refs, const gchar *target, xmlNode *node, guint depth)
 {
-	g_autofree gchar *type = lgd_ref_prop(node, "type");
-	xmlNode *source = lgd_ref_child(node, "source");
+	g_autofree gchar *type = lgd_xml_prop(node, "type");
+	xmlNode *source = lgd_xml_child(node, "source");
+	const gchar *path_attr = lgd_xml_source_path_attr(type);
 	LgdVolumeRef *ref = g_new0(LgdVolumeRef, 1);
 	xmlNode *next;
 
 	ref->target = g_strdup(target);
 	ref->depth = depth;
-	if (source != NULL && g_strcmp0(type, "file") == 0)
-		ref->path = lgd_ref_prop(source, "file");
-	else if (source != NULL && g_strcmp0(type, "block") == 0)
-		ref->path = lgd_ref_prop(source, "dev");
-	else if (source != NULL && g_strcmp0(type, "dir") == 0)
-		ref->path = lgd_ref_prop(source, "dir");
+	if (source != NULL && path_attr != NULL)
+		ref->path = lgd_xml_prop(source, path_attr);
 	else if (source != NULL && g_strcmp0(type, "volume") == 0) {
-		ref->pool = lgd_ref_prop(source, "pool");
-		ref->volume = lgd_ref_prop(source, "volume");
+		ref->pool = lgd_xml_prop(source, "pool");
+		ref->volume = lgd_xml_prop(source, "volume");
 	} else if (source != NULL && g_strcmp0(type, "network") == 0)
-		ref->network = lgd_ref_prop(source, "name");
+		ref->network = lgd_xml_prop(source, "name");
 	else if (source == NULL && strcmp((const char *)node->name, "mirror") == 0)
-		ref->path = lgd_ref_prop(node, "file");
+		ref->path = lgd_xml_prop(node, "file");
 
 	if (ref->path != NULL || ref->volume != NULL || ref->network != NULL)
 		g_ptr_array_add(refs, ref);
 	else
 		lgd_volume_ref_free(ref);
 
-	if (source != NULL && (next = lgd_ref_child(source, "dataStore")) != NULL)
+	if (source != NULL && (next = lgd_xml_child(source, "dataStore")) != NULL)
 		lgd_volume_refs_add(refs, target, next, depth);
 	/* the chain ends with an empty <backingStore/> */
-	next = lgd_ref_child(node, "backingStore");
+	next = lgd_xml_child(node, "backingStore");
 	if (next != NULL && xmlHasProp(next, (const xmlChar *)"type"))
 		lgd_volume_refs_add(refs, target, next, depth + 1);
 	if (strcmp((const char *)node->name, "disk") == 0 &&
-	    (next = lgd_ref_child(node, "mirror")) != NULL)
+	    (next = lgd_xml_child(node, "mirror")) != NULL)
 		lgd_volume_refs_add(refs, target, next, depth);
 }
 
@@ -97,23 +69,22 @@ lgd_volume_refs_parse(const gchar *domain_xml, GError **error)
 	xmlNode *root;
 	xmlNode *devices;
 
-	doc = xmlReadMemory(domain_xml, (int)strlen(domain_xml), "domain.xml", NULL,
-			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	doc = lgd_xml_read(domain_xml);
 	root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
 	if (root == NULL || strcmp((const char *)root->name, "domain") != 0) {
 		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_FAILED,
 				    "libvirt returned a domain definition that is not XML");
 		return NULL;
 	}
-	devices = lgd_ref_child(root, "devices");
+	devices = lgd_xml_child(root, "devices");
 	for (xmlNode *n = devices != NULL ? devices->children : NULL; n != NULL; n = n->next) {
 		xmlNode *target;
 		g_autofree gchar *dev = NULL;
 
 		if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "disk") != 0)
 			continue;
-		target = lgd_ref_child(n, "target");
-		dev = target != NULL ? lgd_ref_prop(target, "dev") : NULL;
+		target = lgd_xml_child(n, "target");
+		dev = target != NULL ? lgd_xml_prop(target, "dev") : NULL;
 		lgd_volume_refs_add(refs, dev != NULL ? dev : "?", n, 0);
 	}
 	return g_steal_pointer(&refs);
@@ -183,8 +154,9 @@ lgd_volume_usage_check_domain(virConnectPtr conn,
 	g_autoptr(GPtrArray) refs = NULL;
 
 	if (xml == NULL) {
-		if (virDomainIsActive(dom) == 0) {
-			virResetLastError(); /* it stopped meanwhile */
+		/* it stopped meanwhile; a transient one (an appliance) is gone */
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN || virDomainIsActive(dom) == 0) {
+			virResetLastError();
 			return TRUE;
 		}
 		lgd_error_set_from_libvirt(error, "Cannot tell whether running domain %s uses %s",

@@ -13,8 +13,6 @@
 #define LGD_APPLIANCE_RANDOM_LEN 16
 #define LGD_APPLIANCE_CHANNEL "org.libguestfs.channel.0"
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
-
 static void
 lgd_disk_free(LgdDisk *disk)
 {
@@ -56,7 +54,7 @@ lgd_domain_name_is_appliance(const gchar *name)
 }
 
 /* xmlGetProp's result as a GLib string, NULL when absent. */
-static gchar *
+gchar *
 lgd_xml_prop(xmlNode *node, const gchar *name)
 {
 	xmlChar *value = xmlGetProp(node, (const xmlChar *)name);
@@ -69,7 +67,8 @@ lgd_xml_prop(xmlNode *node, const gchar *name)
 	return copy;
 }
 
-static xmlNode *
+/* The first child element named @name, NULL when there is none. */
+xmlNode *
 lgd_xml_child(xmlNode *parent, const gchar *name)
 {
 	for (xmlNode *n = parent->children; n != NULL; n = n->next) {
@@ -94,6 +93,20 @@ lgd_xml_child_text(xmlNode *parent, const gchar *name)
 	return copy;
 }
 
+/* Which attribute of <source> holds the path for a disk (or backing image,
+ * mirror, data file) of @type: NULL for types without a local path. */
+const gchar *
+lgd_xml_source_path_attr(const gchar *type)
+{
+	if (g_strcmp0(type, "file") == 0)
+		return "file";
+	if (g_strcmp0(type, "block") == 0)
+		return "dev";
+	if (g_strcmp0(type, "dir") == 0)
+		return "dir";
+	return NULL;
+}
+
 static LgdDisk *
 lgd_disk_parse(xmlNode *node)
 {
@@ -101,6 +114,7 @@ lgd_disk_parse(xmlNode *node)
 	xmlNode *source = lgd_xml_child(node, "source");
 	xmlNode *target = lgd_xml_child(node, "target");
 	xmlNode *driver = lgd_xml_child(node, "driver");
+	const gchar *path_attr;
 
 	disk->type = lgd_xml_prop(node, "type");
 	disk->device = lgd_xml_prop(node, "device");
@@ -114,12 +128,9 @@ lgd_disk_parse(xmlNode *node)
 	disk->shareable = lgd_xml_child(node, "shareable") != NULL;
 	if (source == NULL)
 		return disk;
-	if (g_strcmp0(disk->type, "file") == 0)
-		disk->path = lgd_xml_prop(source, "file");
-	else if (g_strcmp0(disk->type, "block") == 0)
-		disk->path = lgd_xml_prop(source, "dev");
-	else if (g_strcmp0(disk->type, "dir") == 0)
-		disk->path = lgd_xml_prop(source, "dir");
+	path_attr = lgd_xml_source_path_attr(disk->type);
+	if (path_attr != NULL)
+		disk->path = lgd_xml_prop(source, path_attr);
 	else if (g_strcmp0(disk->type, "volume") == 0) {
 		disk->pool = lgd_xml_prop(source, "pool");
 		disk->volume = lgd_xml_prop(source, "volume");
@@ -149,7 +160,9 @@ lgd_devices_have_appliance_channel(xmlNode *devices)
 	return FALSE;
 }
 
-static xmlDoc *
+/* Libvirt's XML never needs the network, and a bad document is reported
+ * by the caller, not printed on stderr. */
+xmlDoc *
 lgd_xml_read(const gchar *xml)
 {
 	return xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,

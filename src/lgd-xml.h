@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <libxml/tree.h>
 
 G_BEGIN_DECLS
 
@@ -39,5 +40,16 @@ gchar *lgd_volume_xml_format(const gchar *xml);
 gchar *lgd_volume_xml_backing(const gchar *xml, gboolean *has_backing);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdDomainXml, lgd_domain_xml_free)
+
+/* The few libxml2 steps every reader of libvirt XML takes. */
+xmlDoc *lgd_xml_read(const gchar *xml);
+
+xmlNode *lgd_xml_child(xmlNode *parent, const gchar *name);
+
+gchar *lgd_xml_prop(xmlNode *node, const gchar *name);
+
+const gchar *lgd_xml_source_path_attr(const gchar *type);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 
 G_END_DECLS

@@ -27,8 +27,8 @@ from test_inspect import Objects, state_changes
 
 FILES_IFACE = 'org.libvirt.GuestFS.Files'
 # What a cache file holds (src/lgd-cache.c): magic, version, uri, id,
-# identity, inspected-at, systems, icons, batch.
-CACHE_FORMAT = '(susssxaa{sv}a{say}as)'
+# identity, inspected-at, systems, icons.
+CACHE_FORMAT = '(susssxaa{sv}a{say})'
 HOSTNAMES = {'a': 'lgd-cache-a', 't': 'lgd-cache-t', 'g': 'lgd-cache-g'}
 MIB = 1024 * 1024
 
@@ -42,7 +42,7 @@ def read_entry(path):
                                         GLib.Bytes.new(data), False)
     if not value.is_normal_form():
         return None
-    magic, version, uri, object_id, identity, inspected_at, systems, icons, batch = \
+    magic, version, uri, object_id, identity, inspected_at, systems, icons = \
         value.unpack()
     return dict(magic=magic, version=version, uri=uri, id=object_id, identity=identity,
                 inspected_at=inspected_at, systems=systems)
