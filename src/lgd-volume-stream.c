@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-fd.h"
+#include "lgd-fd-io.h"
 #include "lgd-volume-stream.h"
 #include "lgd-volume-usage.h"
 
@@ -60,76 +60,38 @@ lgd_volume_stream_check_range(
 
 /* ---- the caller's descriptor ------------------------------------------- */
 
-/* The caller's descriptor may be non-blocking (the flag belongs to the
- * open file, which we share): wait rather than change it. */
-static gboolean
-lgd_fd_wait(gint fd, short events, GError **error)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-
-	while (poll(&pfd, 1, -1) < 0) {
-		if (errno != EINTR) {
-			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "poll: %s",
-				    g_strerror(errno));
-			return FALSE;
-		}
-	}
-	return TRUE;
-}
-
+/* Writes to the sink (lgd-fd-io.c) and says what went wrong, @done bytes
+ * into the transfer. */
 static gboolean
 lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **error)
 {
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
+	gsize written = 0;
 
-		if (n >= 0) {
-			data += n;
-			len -= n;
-			done += n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!lgd_fd_wait(fd, POLLOUT, error))
-				return FALSE;
-			continue;
-		}
-		if (errno == EPIPE || errno == ECONNRESET) {
-			g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-				    "The sink was closed after %" G_GUINT64_FORMAT
-				    " bytes; the transfer was aborted",
-				    done);
-			return FALSE;
-		}
-		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
-			    g_strerror(errno));
+	if (lgd_fd_io_write_all(fd, data, len, &written))
+		return TRUE;
+	done += written;
+	if (errno == EPIPE || errno == ECONNRESET) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The sink was closed after %" G_GUINT64_FORMAT
+			    " bytes; the transfer was aborted",
+			    done);
 		return FALSE;
 	}
-	return TRUE;
+	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+		    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
+		    g_strerror(errno));
+	return FALSE;
 }
 
 static gssize
 lgd_fd_read(gint fd, gchar *data, gsize len, GError **error)
 {
-	for (;;) {
-		ssize_t n = read(fd, data, len);
+	gssize n = lgd_fd_io_read(fd, data, len);
 
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!lgd_fd_wait(fd, POLLIN, error))
-				return -1;
-			continue;
-		}
+	if (n < 0)
 		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
 			    "Cannot read from the source: %s", g_strerror(errno));
-		return -1;
-	}
+	return n;
 }
 
 /* ---- download: the stream into the sink -------------------------------- */
