@@ -196,13 +196,23 @@ lgd_files_check_mode(gint64 mode, GError **error)
 	return FALSE;
 }
 
-/* A method of the interface: what it needs and which job does it. */
+/* A method of the interface: what it needs, which job does it, and the
+ * generated function that sends its reply (one of the three). */
 typedef struct {
 	const gchar *name;
 	gboolean write; /* also: a transfer's fd is a source */
 	const LgdOptionSpec *options;
 	LgdJobFunc job;
+	void (*complete)(LgdDBusFiles *iface, GDBusMethodInvocation *invocation);
+	void (*complete_value)(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GVariant *value);
+	void (*complete_fds)(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GUnixFDList *fds);
 } LgdFilesMethod;
+
+static void
+lgd_files_complete_readlink(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GVariant *target)
+{
+	lgd_dbus_files_complete_readlink(iface, inv, g_variant_get_string(target, NULL));
+}
 
 static const LgdOptionSpec lgd_stat_options[] = {{"follow-symlinks", "b"}, {NULL}};
 
@@ -232,22 +242,29 @@ static const LgdOptionSpec lgd_tar_out_options[] = {
 
 static const LgdOptionSpec lgd_tar_in_options[] = {{"compress", "s"}, {NULL}};
 
+#define LGD_FILES_REPLY(how, what) .how = lgd_dbus_files_complete_##what
+
 static const LgdFilesMethod lgd_files_methods[] = {
-    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job},
-    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job},
-    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job},
-    {"Readlink", FALSE, NULL, lgd_files_readlink_job},
-    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job},
-    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job},
-    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job},
-    {"Rename", TRUE, NULL, lgd_files_rename_job},
-    {"Chmod", TRUE, NULL, lgd_files_chmod_job},
-    {"Chown", TRUE, NULL, lgd_files_chown_job},
-    {"Symlink", TRUE, NULL, lgd_files_symlink_job},
-    {"Download", FALSE, NULL, lgd_transfer_download},
-    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload},
-    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out},
-    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in},
+    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job, LGD_FILES_REPLY(complete_value, read_dir)},
+    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job, LGD_FILES_REPLY(complete_value, stat)},
+    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job,
+     LGD_FILES_REPLY(complete_value, read_file)},
+    {"Readlink", FALSE, NULL, lgd_files_readlink_job,
+     .complete_value = lgd_files_complete_readlink},
+    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job,
+     LGD_FILES_REPLY(complete, write_file)},
+    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job, LGD_FILES_REPLY(complete, mkdir)},
+    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job, LGD_FILES_REPLY(complete, remove)},
+    {"Rename", TRUE, NULL, lgd_files_rename_job, LGD_FILES_REPLY(complete, rename)},
+    {"Chmod", TRUE, NULL, lgd_files_chmod_job, LGD_FILES_REPLY(complete, chmod)},
+    {"Chown", TRUE, NULL, lgd_files_chown_job, LGD_FILES_REPLY(complete, chown)},
+    {"Symlink", TRUE, NULL, lgd_files_symlink_job, LGD_FILES_REPLY(complete, symlink)},
+    {"Download", FALSE, NULL, lgd_transfer_download, LGD_FILES_REPLY(complete_fds, download)},
+    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload,
+     LGD_FILES_REPLY(complete_fds, upload)},
+    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out,
+     LGD_FILES_REPLY(complete_fds, tar_out)},
+    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in, LGD_FILES_REPLY(complete_fds, tar_in)},
 };
 
 static const LgdFilesMethod *
@@ -304,6 +321,23 @@ lgd_files_validate(LgdCall *call,
 
 /* ---- handlers (main loop) ----------------------------------------------- */
 
+/* Sends a method's reply (a tuple from its job) through its generated
+ * complete function. */
+static void
+lgd_files_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
+{
+	const LgdFilesMethod *method = lgd_files_method(invocation);
+	g_autoptr(GVariant) value =
+	    g_variant_n_children(reply) > 0 ? g_variant_get_child_value(reply, 0) : NULL;
+
+	if (method->complete_value != NULL)
+		method->complete_value(iface, invocation, value);
+	else if (method->complete_fds != NULL)
+		method->complete_fds(iface, invocation, NULL);
+	else
+		method->complete(iface, invocation);
+}
+
 /* The record of a call to @invocation's method on @path. */
 static LgdCall *
 lgd_files_call_new(LgdDBusFiles *iface,
@@ -311,10 +345,9 @@ lgd_files_call_new(LgdDBusFiles *iface,
 		   const gchar *path,
 		   GVariant *options)
 {
-	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
 	const LgdFilesMethod *method = lgd_files_method(invocation);
-	LgdCall *call =
-	    lgd_call_new(guest, invocation, method->write ? LGD_ACTION_WRITE : LGD_ACTION_READ);
+	LgdCall *call = lgd_call_new_for_iface(
+	    iface, invocation, method->write ? LGD_ACTION_WRITE : LGD_ACTION_READ, lgd_files_reply);
 
 	call->path = g_strdup(path);
 	call->options = g_variant_ref(options);

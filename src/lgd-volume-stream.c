@@ -619,6 +619,15 @@ lgd_volume_stream_check_sparse(LgdCall *t, GError **error)
 	return FALSE;
 }
 
+static void
+lgd_volume_stream_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
+{
+	if (g_str_equal(g_dbus_method_invocation_get_method_name(invocation), "Upload"))
+		lgd_dbus_volume_complete_upload(iface, invocation, NULL);
+	else
+		lgd_dbus_volume_complete_download(iface, invocation, NULL);
+}
+
 /* Download and Upload: validate (the descriptor, the options), then
  * authorize and stream in a thread of the call's own. */
 static gboolean
@@ -629,9 +638,9 @@ lgd_volume_stream_handle(GDBusMethodInvocation *invocation,
 			 GVariant *options,
 			 gboolean upload)
 {
-	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
-	LgdCall *call = lgd_call_new(guest, invocation,
-				     upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ);
+	LgdCall *call = lgd_call_new_for_iface(
+	    iface, invocation, upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ,
+	    lgd_volume_stream_reply);
 	GError *error = NULL;
 
 	call->flag = upload;
