@@ -347,6 +347,28 @@ lgd_volume_stream_fail(virConnectPtr conn,
 	virResetLastError();
 }
 
+/* Ends a stream whose transfer returned @rc: on failure with our error
+ * (@own_error) or libvirt's, else once libvirt has confirmed the end. */
+static gboolean
+lgd_volume_stream_end(virConnectPtr conn,
+		      virStreamPtr st,
+		      int rc,
+		      GError **own_error,
+		      const gchar *what,
+		      const gchar *path,
+		      GError **error)
+{
+	if (rc < 0) {
+		lgd_volume_stream_fail(conn, st, own_error, what, path, error);
+		return FALSE;
+	}
+	if (virStreamFinish(st) < 0) {
+		lgd_volume_stream_set_libvirt_error(conn, what, path, error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* The volume's bytes as stored: the file's or device's size, which is
  * less than the capacity for a qcow2 image. */
 static gboolean
@@ -401,14 +423,8 @@ lgd_volume_stream_download(
 		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
 	else
 		rc = virStreamRecvAll(st, lgd_sink_data, &sink);
-	if (rc < 0) {
-		lgd_volume_stream_fail(conn, st, &sink.error, "Download", path, error);
+	if (!lgd_volume_stream_end(conn, st, rc, &sink.error, "Download", path, error))
 		return FALSE;
-	}
-	if (virStreamFinish(st) < 0) {
-		lgd_volume_stream_set_libvirt_error(conn, "Download", path, error);
-		return FALSE;
-	}
 	if (sink.done != count) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
 			    "Volume %s gave %" G_GUINT64_FORMAT
@@ -533,14 +549,8 @@ lgd_volume_stream_upload(
 					    lgd_source_skip, &source);
 	else
 		rc = virStreamSendAll(st, lgd_source_data, &source);
-	if (rc < 0) {
-		lgd_volume_stream_fail(conn, st, &source.error, "Upload", path, error);
+	if (!lgd_volume_stream_end(conn, st, rc, &source.error, "Upload", path, error))
 		return FALSE;
-	}
-	if (virStreamFinish(st) < 0) {
-		lgd_volume_stream_set_libvirt_error(conn, "Upload", path, error);
-		return FALSE;
-	}
 	return TRUE;
 }
 
