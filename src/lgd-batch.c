@@ -28,9 +28,10 @@ typedef struct {
 
 typedef struct {
 	LgdContext *context;
+	LgdDBusManager *iface; /* a reference */
 	GDBusMethodInvocation *invocation;
 	GMainContext *main_context; /* where the reply is sent */
-	GVariant *reply;
+	GVariant *results;	    /* a{oa{sv}} */
 	gboolean refresh;
 	GPtrArray *items; /* of LgdBatchItem */
 	/* per-domain appliances report here */
@@ -58,7 +59,8 @@ lgd_batch_free(LgdBatch *batch)
 {
 	g_ptr_array_unref(batch->items);
 	g_main_context_unref(batch->main_context);
-	g_clear_pointer(&batch->reply, g_variant_unref);
+	g_clear_pointer(&batch->results, g_variant_unref);
+	g_object_unref(batch->iface);
 	g_mutex_clear(&batch->lock);
 	g_cond_clear(&batch->cond);
 	g_free(batch);
@@ -444,7 +446,7 @@ lgd_batch_reply_idle(gpointer user_data)
 		if (item->guest != NULL)
 			lgd_guest_flush(item->guest);
 	}
-	g_dbus_method_invocation_return_value(batch->invocation, batch->reply);
+	lgd_dbus_manager_complete_inspect_domains(batch->iface, batch->invocation, batch->results);
 	lgd_batch_free(batch);
 	return G_SOURCE_REMOVE;
 }
@@ -485,7 +487,7 @@ lgd_batch_thread(gpointer user_data)
 		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
 		g_variant_builder_add(&results, "{o@a{sv}}", item->path, item->result);
 	}
-	batch->reply = g_variant_ref_sink(g_variant_new("(a{oa{sv}})", &results));
+	batch->results = g_variant_ref_sink(g_variant_builder_end(&results));
 	g_main_context_invoke(batch->main_context, lgd_batch_reply_idle, batch);
 	return NULL;
 }
@@ -506,7 +508,8 @@ lgd_batch_find(GPtrArray *connections, const gchar *path)
  * cache look-ups and appliances run in a thread of the call's own. Takes
  * the handler's reference to @invocation. */
 void
-lgd_batch_inspect(LgdContext *context,
+lgd_batch_inspect(LgdDBusManager *iface,
+		  LgdContext *context,
 		  GPtrArray *connections,
 		  GDBusMethodInvocation *invocation,
 		  const gchar *const *paths,
@@ -522,6 +525,7 @@ lgd_batch_inspect(LgdContext *context,
 	}
 	batch = g_new0(LgdBatch, 1);
 	batch->context = context;
+	batch->iface = g_object_ref(iface);
 	batch->invocation = invocation;
 	batch->main_context = g_main_context_ref_thread_default();
 	batch->refresh = lgd_args_get_bool(options, "refresh", FALSE);

@@ -6,7 +6,8 @@
 
 G_BEGIN_DECLS
 
-void lgd_batch_inspect(LgdContext *context,
+void lgd_batch_inspect(LgdDBusManager *iface,
+		       LgdContext *context,
 		       GPtrArray *connections,
 		       GDBusMethodInvocation *invocation,
 		       const gchar *const *paths,

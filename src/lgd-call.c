@@ -38,6 +38,22 @@ lgd_call_new(LgdGuest *guest, GDBusMethodInvocation *invocation, const gchar *ac
 	return call;
 }
 
+/* The same for a handler of @iface: the guest is the one publishing it,
+ * and @reply sends the typed reply. */
+LgdCall *
+lgd_call_new_for_iface(gpointer iface,
+		       GDBusMethodInvocation *invocation,
+		       const gchar *action_id,
+		       LgdCallReply reply)
+{
+	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
+	LgdCall *call = lgd_call_new(guest, invocation, action_id);
+
+	call->iface = g_object_ref(iface);
+	call->reply = reply;
+	return call;
+}
+
 void
 lgd_call_free(LgdCall *call)
 {
@@ -46,6 +62,7 @@ lgd_call_free(LgdCall *call)
 	g_clear_object(&call->invocation);
 	g_clear_pointer(&call->session, lgd_session_unref);
 	g_object_unref(call->guest);
+	g_clear_object(&call->iface);
 	g_main_context_unref(call->main_context);
 	g_free(call->domain);
 	g_free(call->pool);
@@ -126,7 +143,9 @@ lgd_call_reply_idle(gpointer user_data)
 	LgdCall *call = outcome->call;
 
 	lgd_guest_flush(call->guest);
-	if (outcome->reply != NULL)
+	if (outcome->reply != NULL && call->reply != NULL)
+		call->reply(call->iface, g_steal_pointer(&call->invocation), outcome->reply);
+	else if (outcome->reply != NULL)
 		g_dbus_method_invocation_return_value(g_steal_pointer(&call->invocation),
 						      outcome->reply);
 	else

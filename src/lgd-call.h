@@ -27,8 +27,14 @@ typedef GVariant *(*LgdJobFunc)(LgdSession *session, LgdCall *call, GError **err
  * instead of a reply: @reply and @error are its own; @call is not. */
 typedef void (*LgdCallDone)(LgdCall *call, GVariant *reply, GError *error);
 
+/* Sends a call's successful @reply (a tuple) with the generated, typed
+ * complete function of its method. Takes @invocation. Main loop. */
+typedef void (*LgdCallReply)(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply);
+
 struct _LgdCall {
 	LgdGuest *guest;     /* a reference */
+	gpointer iface;	     /* the interface called, a reference, or NULL */
+	LgdCallReply reply;  /* NULL: the tuple is sent as it is */
 	LgdSession *session; /* a reference; NULL once the object is gone */
 	GDBusMethodInvocation *invocation;
 	GMainContext *main_context; /* where the reply is sent */
@@ -69,6 +75,11 @@ struct _LgdCall {
 };
 
 LgdCall *lgd_call_new(LgdGuest *guest, GDBusMethodInvocation *invocation, const gchar *action_id);
+
+LgdCall *lgd_call_new_for_iface(gpointer iface,
+				GDBusMethodInvocation *invocation,
+				const gchar *action_id,
+				LgdCallReply reply);
 
 void lgd_call_free(LgdCall *call);
 

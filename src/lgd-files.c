@@ -153,7 +153,8 @@ lgd_files_check_mode(gint64 mode, GError **error)
 	return FALSE;
 }
 
-/* A method of the interface: what it needs and which job does it. */
+/* A method of the interface: what it needs, which job does it, and the
+ * generated function that sends its reply (one of the three). */
 typedef struct {
 	const gchar *name;
 	gboolean write; /* also: a transfer's fd is a source */
@@ -163,10 +164,19 @@ typedef struct {
 	 * path) is treated; the other components are always followed */
 	LgdResolveFlags resolve;
 	LgdResolveFlags resolve2;
+	void (*complete)(LgdDBusFiles *iface, GDBusMethodInvocation *invocation);
+	void (*complete_value)(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GVariant *value);
+	void (*complete_fds)(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GUnixFDList *fds);
 } LgdFilesMethod;
 
 #define LGD_FOLLOW LGD_RESOLVE_FOLLOW_FINAL
 #define LGD_NEW LGD_RESOLVE_MISSING_FINAL
+
+static void
+lgd_files_complete_readlink(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GVariant *target)
+{
+	lgd_dbus_files_complete_readlink(iface, inv, g_variant_get_string(target, NULL));
+}
 
 static const LgdOptionSpec lgd_stat_options[] = {{"follow-symlinks", "b"}, {NULL}};
 
@@ -200,27 +210,41 @@ static const LgdOptionSpec lgd_tar_in_options[] = {
     {NULL},
 };
 
+#define LGD_FILES_REPLY(how, what) .how = lgd_dbus_files_complete_##what
+
 /* Reads follow a final link, like cat and ls; so do the writes that
  * change a file's content or mode, like cp and chmod (the file a link
  * points to is what changes). Remove, Rename, Readlink and Chown act on a
  * link itself, like rm, mv, readlink and chown -h (libguestfs's lchown);
  * Symlink creates one. */
 static const LgdFilesMethod lgd_files_methods[] = {
-    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job, LGD_FOLLOW},
-    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job, 0},
-    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job, LGD_FOLLOW},
-    {"Readlink", FALSE, NULL, lgd_files_readlink_job, 0},
-    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job, LGD_FOLLOW | LGD_NEW},
-    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job, LGD_FOLLOW | LGD_NEW},
-    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job, 0},
-    {"Rename", TRUE, NULL, lgd_files_rename_job, 0, LGD_NEW},
-    {"Chmod", TRUE, NULL, lgd_files_chmod_job, LGD_FOLLOW},
-    {"Chown", TRUE, NULL, lgd_files_chown_job, 0},
-    {"Symlink", TRUE, NULL, lgd_files_symlink_job, LGD_NEW},
-    {"Download", FALSE, NULL, lgd_transfer_download, LGD_FOLLOW},
-    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload, LGD_FOLLOW | LGD_NEW},
-    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out, LGD_FOLLOW},
-    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in, LGD_FOLLOW},
+    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job, .resolve = LGD_FOLLOW,
+     LGD_FILES_REPLY(complete_value, read_dir)},
+    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job, LGD_FILES_REPLY(complete_value, stat)},
+    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job, .resolve = LGD_FOLLOW,
+     LGD_FILES_REPLY(complete_value, read_file)},
+    {"Readlink", FALSE, NULL, lgd_files_readlink_job,
+     .complete_value = lgd_files_complete_readlink},
+    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job,
+     .resolve = LGD_FOLLOW | LGD_NEW, LGD_FILES_REPLY(complete, write_file)},
+    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job, .resolve = LGD_FOLLOW | LGD_NEW,
+     LGD_FILES_REPLY(complete, mkdir)},
+    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job, LGD_FILES_REPLY(complete, remove)},
+    {"Rename", TRUE, NULL, lgd_files_rename_job, .resolve2 = LGD_NEW,
+     LGD_FILES_REPLY(complete, rename)},
+    {"Chmod", TRUE, NULL, lgd_files_chmod_job, .resolve = LGD_FOLLOW,
+     LGD_FILES_REPLY(complete, chmod)},
+    {"Chown", TRUE, NULL, lgd_files_chown_job, LGD_FILES_REPLY(complete, chown)},
+    {"Symlink", TRUE, NULL, lgd_files_symlink_job, .resolve = LGD_NEW,
+     LGD_FILES_REPLY(complete, symlink)},
+    {"Download", FALSE, NULL, lgd_transfer_download, .resolve = LGD_FOLLOW,
+     LGD_FILES_REPLY(complete_fds, download)},
+    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload, .resolve = LGD_FOLLOW | LGD_NEW,
+     LGD_FILES_REPLY(complete_fds, upload)},
+    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out, .resolve = LGD_FOLLOW,
+     LGD_FILES_REPLY(complete_fds, tar_out)},
+    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in, .resolve = LGD_FOLLOW,
+     LGD_FILES_REPLY(complete_fds, tar_in)},
 };
 
 static const LgdFilesMethod *
@@ -359,6 +383,23 @@ lgd_files_validate(LgdCall *call,
 
 /* ---- handlers (main loop) ----------------------------------------------- */
 
+/* Sends a method's reply (a tuple from its job) through its generated
+ * complete function. */
+static void
+lgd_files_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
+{
+	const LgdFilesMethod *method = lgd_files_method(invocation);
+	g_autoptr(GVariant) value =
+	    g_variant_n_children(reply) > 0 ? g_variant_get_child_value(reply, 0) : NULL;
+
+	if (method->complete_value != NULL)
+		method->complete_value(iface, invocation, value);
+	else if (method->complete_fds != NULL)
+		method->complete_fds(iface, invocation, NULL);
+	else
+		method->complete(iface, invocation);
+}
+
 /* The record of a call to @invocation's method on @path. */
 static LgdCall *
 lgd_files_call_new(LgdDBusFiles *iface,
@@ -366,10 +407,9 @@ lgd_files_call_new(LgdDBusFiles *iface,
 		   const gchar *path,
 		   GVariant *options)
 {
-	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
 	const LgdFilesMethod *method = lgd_files_method(invocation);
-	LgdCall *call =
-	    lgd_call_new(guest, invocation, method->write ? LGD_ACTION_WRITE : LGD_ACTION_READ);
+	LgdCall *call = lgd_call_new_for_iface(
+	    iface, invocation, method->write ? LGD_ACTION_WRITE : LGD_ACTION_READ, lgd_files_reply);
 
 	call->path = g_strdup(path);
 	call->options = g_variant_ref(options);

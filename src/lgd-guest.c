@@ -47,21 +47,38 @@ lgd_guest_stop_job(LgdSession *session, LgdCall *call, GError **error)
 	return g_variant_new("()");
 }
 
-/* StartAppliance, for domains and volumes alike. */
+/* The replies of both methods on both interfaces. */
+static void
+lgd_guest_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
+{
+	const gchar *method = g_dbus_method_invocation_get_method_name(invocation);
+	gboolean start = g_str_equal(method, "StartAppliance");
+
+	if (LGD_DBUS_IS_DOMAIN(iface) && start)
+		lgd_dbus_domain_complete_start_appliance(iface, invocation);
+	else if (LGD_DBUS_IS_DOMAIN(iface))
+		lgd_dbus_domain_complete_stop_appliance(iface, invocation);
+	else if (start)
+		lgd_dbus_volume_complete_start_appliance(iface, invocation);
+	else
+		lgd_dbus_volume_complete_stop_appliance(iface, invocation);
+}
+
+/* StartAppliance, for domains and volumes alike: a read-write appliance
+ * is a write. */
 static gboolean
 lgd_guest_handle_start(gpointer iface, GDBusMethodInvocation *invocation, GVariant *options)
 {
-	g_autoptr(LgdGuest) self = lgd_guest_from_iface(iface);
 	gboolean read_only = lgd_args_get_bool(options, "read-only", TRUE);
 	const gchar *action;
 	LgdCall *call;
 	GError *error = NULL;
 
-	if (self->uuid != NULL)
+	if (LGD_DBUS_IS_DOMAIN(iface))
 		action = read_only ? LGD_ACTION_MANAGE : LGD_ACTION_WRITE;
 	else
 		action = read_only ? LGD_ACTION_VOLUME_READ : LGD_ACTION_VOLUME_WRITE;
-	call = lgd_call_new(self, invocation, action);
+	call = lgd_call_new_for_iface(iface, invocation, action, lgd_guest_reply);
 	call->flag = read_only;
 	if (!lgd_args_check_options(options, lgd_start_options, &error))
 		return lgd_call_return_error(call, error);
@@ -71,11 +88,11 @@ lgd_guest_handle_start(gpointer iface, GDBusMethodInvocation *invocation, GVaria
 static gboolean
 lgd_guest_handle_stop(gpointer iface, GDBusMethodInvocation *invocation)
 {
-	g_autoptr(LgdGuest) self = lgd_guest_from_iface(iface);
-	LgdCall *call = lgd_call_new(
-	    self, invocation, self->uuid != NULL ? LGD_ACTION_MANAGE : LGD_ACTION_VOLUME_READ);
+	const gchar *action =
+	    LGD_DBUS_IS_DOMAIN(iface) ? LGD_ACTION_MANAGE : LGD_ACTION_VOLUME_READ;
 
-	return lgd_call_run_on_session(call, lgd_guest_stop_job);
+	return lgd_call_run_on_session(
+	    lgd_call_new_for_iface(iface, invocation, action, lgd_guest_reply), lgd_guest_stop_job);
 }
 
 /* ---- the implementations of Domain and Volume ------------------------- */

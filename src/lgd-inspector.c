@@ -315,19 +315,45 @@ lgd_disk_usage_job(LgdSession *session, LgdCall *data, GError **error)
 
 /* ---- handlers (main loop) ----------------------------------------------- */
 
+/* A method: its options, its job, and the generated function that sends
+ * its reply (every Inspector method replies with one value). */
 typedef struct {
 	const gchar *name;
 	const LgdOptionSpec *options;
 	LgdJobFunc job;
+	void (*complete)(LgdDBusInspector *iface, GDBusMethodInvocation *inv, GVariant *value);
 } LgdInspectorMethod;
 
 static const LgdInspectorMethod lgd_inspector_methods[] = {
-    {"Inspect", lgd_inspect_options, lgd_inspector_inspect_job},
-    {"ListApplications", lgd_no_options, lgd_list_applications_job},
-    {"GetIcon", lgd_icon_options, lgd_get_icon_job},
-    {"ListFilesystems", lgd_no_options, lgd_list_filesystems_job},
-    {"DiskUsage", lgd_no_options, lgd_disk_usage_job},
+    {"Inspect", lgd_inspect_options, lgd_inspector_inspect_job,
+     lgd_dbus_inspector_complete_inspect},
+    {"ListApplications", lgd_no_options, lgd_list_applications_job,
+     lgd_dbus_inspector_complete_list_applications},
+    {"GetIcon", lgd_icon_options, lgd_get_icon_job, lgd_dbus_inspector_complete_get_icon},
+    {"ListFilesystems", lgd_no_options, lgd_list_filesystems_job,
+     lgd_dbus_inspector_complete_list_filesystems},
+    {"DiskUsage", lgd_no_options, lgd_disk_usage_job, lgd_dbus_inspector_complete_disk_usage},
 };
+
+static const LgdInspectorMethod *
+lgd_inspector_method(GDBusMethodInvocation *invocation)
+{
+	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
+
+	for (guint i = 0; i < G_N_ELEMENTS(lgd_inspector_methods); i++) {
+		if (g_str_equal(lgd_inspector_methods[i].name, name))
+			return &lgd_inspector_methods[i];
+	}
+	g_assert_not_reached();
+}
+
+static void
+lgd_inspector_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
+{
+	g_autoptr(GVariant) value = g_variant_get_child_value(reply, 0);
+
+	lgd_inspector_method(invocation)->complete(iface, invocation, value);
+}
 
 /* The one path of every Inspector method: validate the options,
  * authorize, run on the object's session, reply. */
@@ -337,17 +363,11 @@ lgd_inspector_handle_root(LgdDBusInspector *iface,
 			  const gchar *root,
 			  GVariant *options)
 {
-	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
-	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
-	LgdCall *call = lgd_call_new(guest, invocation, LGD_ACTION_INSPECT);
-	const LgdInspectorMethod *method = NULL;
+	const LgdInspectorMethod *method = lgd_inspector_method(invocation);
+	LgdCall *call =
+	    lgd_call_new_for_iface(iface, invocation, LGD_ACTION_INSPECT, lgd_inspector_reply);
 	GError *error = NULL;
 
-	for (guint i = 0; i < G_N_ELEMENTS(lgd_inspector_methods); i++) {
-		if (g_str_equal(lgd_inspector_methods[i].name, name))
-			method = &lgd_inspector_methods[i];
-	}
-	g_assert(method != NULL);
 	call->root = g_strdup(root);
 	call->options = g_variant_ref(options);
 	if (!lgd_args_check_options(options, method->options, &error))

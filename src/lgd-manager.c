@@ -92,7 +92,7 @@ lgd_manager_handle_inspect_domains(LgdDBusManager *iface,
 {
 	LgdManagerImpl *self = LGD_MANAGER_IMPL(iface);
 
-	lgd_batch_inspect(self->context, self->connections, invocation, objects, options);
+	lgd_batch_inspect(iface, self->context, self->connections, invocation, objects, options);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

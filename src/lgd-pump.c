@@ -2,10 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include "lgd-error.h"
+#include "lgd-fd-io.h"
 #include "lgd-pump.h"
 
 #define LGD_PUMP_BUFFER (1024 * 1024)
@@ -25,52 +25,6 @@ struct _LgdPump {
 	gboolean client_gone;
 };
 
-/* Waits for a non-blocking client fd; TRUE when it is ready. */
-static gboolean
-lgd_pump_wait(gint fd, gshort events)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-
-	while (poll(&pfd, 1, -1) < 0) {
-		if (errno != EINTR)
-			return FALSE;
-	}
-	return TRUE;
-}
-
-static gssize
-lgd_pump_read(gint fd, gchar *buf, gsize len)
-{
-	for (;;) {
-		gssize n = read(fd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if ((errno == EAGAIN || errno == EWOULDBLOCK) && lgd_pump_wait(fd, POLLIN))
-			continue;
-		return -1;
-	}
-}
-
-static gboolean
-lgd_pump_write_all(gint fd, const gchar *buf, gsize len)
-{
-	while (len > 0) {
-		gssize n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if ((errno == EAGAIN || errno == EWOULDBLOCK) && lgd_pump_wait(fd, POLLOUT))
-				continue;
-			return FALSE;
-		}
-		buf += n;
-		len -= (gsize)n;
-	}
-	return TRUE;
-}
-
 static gpointer
 lgd_pump_thread(gpointer user_data)
 {
@@ -89,7 +43,7 @@ lgd_pump_thread(gpointer user_data)
 			want = (gsize)MIN((guint64)want, self->expected - self->bytes);
 		if (want == 0)
 			break;
-		n = lgd_pump_read(in, buf, want);
+		n = lgd_fd_io_read(in, buf, want);
 
 		if (n < 0 && !self->to_client) {
 			self->client_errno = errno;
@@ -97,7 +51,7 @@ lgd_pump_thread(gpointer user_data)
 		}
 		if (n <= 0)
 			break;
-		if (!lgd_pump_write_all(out, buf, (gsize)n)) {
+		if (!lgd_fd_io_write_all(out, buf, (gsize)n, NULL)) {
 			if (self->to_client)
 				self->client_errno = errno;
 			break;

@@ -235,6 +235,36 @@ lgd_session_run(LgdSession *self, LgdCall *call)
 	lgd_call_complete(call, reply, error);
 }
 
+/* A session counts as alive (lgd_session_wait_all) until it is closed and
+ * its thread, if any, has shut its appliance down: references that calls
+ * still hold keep its memory, not an appliance. */
+static void
+lgd_sessions_release(void)
+{
+	g_mutex_lock(&lgd_sessions_lock);
+	lgd_sessions_alive--;
+	g_cond_broadcast(&lgd_sessions_cond);
+	g_mutex_unlock(&lgd_sessions_lock);
+}
+
+/* The thread ends (TRUE) on @quit, or when nothing is queued. */
+static gboolean
+lgd_session_thread_may_exit(LgdSession *self, gboolean quit)
+{
+	gboolean done;
+	gboolean release;
+
+	g_mutex_lock(&self->lock);
+	done = quit || g_async_queue_length(self->calls) == 0;
+	if (done)
+		self->thread_running = FALSE;
+	release = done && self->closed;
+	g_mutex_unlock(&self->lock);
+	if (release)
+		lgd_sessions_release();
+	return done;
+}
+
 /* Exits when the queue is empty and no appliance is up, or when the
  * session is closed; an idle appliance is shut down after the idle
  * timeout. Holds a reference to the session while it runs. */
@@ -258,6 +288,7 @@ lgd_session_thread(gpointer user_data)
 			call = g_async_queue_try_pop(self->calls);
 		if (call == lgd_session_quit) {
 			lgd_session_shutdown(self);
+			lgd_session_thread_may_exit(self, TRUE);
 			break;
 		}
 		if (call == lgd_session_drop_marker) {
@@ -278,13 +309,8 @@ lgd_session_thread(gpointer user_data)
 			lgd_session_shutdown(self);
 			lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
 		}
-		g_mutex_lock(&self->lock);
-		if (g_async_queue_length(self->calls) == 0) {
-			self->thread_running = FALSE;
-			g_mutex_unlock(&self->lock);
+		if (lgd_session_thread_may_exit(self, FALSE))
 			break;
-		}
-		g_mutex_unlock(&self->lock);
 	}
 	lgd_session_unref(self);
 	return NULL;
@@ -342,10 +368,6 @@ lgd_session_free(LgdSession *self)
 	g_object_unref(self->state_iface);
 	lgd_drive_source_free(self->source);
 	g_free(self);
-	g_mutex_lock(&lgd_sessions_lock);
-	lgd_sessions_alive--;
-	g_cond_broadcast(&lgd_sessions_cond);
-	g_mutex_unlock(&lgd_sessions_lock);
 }
 
 /* TRUE when every closed session has shut its appliance down in time. */
@@ -384,13 +406,18 @@ lgd_session_unref(LgdSession *self)
 void
 lgd_session_close(LgdSession *self)
 {
+	gboolean release;
+
 	if (self == NULL)
 		return;
 	g_mutex_lock(&self->lock);
 	self->closed = TRUE;
 	if (self->thread_running)
 		g_async_queue_push(self->calls, lgd_session_quit);
+	release = !self->thread_running;
 	g_mutex_unlock(&self->lock);
+	if (release)
+		lgd_sessions_release();
 	lgd_session_unref(self);
 }
 

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "lgd-error.h"
 #include "lgd-fd.h"
 #include "lgd-libvirt.h"
+#include "lgd-fd-io.h"
 #include "lgd-volume-stream.h"
 #include "lgd-volume-usage.h"
 
@@ -52,76 +52,38 @@ lgd_volume_stream_check_range(
 
 /* ---- the caller's descriptor ------------------------------------------- */
 
-/* The caller's descriptor may be non-blocking (the flag belongs to the
- * open file, which we share): wait rather than change it. */
-static gboolean
-lgd_fd_wait(gint fd, short events, GError **error)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-
-	while (poll(&pfd, 1, -1) < 0) {
-		if (errno != EINTR) {
-			g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED, "poll: %s",
-				    g_strerror(errno));
-			return FALSE;
-		}
-	}
-	return TRUE;
-}
-
+/* Writes to the sink (lgd-fd-io.c) and says what went wrong, @done bytes
+ * into the transfer. */
 static gboolean
 lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **error)
 {
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
+	gsize written = 0;
 
-		if (n >= 0) {
-			data += n;
-			len -= n;
-			done += n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!lgd_fd_wait(fd, POLLOUT, error))
-				return FALSE;
-			continue;
-		}
-		if (errno == EPIPE || errno == ECONNRESET) {
-			g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-				    "The sink was closed after %" G_GUINT64_FORMAT
-				    " bytes; the transfer was aborted",
-				    done);
-			return FALSE;
-		}
-		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
-			    g_strerror(errno));
+	if (lgd_fd_io_write_all(fd, data, len, &written))
+		return TRUE;
+	done += written;
+	if (errno == EPIPE || errno == ECONNRESET) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The sink was closed after %" G_GUINT64_FORMAT
+			    " bytes; the transfer was aborted",
+			    done);
 		return FALSE;
 	}
-	return TRUE;
+	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+		    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
+		    g_strerror(errno));
+	return FALSE;
 }
 
 static gssize
 lgd_fd_read(gint fd, gchar *data, gsize len, GError **error)
 {
-	for (;;) {
-		ssize_t n = read(fd, data, len);
+	gssize n = lgd_fd_io_read(fd, data, len);
 
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!lgd_fd_wait(fd, POLLIN, error))
-				return -1;
-			continue;
-		}
+	if (n < 0)
 		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
 			    "Cannot read from the source: %s", g_strerror(errno));
-		return -1;
-	}
+	return n;
 }
 
 /* ---- download: the stream into the sink -------------------------------- */
@@ -361,6 +323,28 @@ lgd_volume_stream_fail(virConnectPtr conn,
 	virResetLastError();
 }
 
+/* Ends a stream whose transfer returned @rc: on failure with our error
+ * (@own_error) or libvirt's, else once libvirt has confirmed the end. */
+static gboolean
+lgd_volume_stream_end(virConnectPtr conn,
+		      virStreamPtr st,
+		      int rc,
+		      GError **own_error,
+		      const gchar *what,
+		      const gchar *path,
+		      GError **error)
+{
+	if (rc < 0) {
+		lgd_volume_stream_fail(conn, st, own_error, what, path, error);
+		return FALSE;
+	}
+	if (virStreamFinish(st) < 0) {
+		lgd_volume_stream_set_libvirt_error(conn, what, path, error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* The volume's bytes as stored: the file's or device's size, which is
  * less than the capacity for a qcow2 image. */
 static gboolean
@@ -415,14 +399,8 @@ lgd_volume_stream_download(
 		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
 	else
 		rc = virStreamRecvAll(st, lgd_sink_data, &sink);
-	if (rc < 0) {
-		lgd_volume_stream_fail(conn, st, &sink.error, "Download", path, error);
+	if (!lgd_volume_stream_end(conn, st, rc, &sink.error, "Download", path, error))
 		return FALSE;
-	}
-	if (virStreamFinish(st) < 0) {
-		lgd_volume_stream_set_libvirt_error(conn, "Download", path, error);
-		return FALSE;
-	}
 	if (sink.done != count) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
 			    "Volume %s gave %" G_GUINT64_FORMAT
@@ -547,14 +525,8 @@ lgd_volume_stream_upload(
 					    lgd_source_skip, &source);
 	else
 		rc = virStreamSendAll(st, lgd_source_data, &source);
-	if (rc < 0) {
-		lgd_volume_stream_fail(conn, st, &source.error, "Upload", path, error);
+	if (!lgd_volume_stream_end(conn, st, rc, &source.error, "Upload", path, error))
 		return FALSE;
-	}
-	if (virStreamFinish(st) < 0) {
-		lgd_volume_stream_set_libvirt_error(conn, "Upload", path, error);
-		return FALSE;
-	}
 	return TRUE;
 }
 
@@ -632,6 +604,15 @@ lgd_volume_stream_check_sparse(LgdCall *t, GError **error)
 	return FALSE;
 }
 
+static void
+lgd_volume_stream_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
+{
+	if (g_str_equal(g_dbus_method_invocation_get_method_name(invocation), "Upload"))
+		lgd_dbus_volume_complete_upload(iface, invocation, NULL);
+	else
+		lgd_dbus_volume_complete_download(iface, invocation, NULL);
+}
+
 /* Download and Upload: validate (the descriptor, the options), then
  * authorize and stream in a thread of the call's own. */
 static gboolean
@@ -642,9 +623,9 @@ lgd_volume_stream_handle(GDBusMethodInvocation *invocation,
 			 GVariant *options,
 			 gboolean upload)
 {
-	g_autoptr(LgdGuest) guest = lgd_guest_from_iface(iface);
-	LgdCall *call = lgd_call_new(guest, invocation,
-				     upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ);
+	LgdCall *call = lgd_call_new_for_iface(
+	    iface, invocation, upload ? LGD_ACTION_VOLUME_WRITE : LGD_ACTION_VOLUME_READ,
+	    lgd_volume_stream_reply);
 	GError *error = NULL;
 
 	call->flag = upload;
