@@ -68,8 +68,11 @@ gctl_cmd_cat(GctlContext *ctx, gint argc, gchar **argv)
 		return gctl_report_error(error, NULL);
 	fflush(stdout);
 	for (gint i = 2; i < argc; i++) {
-		if (!gctl_download(ctx, obj, argv[i], STDOUT_FILENO, &error))
+		if (!gctl_download(ctx, obj, argv[i], STDOUT_FILENO, &error)) {
+			if (gctl_reader_gone(STDOUT_FILENO))
+				return GCTL_EXIT_CANCELLED;
 			return gctl_report_error(error, "Files.Download");
+		}
 	}
 	return GCTL_EXIT_OK;
 }
@@ -303,6 +306,8 @@ gctl_cmd_tar_out(GctlContext *ctx, gint argc, gchar **argv)
 	ok = gctl_call_with_fd(ctx, obj->path, GCTL_IFACE_FILES, "TarOut",
 			       g_variant_new("(s)", argv[2]), fd, TRUE,
 			       g_variant_builder_end(options), &error);
+	if (!ok && fd == STDOUT_FILENO && gctl_reader_gone(fd))
+		return GCTL_EXIT_CANCELLED;
 	if (fd != STDOUT_FILENO)
 		close(fd);
 	return ok ? GCTL_EXIT_OK : gctl_report_error(error, "Files.TarOut");

@@ -63,9 +63,12 @@ gctl_json_props(GString *out, GVariant *props, const gchar *const *map)
 
 typedef struct {
 	gchar *sort_key;
-	gchar *line;
 	gchar *json;
 	gchar *name;
+	const gchar *type;
+	const gchar *state;
+	gchar *appliance;
+	gchar *os;
 } GctlListRow;
 
 static void
@@ -74,7 +77,8 @@ gctl_list_row_free(gpointer data)
 	GctlListRow *row = data;
 
 	g_free(row->sort_key);
-	g_free(row->line);
+	g_free(row->appliance);
+	g_free(row->os);
 	g_free(row->json);
 	g_free(row->name);
 	g_free(row);
@@ -121,7 +125,6 @@ gctl_list_row(const gchar *path, GVariant *ifaces, gboolean volume)
 	    g_variant_lookup_value(ifaces, GCTL_IFACE_INSPECTOR, G_VARIANT_TYPE("a{sv}"));
 	g_autoptr(GVariant) systems = NULL;
 	g_autoptr(GString) json = g_string_new("{");
-	g_autofree gchar *os = NULL;
 	GctlListRow *row = g_new0(GctlListRow, 1);
 	const gchar *name = "";
 	const gchar *pool = "";
@@ -137,16 +140,13 @@ gctl_list_row(const gchar *path, GVariant *ifaces, gboolean volume)
 		    g_variant_lookup_value(inspector, "OperatingSystems", G_VARIANT_TYPE("aa{sv}"));
 	if (systems == NULL)
 		systems = g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("a{sv}"), NULL, 0));
-	os = gctl_os_summary(systems);
+	row->os = gctl_os_summary(systems);
 
 	row->name = volume ? g_strdup_printf("%s/%s", pool, name) : g_strdup(name);
 	row->sort_key = g_strdup_printf("%d%s", volume, row->name);
-	row->line =
-	    g_strdup_printf("%-7s %-32s %-9s %-10s %s", volume ? "volume" : "domain", row->name,
-			    volume   ? "-"
-			    : active ? "running"
-				     : "shut-off",
-			    appliance, os);
+	row->type = volume ? "volume" : "domain";
+	row->state = volume ? "-" : active ? "running" : "shut-off";
+	row->appliance = g_strdup(appliance);
 	gctl_json_props(json, props, volume ? volume_map : domain_map);
 	gctl_json_key(json, "object-path");
 	gctl_json_append_string(json, path);
@@ -188,6 +188,7 @@ gctl_cmd_list(GctlContext *ctx, gint argc, gchar **argv)
 	GVariantIter iter;
 	const gchar *path;
 	GVariant *ifaces;
+	gint width = 4;
 
 	if (!gctl_parse(ctx, &argc, &argv, entries, "",
 			"List the domains and volumes the service publishes, with their "
@@ -221,13 +222,25 @@ gctl_cmd_list(GctlContext *ctx, gint argc, gchar **argv)
 		gctl_json_print(doc);
 		return GCTL_EXIT_OK;
 	}
-	if (!names)
-		g_print("%-7s %-32s %-9s %-10s %s\n", "TYPE", "NAME", "STATE", "APPLIANCE", "OS");
 	for (guint pass = 0; pass < 2; pass++) {
 		GPtrArray *rows = pass == 0 ? domains : volumes;
 		for (guint i = 0; i < rows->len; i++) {
 			GctlListRow *row = g_ptr_array_index(rows, i);
-			g_print("%s\n", names ? row->name : row->line);
+			width = MAX(width, (gint)strlen(row->name));
+		}
+	}
+	if (!names)
+		g_print("%-7s %-*s %-9s %-10s %s\n", "TYPE", width, "NAME", "STATE", "APPLIANCE",
+			"OS");
+	for (guint pass = 0; pass < 2; pass++) {
+		GPtrArray *rows = pass == 0 ? domains : volumes;
+		for (guint i = 0; i < rows->len; i++) {
+			GctlListRow *row = g_ptr_array_index(rows, i);
+			if (names)
+				g_print("%s\n", row->name);
+			else
+				g_print("%-7s %-*s %-9s %-10s %s\n", row->type, width, row->name,
+					row->state, row->appliance, row->os);
 		}
 	}
 	return GCTL_EXIT_OK;

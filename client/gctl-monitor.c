@@ -1,6 +1,7 @@
 /* monitor: objects appearing and vanishing, and property changes, live,
  * from the ObjectManager's and the Properties signals. With --json, one
- * JSON document a line (JSON Lines), as the stream has no end. */
+ * JSON document a line (JSON Lines), as the stream has no end. The
+ * "service" lines say when the service comes and goes. */
 #include "config.h"
 
 #include <glib-unix.h>
@@ -8,36 +9,68 @@
 
 #include "gctl.h"
 
+typedef struct {
+	GctlContext *ctx;
+	GHashTable *names; /* object path -> "domain NAME" / "volume POOL/NAME" */
+} GctlMonitor;
+
+static gchar *
+gctl_monitor_label(GVariant *ifaces)
+{
+	g_autoptr(GVariant) domain =
+	    g_variant_lookup_value(ifaces, GCTL_IFACE_DOMAIN, G_VARIANT_TYPE("a{sv}"));
+	g_autoptr(GVariant) volume =
+	    g_variant_lookup_value(ifaces, GCTL_IFACE_VOLUME, G_VARIANT_TYPE("a{sv}"));
+	const gchar *name = "?";
+	const gchar *pool = "?";
+
+	if (domain != NULL) {
+		g_variant_lookup(domain, "Name", "&s", &name);
+		return g_strdup_printf("domain %s", name);
+	}
+	if (volume != NULL) {
+		g_variant_lookup(volume, "Name", "&s", &name);
+		g_variant_lookup(volume, "Pool", "&s", &pool);
+		return g_strdup_printf("volume %s/%s", pool, name);
+	}
+	return NULL;
+}
+
+/* One line: text for people, or one JSON document (@json_tail holds the
+ * keys after "event" and "object-path"). */
 static void
 gctl_monitor_emit(
-    GctlContext *ctx, const gchar *event, const gchar *path, const gchar *iface, GVariant *data)
+    GctlMonitor *self, const gchar *event, const gchar *path, const gchar *text, GString *json_tail)
 {
-	g_autoptr(GDateTime) now = g_date_time_new_now_local();
-	g_autofree gchar *stamp = g_date_time_format(now, "%H:%M:%S");
-
-	if (ctx->json) {
+	if (self->ctx->json) {
 		g_autoptr(GString) doc = g_string_new("{\"event\":");
 		gctl_json_append_string(doc, event);
 		g_string_append(doc, ",\"object-path\":");
 		gctl_json_append_string(doc, path);
-		if (iface != NULL) {
-			g_string_append(doc, ",\"interface\":");
-			gctl_json_append_string(doc, iface);
-		}
-		if (data != NULL) {
-			g_string_append(doc, ",\"data\":");
-			gctl_json_append_variant(doc, data);
-		}
+		if (json_tail != NULL && json_tail->len > 0)
+			g_string_append_printf(doc, ",%s", json_tail->str);
 		g_string_append_c(doc, '}');
 		gctl_json_print(doc);
-		return;
-	}
-	{
-		g_autofree gchar *text = data != NULL ? g_variant_print(data, FALSE) : NULL;
-		g_print("%s %s %s%s%s%s%s\n", stamp, event, path, iface ? " " : "",
-			iface ? iface : "", text ? " " : "", text ? text : "");
+	} else {
+		g_autoptr(GDateTime) now = g_date_time_new_now_local();
+		g_autofree gchar *stamp = g_date_time_format(now, "%H:%M:%S");
+		const gchar *label = g_hash_table_lookup(self->names, path);
+		g_print("%s %-8s %s%s%s\n", stamp, event, label ? label : path, text ? " " : "",
+			text ? text : "");
 		fflush(stdout);
 	}
+}
+
+static void
+gctl_monitor_added(GctlMonitor *self, const gchar *path, GVariant *ifaces)
+{
+	g_autoptr(GString) json = g_string_new("\"interfaces\":");
+	gchar *label = gctl_monitor_label(ifaces);
+
+	if (label != NULL)
+		g_hash_table_replace(self->names, g_strdup(path), label);
+	gctl_json_append_variant(json, ifaces);
+	gctl_monitor_emit(self, "added", path, NULL, json);
 }
 
 static void
@@ -49,49 +82,82 @@ gctl_monitor_signal(GDBusConnection *bus,
 		    GVariant *params,
 		    gpointer user_data)
 {
-	GctlContext *ctx = user_data;
+	GctlMonitor *self = user_data;
 
 	if (g_strcmp0(signal, "InterfacesAdded") == 0) {
 		const gchar *object;
 		g_autoptr(GVariant) ifaces = NULL;
-		GVariantIter iter;
-		const gchar *name;
-		GVariant *props;
 
 		g_variant_get(params, "(&o@a{sa{sv}})", &object, &ifaces);
-		g_variant_iter_init(&iter, ifaces);
-		while (g_variant_iter_loop(&iter, "{&s@a{sv}}", &name, &props)) {
-			if (g_str_has_prefix(name, "org.libvirt.GuestFS."))
-				gctl_monitor_emit(ctx, "added", object, name, props);
-		}
+		gctl_monitor_added(self, object, ifaces);
 	} else if (g_strcmp0(signal, "InterfacesRemoved") == 0) {
 		const gchar *object;
-		g_autofree const gchar **ifaces = NULL;
+		g_autoptr(GVariant) ifaces = NULL;
+		g_autoptr(GString) json = g_string_new("\"interfaces\":");
 
-		g_variant_get(params, "(&o^a&s)", &object, &ifaces);
-		for (gsize i = 0; ifaces[i] != NULL; i++) {
-			if (g_str_has_prefix(ifaces[i], "org.libvirt.GuestFS."))
-				gctl_monitor_emit(ctx, "removed", object, ifaces[i], NULL);
-		}
+		g_variant_get(params, "(&o@as)", &object, &ifaces);
+		gctl_json_append_variant(json, ifaces);
+		gctl_monitor_emit(self, "removed", object, NULL, json);
+		g_hash_table_remove(self->names, object);
 	} else if (g_strcmp0(signal, "PropertiesChanged") == 0) {
 		const gchar *changed_iface;
 		g_autoptr(GVariant) changed = NULL;
+		g_autoptr(GVariant) invalidated = NULL;
+		g_autoptr(GString) json = g_string_new("\"interface\":");
+		g_autoptr(GString) text = g_string_new(NULL);
+		GVariantIter iter;
+		const gchar *name;
+		GVariant *value;
 
-		g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, NULL);
-		gctl_monitor_emit(ctx, "changed", path, changed_iface, changed);
+		g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, &invalidated);
+		gctl_json_append_string(json, changed_iface);
+		g_string_append(json, ",\"properties\":");
+		gctl_json_append_variant(json, changed);
+		g_string_append(json, ",\"invalidated\":");
+		gctl_json_append_variant(json, invalidated);
+		g_variant_iter_init(&iter, changed);
+		while (g_variant_iter_loop(&iter, "{&sv}", &name, &value)) {
+			g_autofree gchar *printed = g_variant_print(value, FALSE);
+			g_string_append_printf(text, "%s%s=%s", text->len ? " " : "", name,
+					       printed);
+		}
+		gctl_monitor_emit(self, "changed", path, text->str, json);
 	}
 }
 
 static void
 gctl_monitor_owner(GDBusConnection *bus, const gchar *name, const gchar *owner, gpointer data)
 {
-	gctl_monitor_emit(data, "service-started", GCTL_ROOT_PATH, NULL, NULL);
+	g_autoptr(GString) json = g_string_new("\"state\":\"started\"");
+
+	gctl_monitor_emit(data, "service", GCTL_ROOT_PATH, "started", json);
 }
 
 static void
 gctl_monitor_no_owner(GDBusConnection *bus, const gchar *name, gpointer data)
 {
-	gctl_monitor_emit(data, "service-stopped", GCTL_ROOT_PATH, NULL, NULL);
+	g_autoptr(GString) json = g_string_new("\"state\":\"stopped\"");
+
+	gctl_monitor_emit(data, "service", GCTL_ROOT_PATH, "stopped", json);
+}
+
+/* The names of the objects there already, for the lines about them. */
+static void
+gctl_monitor_load(GctlMonitor *self)
+{
+	g_autoptr(GVariant) objects = gctl_managed_objects(self->ctx, NULL);
+	GVariantIter iter;
+	const gchar *path;
+	GVariant *ifaces;
+
+	if (objects == NULL)
+		return;
+	g_variant_iter_init(&iter, objects);
+	while (g_variant_iter_loop(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
+		gchar *label = gctl_monitor_label(ifaces);
+		if (label != NULL)
+			g_hash_table_replace(self->names, g_strdup(path), label);
+	}
 }
 
 static gboolean
@@ -105,6 +171,9 @@ gint
 gctl_cmd_monitor(GctlContext *ctx, gint argc, gchar **argv)
 {
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+	g_autoptr(GHashTable) names =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	GctlMonitor self = {.ctx = ctx, .names = names};
 	guint watch;
 	guint sub;
 
@@ -113,13 +182,14 @@ gctl_cmd_monitor(GctlContext *ctx, gint argc, gchar **argv)
 			"until interrupted.",
 			0, 0))
 		return GCTL_EXIT_USAGE;
+	gctl_monitor_load(&self);
 	/* the sender is the bus name: the match follows a restarted service */
 	sub = g_dbus_connection_signal_subscribe(ctx->bus, GCTL_BUS_NAME, NULL, NULL, NULL, NULL,
-						 G_DBUS_SIGNAL_FLAGS_NONE, gctl_monitor_signal, ctx,
-						 NULL);
+						 G_DBUS_SIGNAL_FLAGS_NONE, gctl_monitor_signal,
+						 &self, NULL);
 	watch =
 	    g_bus_watch_name_on_connection(ctx->bus, GCTL_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-					   gctl_monitor_owner, gctl_monitor_no_owner, ctx, NULL);
+					   gctl_monitor_owner, gctl_monitor_no_owner, &self, NULL);
 	if (!ctx->json && !ctx->quiet)
 		g_printerr("Monitoring %s. Press Ctrl-C to stop.\n", GCTL_BUS_NAME);
 	g_unix_signal_add(SIGINT, gctl_monitor_quit, loop);

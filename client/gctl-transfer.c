@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <gio/gunixfdlist.h>
 #include <glib-unix.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,6 +241,17 @@ gctl_call_with_fd(GctlContext *ctx,
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* Whether @fd is a pipe or socket whose reader went away: a transfer
+ * into it ended for that reason, which a command writing to stdout
+ * treats as a tool killed by SIGPIPE would (quietly). */
+gboolean
+gctl_reader_gone(gint fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR) != 0;
 }
 
 gint

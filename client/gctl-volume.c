@@ -116,6 +116,8 @@ gctl_cmd_vol_download(GctlContext *ctx, gint argc, gchar **argv)
 		if (end > 0 && fstat(fd, &st) == 0 && st.st_size < end && ftruncate(fd, end) < 0)
 			ok = FALSE;
 	}
+	if (!ok && fd == STDOUT_FILENO && gctl_reader_gone(fd))
+		return GCTL_EXIT_CANCELLED;
 	if (fd != STDOUT_FILENO)
 		close(fd);
 	return ok ? GCTL_EXIT_OK : gctl_report_error(error, "Volume.Download");

@@ -94,6 +94,7 @@ gboolean gctl_call_with_fd(GctlContext *ctx,
 			   GVariant *options,
 			   GError **error);
 gint gctl_open_sink(const gchar *name, GError **error);
+gboolean gctl_reader_gone(gint fd);
 gint gctl_open_source(const gchar *name, GError **error);
 
 /* gctl-progress.c */
