@@ -273,96 +273,69 @@ gctl_cmd_stat(GctlContext *ctx, gint argc, gchar **argv)
 	return status;
 }
 
-/* One call per path with the same method; the first failure ends it. */
+/* mkdir and rm: one call per path, with one boolean option (-p, -r);
+ * the first failure ends it. */
 static gint
 gctl_each_path(GctlContext *ctx,
-	       GctlObject *obj,
+	       gint argc,
+	       gchar **argv,
 	       const gchar *method,
-	       gchar **paths,
-	       gint n,
-	       GVariant *(*make_args)(const gchar *path, gpointer data),
-	       gpointer data)
+	       const GOptionEntry *flag,
+	       const gchar *params,
+	       const gchar *summary)
 {
 	g_autofree gchar *what = g_strconcat("Files.", method, NULL);
+	const GOptionEntry entries[] = {*flag, GCTL_GUEST_OPTIONS, G_OPTION_ENTRY_NULL};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GctlObject) obj = NULL;
 
-	for (gint i = 0; i < n; i++) {
-		g_autoptr(GError) error = NULL;
-		g_autoptr(GVariant) reply = gctl_call(ctx, obj->path, GCTL_IFACE_FILES, method,
-						      make_args(paths[i], data), NULL, &error);
+	if (!gctl_parse(ctx, &argc, &argv, entries, params, summary, 2, -1))
+		return GCTL_EXIT_USAGE;
+	obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
+	if (obj == NULL)
+		return gctl_report_error(error, NULL);
+	for (gint i = 2; i < argc; i++) {
+		g_autoptr(GVariant) reply = NULL;
+		GVariantBuilder options;
+
+		g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+		gctl_add_root_options(&options, gctl_opt_root, gctl_opt_filesystem);
+		if (*(gboolean *)flag->arg_data)
+			g_variant_builder_add(&options, "{sv}", flag->long_name,
+					      g_variant_new_boolean(TRUE));
+		reply = gctl_call(ctx, obj->path, GCTL_IFACE_FILES, method,
+				  g_variant_new("(sa{sv})", argv[i], &options), NULL, &error);
 		if (reply == NULL)
 			return gctl_report_error(error, what);
 	}
 	return GCTL_EXIT_OK;
 }
 
-static GVariant *
-gctl_mkdir_args(const gchar *path, gpointer data)
-{
-	const gboolean *parents = data;
-	GVariantBuilder options;
-
-	g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
-	gctl_add_root_options(&options, gctl_opt_root, gctl_opt_filesystem);
-	if (*parents)
-		g_variant_builder_add(&options, "{sv}", "parents", g_variant_new_boolean(TRUE));
-	return g_variant_new("(sa{sv})", path, &options);
-}
-
 gint
 gctl_cmd_mkdir(GctlContext *ctx, gint argc, gchar **argv)
 {
 	gboolean parents = FALSE;
-	const GOptionEntry entries[] = {
-	    {"parents", 'p', 0, G_OPTION_ARG_NONE, &parents,
-	     "Create missing parents; no error if it exists", NULL},
-	    GCTL_GUEST_OPTIONS,
-	    G_OPTION_ENTRY_NULL,
-	};
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GctlObject) obj = NULL;
+	/* the long name is the service's option */
+	const GOptionEntry flag = {"parents", 'p',
+				   0,	      G_OPTION_ARG_NONE,
+				   &parents,  "Create missing parents; no error if it exists",
+				   NULL};
 
-	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME DIR...",
-			"Create directories in the guest.", 2, -1))
-		return GCTL_EXIT_USAGE;
-	obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
-	if (obj == NULL)
-		return gctl_report_error(error, NULL);
-	return gctl_each_path(ctx, obj, "Mkdir", argv + 2, argc - 2, gctl_mkdir_args, &parents);
-}
-
-static GVariant *
-gctl_rm_args(const gchar *path, gpointer data)
-{
-	const gboolean *recursive = data;
-	GVariantBuilder options;
-
-	g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
-	gctl_add_root_options(&options, gctl_opt_root, gctl_opt_filesystem);
-	if (*recursive)
-		g_variant_builder_add(&options, "{sv}", "recursive", g_variant_new_boolean(TRUE));
-	return g_variant_new("(sa{sv})", path, &options);
+	return gctl_each_path(ctx, argc, argv, "Mkdir", &flag, "DOMAIN|VOLUME DIR...",
+			      "Create directories in the guest.");
 }
 
 gint
 gctl_cmd_rm(GctlContext *ctx, gint argc, gchar **argv)
 {
 	gboolean recursive = FALSE;
-	const GOptionEntry entries[] = {
-	    {"recursive", 'r', 0, G_OPTION_ARG_NONE, &recursive,
-	     "Remove directories and everything in them", NULL},
-	    GCTL_GUEST_OPTIONS,
-	    G_OPTION_ENTRY_NULL,
-	};
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GctlObject) obj = NULL;
+	const GOptionEntry flag = {"recursive", 'r',
+				   0,		G_OPTION_ARG_NONE,
+				   &recursive,	"Remove directories and everything in them",
+				   NULL};
 
-	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME PATH...",
-			"Remove files, links or empty directories (-r: any directory).", 2, -1))
-		return GCTL_EXIT_USAGE;
-	obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
-	if (obj == NULL)
-		return gctl_report_error(error, NULL);
-	return gctl_each_path(ctx, obj, "Remove", argv + 2, argc - 2, gctl_rm_args, &recursive);
+	return gctl_each_path(ctx, argc, argv, "Remove", &flag, "DOMAIN|VOLUME PATH...",
+			      "Remove files, links or empty directories (-r: any directory).");
 }
 
 /* A call on one object with fixed arguments; no reply data. */

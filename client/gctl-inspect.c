@@ -515,14 +515,46 @@ gctl_cmd_icon(GctlContext *ctx, gint argc, gchar **argv)
 	return GCTL_EXIT_OK;
 }
 
+/* filesystems and df: parse, find the object, call @method, and print
+ * the JSON document; returns the list for the text output, or NULL with
+ * *status set (GCTL_EXIT_OK once the JSON is printed). */
 static GVariant *
-gctl_list_call(GctlContext *ctx, GctlObject *obj, const gchar *method, GError **error)
+gctl_fs_list(GctlContext *ctx,
+	     gint argc,
+	     gchar **argv,
+	     const GOptionEntry *entries,
+	     const gchar *method,
+	     const gchar *summary,
+	     GctlObject **obj,
+	     gint *status)
 {
+	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) list = NULL;
+	g_autofree gchar *what = g_strconcat("Inspector.", method, NULL);
 
-	reply = gctl_call(ctx, obj->path, GCTL_IFACE_INSPECTOR, method,
-			  g_variant_new("(a{sv})", NULL), G_VARIANT_TYPE("(aa{sv})"), error);
-	return reply != NULL ? g_variant_get_child_value(reply, 0) : NULL;
+	*status = GCTL_EXIT_OK;
+	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME", summary, 1, 1)) {
+		*status = GCTL_EXIT_USAGE;
+		return NULL;
+	}
+	*obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
+	if (*obj == NULL) {
+		*status = gctl_report_error(error, NULL);
+		return NULL;
+	}
+	reply = gctl_call(ctx, (*obj)->path, GCTL_IFACE_INSPECTOR, method,
+			  g_variant_new("(a{sv})", NULL), G_VARIANT_TYPE("(aa{sv})"), &error);
+	if (reply == NULL) {
+		*status = gctl_report_error(error, what);
+		return NULL;
+	}
+	list = g_variant_get_child_value(reply, 0);
+	if (ctx->json) {
+		gctl_print_json_result(*obj, "filesystems", list, NULL);
+		return NULL;
+	}
+	return g_steal_pointer(&list);
 }
 
 static gchar *
@@ -541,23 +573,15 @@ gctl_cmd_filesystems(GctlContext *ctx, gint argc, gchar **argv)
 	    {"human-readable", 'h', 0, G_OPTION_ARG_NONE, &human, "Sizes in KiB, MiB, GiB", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
-	g_autoptr(GError) error = NULL;
 	g_autoptr(GctlObject) obj = NULL;
 	g_autoptr(GVariant) list = NULL;
+	gint status;
 
-	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME",
-			"List the filesystems, partitions and other content on the disks.", 1, 1))
-		return GCTL_EXIT_USAGE;
-	obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
-	if (obj == NULL)
-		return gctl_report_error(error, NULL);
-	list = gctl_list_call(ctx, obj, "ListFilesystems", &error);
+	list = gctl_fs_list(ctx, argc, argv, entries, "ListFilesystems",
+			    "List the filesystems, partitions and other content on the disks.",
+			    &obj, &status);
 	if (list == NULL)
-		return gctl_report_error(error, "Inspector.ListFilesystems");
-	if (ctx->json) {
-		gctl_print_json_result(obj, "filesystems", list, NULL);
-		return GCTL_EXIT_OK;
-	}
+		return status;
 	g_print("%-16s %-10s %-16s %-38s %s\n", "DEVICE", "TYPE", "LABEL", "UUID", "SIZE");
 	for (gsize i = 0; i < g_variant_n_children(list); i++) {
 		g_autoptr(GVariant) fs = g_variant_get_child_value(list, i);
@@ -587,23 +611,14 @@ gctl_cmd_df(GctlContext *ctx, gint argc, gchar **argv)
 	    {"inodes", 'i', 0, G_OPTION_ARG_NONE, &inodes, "Show inodes instead of blocks", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
-	g_autoptr(GError) error = NULL;
 	g_autoptr(GctlObject) obj = NULL;
 	g_autoptr(GVariant) list = NULL;
+	gint status;
 
-	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME",
-			"Show how full each filesystem is, like virt-df.", 1, 1))
-		return GCTL_EXIT_USAGE;
-	obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
-	if (obj == NULL)
-		return gctl_report_error(error, NULL);
-	list = gctl_list_call(ctx, obj, "DiskUsage", &error);
+	list = gctl_fs_list(ctx, argc, argv, entries, "DiskUsage",
+			    "Show how full each filesystem is, like virt-df.", &obj, &status);
 	if (list == NULL)
-		return gctl_report_error(error, "Inspector.DiskUsage");
-	if (ctx->json) {
-		gctl_print_json_result(obj, "filesystems", list, NULL);
-		return GCTL_EXIT_OK;
-	}
+		return status;
 	if (inodes)
 		g_print("%-32s %10s %10s %10s %5s\n", "Filesystem", "Inodes", "IUsed", "IFree",
 			"IUse%");
