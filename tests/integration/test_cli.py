@@ -22,14 +22,13 @@ import shutil
 import subprocess
 import tarfile
 import io
-import tempfile
 import time
 from types import SimpleNamespace
 
 import libvirt
 import pytest
 
-from conftest import (DOMAIN_IFACE, INSPECTOR_IFACE, VOLUME_IFACE, Daemon, DBusError,
+from conftest import (DOMAIN_IFACE, VOLUME_IFACE, Daemon, DBusError,
                       LibvirtObjects, PrivateBus, SYSTEM_URI, _running_daemons,
                       appliance_domains, ensure_libvirtd_running, unique_name,
                       wait_until)
@@ -210,8 +209,43 @@ def test_list(env):
                         'operating-systems'}
 
 
+def read_pty(master, proc):
+    """Everything written to a pty until the process exits."""
+    data = b''
+    deadline = time.monotonic() + CLI_TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            data += chunk
+        elif proc.poll() is not None:
+            break
+    return data
+
+
 def test_start_appliance(env):
-    env.cli.run('start-appliance', env.dom)
+    """On a terminal, the launch shows a line on stderr, erased at the end."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(env.cli.argv('start-appliance', env.dom),
+                                stdout=subprocess.PIPE, stderr=slave, env=env.cli.env)
+        os.close(slave)
+        slave = None
+        shown = read_pty(master, proc)
+        assert proc.wait(CLI_TIMEOUT) == 0, shown
+        assert proc.stdout.read() == b''
+        proc.stdout.close()
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    assert b'launching the appliance' in shown, shown
+    assert shown.endswith(b'\r\x1b[K'), shown
     assert env.daemon.client.get_property(env.dom_path, DOMAIN_IFACE,
                                           'ApplianceState') == 'running'
 
@@ -300,20 +334,7 @@ def test_cat_on_pty(env):
                                 stdout=slave, stderr=subprocess.PIPE, env=env.cli.env)
         os.close(slave)
         slave = None
-        data = b''
-        deadline = time.monotonic() + CLI_TIMEOUT
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO: the other side closed
-                    break
-                if not chunk:
-                    break
-                data += chunk
-            elif proc.poll() is not None:
-                break
+        data = read_pty(master, proc)
         assert proc.wait(CLI_TIMEOUT) == 0, proc.stderr.read()
         proc.stderr.close()
         assert data.replace(b'\r\n', b'\n') == b'lgd-cli-host\n'
@@ -384,8 +405,10 @@ def test_reader_gone(env):
 
 def test_write_then_cat(env, tmp_path):
     data = pseudo_random(3 * MIB + 17, 12)
-    # from a pipe
-    env.cli.run('write', env.dom, '/root/blob.bin', input=data)
+    # from a pipe; the switch to a read-write appliance (a launch) shows
+    # nothing on a stderr that is not a terminal
+    result = env.cli.run('write', env.dom, '/root/blob.bin', input=data)
+    assert result.stderr == b''
     assert env.cli.run('cat', env.dom, '/root/blob.bin').stdout == data
     # from a regular file, with a mode
     source = tmp_path / 'passwd'
@@ -398,6 +421,27 @@ def test_write_then_cat(env, tmp_path):
     # the issue's example: the archive of /etc lists the new passwd
     result = env.cli.shell('$G tar-out %s /etc - | tar t' % env.dom)
     assert './passwd' in result.stdout.decode().split()
+
+
+def test_write_from_pty(env):
+    """A terminal on stdin is relayed through a pipe too; ^D ends it."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(env.cli.argv('write', env.dom, '/root/typed.txt'),
+                                stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env.cli.env)
+        os.close(slave)
+        slave = None
+        os.write(master, b'typed on a terminal\n')
+        time.sleep(0.5)
+        os.write(master, b'\x04')
+        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        assert proc.returncode == 0, err
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    assert env.cli.text('cat', env.dom, '/root/typed.txt') == 'typed on a terminal\n'
 
 
 def test_edit(env, tmp_path):
