@@ -374,6 +374,34 @@ def test_stat(env):
     assert doc['files'][1]['info']['type'] == 'directory'
 
 
+COMPLETION = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'client', 'guestfsctl.bash-completion')
+
+
+def complete(env, *words):
+    """What bash completion offers for the command line words (the last
+    one being completed), with guestfsctl the client under test."""
+    script = ('source %s\n'
+              'guestfsctl() { %s "$@"; }\n'
+              'COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n'
+              '_guestfsctl\n'
+              'printf "%%s\\n" "${COMPREPLY[@]}"\n' % (COMPLETION, env.cli.binary))
+    result = subprocess.run(['bash', '-c', script, 'bash', 'guestfsctl'] + list(words),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env.cli.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.decode().splitlines() if line]
+
+
+def test_bash_completion(env):
+    assert complete(env, 'vol-') == ['vol-download', 'vol-upload']
+    assert env.dom in complete(env, '--session', 'cat', 'lgd-test-cli-')
+    assert env.vol in complete(env, '--session', 'vol-download', env.pool)
+    # guest paths, the appliance being warm
+    assert complete(env, '--session', 'cat', env.dom, '/etc/host') == ['/etc/hostname']
+    assert '/usr/share/' in complete(env, '--session', 'ls', env.dom, '/usr/s')
+
+
 def test_tar_out(env, tmp_path):
     result = env.cli.shell('$G tar-out %s /etc - | tar t' % env.dom)
     assert './hostname' in result.stdout.decode().split()
