@@ -28,7 +28,9 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 
-from conftest import (DOMAIN_IFACE, VOLUME_IFACE, Daemon, DBusError,
+from gi.repository import Gio, GLib
+
+from conftest import (DOMAIN_IFACE, TOP_SOURCE_DIR, VOLUME_IFACE, Daemon, DBusError,
                       LibvirtObjects, PrivateBus, SYSTEM_URI, _running_daemons,
                       appliance_domains, ensure_libvirtd_running, unique_name,
                       wait_until)
@@ -649,3 +651,55 @@ def test_exit_statuses(env, tmp_path):
         result = cli.run('vol-upload', env.volume_image, env.vol, status=EXIT['in-use'])
     finally:
         dom.destroy()
+
+
+# --- polkit's refusal, from a stand-in service ----------------------------------
+
+def test_not_authorized_names_the_action():
+    """A refused call exits with 4 and names the polkit action to grant.
+    The real refusal needs polkit on a system bus (test_files_polkit does
+    that for the API); here a stand-in answers on a private bus with the
+    service's own interfaces, refusing every call but the look-up."""
+    bus = PrivateBus()
+    conn = Gio.DBusConnection.new_for_address_sync(
+        bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+    dom = '/org/libvirt/GuestFS/qemu_system/domain/x'
+
+    def on_call(connection, sender, path, iface, method, params, invocation):
+        if method == 'LookupDomain':
+            invocation.return_value(GLib.Variant('(o)', (dom,)))
+        else:
+            invocation.return_dbus_error('org.libvirt.GuestFS.Error.NotAuthorized',
+                                         'Not authorized')
+
+    ids = []
+    for name, path in (('Manager', '/org/libvirt/GuestFS/Manager'), ('Files', dom),
+                       ('Inspector', dom), ('Domain', dom)):
+        with open(os.path.join(TOP_SOURCE_DIR, 'introspection',
+                               'org.libvirt.GuestFS.%s.xml' % name)) as f:
+            info = Gio.DBusNodeInfo.new_for_xml(f.read()).interfaces[0]
+        ids.append(conn.register_object(path, info, on_call, None, None))
+    conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                   'RequestName', GLib.Variant('(su)', ('org.libvirt.GuestFS', 0)),
+                   None, 0, 5000, None)
+    cli = Cli(bus.address)
+    try:
+        for args, action in ((['cat', 'dom', '/etc/hostname'], 'read'),
+                             (['write', 'dom', '/x'], 'write'),
+                             (['inspect', 'dom'], 'inspect'),
+                             (['stop-appliance', 'dom'], 'manage')):
+            proc = subprocess.Popen(cli.argv(*args), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=cli.env)
+            wait_until(lambda: proc.poll() is not None, 60, 'guestfsctl to exit')
+            err = proc.stderr.read().decode()
+            proc.stdout.close()
+            proc.stderr.close()
+            assert proc.returncode == EXIT['not-authorized'], (args, err)
+            assert 'org.libvirt.guestfs.' + action in err, (args, err)
+    finally:
+        for reg in ids:
+            conn.unregister_object(reg)
+        conn.close_sync(None)
+        bus.stop()
