@@ -142,13 +142,47 @@ gctl_copy_out_dir(
 	return gctl_wait_tar(tar, error);
 }
 
+/* A directory as a tree below HOSTDIR, anything else as a file there. */
+static gint
+gctl_copy_out_one(GctlContext *ctx, GctlObject *obj, const gchar *path, const gchar *hostdir)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) info = NULL;
+	g_autoptr(GVariantBuilder) options = gctl_guest_builder();
+	g_autofree gchar *base = g_path_get_basename(path);
+	g_autofree gchar *target = g_build_filename(hostdir, base, NULL);
+	const gchar *type = "";
+	gboolean ok;
+	gint fd;
+
+	reply =
+	    gctl_call(ctx, obj->path, GCTL_IFACE_FILES, "Stat",
+		      g_variant_new("(sa{sv})", path, options), G_VARIANT_TYPE("(a{sv})"), &error);
+	if (reply == NULL)
+		return gctl_report_error(error, "Files.Stat");
+	info = g_variant_get_child_value(reply, 0);
+	g_variant_lookup(info, "type", "&s", &type);
+	if (g_strcmp0(type, "directory") == 0) {
+		if (!gctl_copy_out_dir(ctx, obj, path, hostdir, &error))
+			return gctl_report_error(error, "Files.TarOut");
+		return GCTL_EXIT_OK;
+	}
+	fd = gctl_open_sink(target, &error);
+	if (fd < 0)
+		return gctl_report_error(error, NULL);
+	ok = gctl_download(ctx, obj, path, fd, &error);
+	close(fd);
+	return ok ? GCTL_EXIT_OK : gctl_report_error(error, "Files.Download");
+}
+
 gint
 gctl_cmd_copy_out(GctlContext *ctx, gint argc, gchar **argv)
 {
 	const GOptionEntry entries[] = {GCTL_GUEST_OPTIONS, G_OPTION_ENTRY_NULL};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GctlObject) obj = NULL;
-	const gchar *hostdir = argv[argc - 1];
+	const gchar *hostdir;
 
 	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME PATH... HOSTDIR",
 			"Copy guest files and directories (recursively) into a host directory.", 3,
@@ -161,37 +195,74 @@ gctl_cmd_copy_out(GctlContext *ctx, gint argc, gchar **argv)
 	if (obj == NULL)
 		return gctl_report_error(error, NULL);
 	for (gint i = 2; i < argc - 1; i++) {
-		g_autoptr(GVariant) reply = NULL;
-		g_autoptr(GVariantBuilder) options = gctl_guest_builder();
-		const gchar *type = "";
-
-		reply = gctl_call(ctx, obj->path, GCTL_IFACE_FILES, "Stat",
-				  g_variant_new("(sa{sv})", argv[i], options),
-				  G_VARIANT_TYPE("(a{sv})"), &error);
-		if (reply == NULL)
-			return gctl_report_error(error, "Files.Stat");
-		g_variant_get(reply, "(a{sv})", NULL);
-		{
-			g_autoptr(GVariant) info = g_variant_get_child_value(reply, 0);
-			g_variant_lookup(info, "type", "&s", &type);
-			if (g_strcmp0(type, "directory") == 0) {
-				if (!gctl_copy_out_dir(ctx, obj, argv[i], hostdir, &error))
-					return gctl_report_error(error, "Files.TarOut");
-			} else {
-				g_autofree gchar *base = g_path_get_basename(argv[i]);
-				g_autofree gchar *target = g_build_filename(hostdir, base, NULL);
-				gint fd = gctl_open_sink(target, &error);
-				gboolean ok;
-				if (fd < 0)
-					return gctl_report_error(error, NULL);
-				ok = gctl_download(ctx, obj, argv[i], fd, &error);
-				close(fd);
-				if (!ok)
-					return gctl_report_error(error, "Files.Download");
-			}
-		}
+		gint status = gctl_copy_out_one(ctx, obj, argv[i], hostdir);
+		if (status != GCTL_EXIT_OK)
+			return status;
 	}
 	return GCTL_EXIT_OK;
+}
+
+/* A host directory goes in as a tar archive made by tar here, as
+ * virt-copy-in does. */
+static gboolean
+gctl_copy_in_dir(
+    GctlContext *ctx, GctlObject *obj, const gchar *hostdir, const gchar *dir, GError **error)
+{
+	g_autofree gchar *parent = g_path_get_dirname(hostdir);
+	g_autofree gchar *base = g_path_get_basename(hostdir);
+	g_autoptr(GSubprocess) tar = NULL;
+	g_autoptr(GVariantBuilder) options = gctl_guest_builder();
+	const gchar *args[] = {"tar", "-c", "-C", parent, "-f", "-", base, NULL};
+	gint fds[2];
+	gboolean ok;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		g_set_error(error, GCTL_ERROR, GCTL_EXIT_FAILED, "Cannot create a pipe: %s",
+			    g_strerror(errno));
+		return FALSE;
+	}
+	tar = gctl_spawn_tar(args, fds[1], FALSE, error);
+	if (tar == NULL) {
+		close(fds[0]);
+		return FALSE;
+	}
+	ok = gctl_call_with_fd(ctx, obj->path, GCTL_IFACE_FILES, "TarIn", g_variant_new("(s)", dir),
+			       fds[0], FALSE, g_variant_builder_end(options), error);
+	close(fds[0]);
+	if (!ok) {
+		g_subprocess_force_exit(tar);
+		g_subprocess_wait(tar, NULL, NULL);
+		return FALSE;
+	}
+	return gctl_wait_tar(tar, error);
+}
+
+/* A host file keeps its permission bits. */
+static gint
+gctl_copy_in_one(GctlContext *ctx, GctlObject *obj, const gchar *hostfile, const gchar *dir)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *base = g_path_get_basename(hostfile);
+	g_autofree gchar *target = g_build_filename(dir, base, NULL);
+	struct stat st;
+	gboolean ok;
+	gint fd;
+
+	if (stat(hostfile, &st) < 0) {
+		g_printerr("guestfsctl: cannot read %s: %s\n", hostfile, g_strerror(errno));
+		return errno == ENOENT ? GCTL_EXIT_NOT_FOUND : GCTL_EXIT_FAILED;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		if (!gctl_copy_in_dir(ctx, obj, hostfile, dir, &error))
+			return gctl_report_error(error, "Files.TarIn");
+		return GCTL_EXIT_OK;
+	}
+	fd = gctl_open_source(hostfile, &error);
+	if (fd < 0)
+		return gctl_report_error(error, NULL);
+	ok = gctl_upload(ctx, obj, target, fd, st.st_mode & 07777, &error);
+	close(fd);
+	return ok ? GCTL_EXIT_OK : gctl_report_error(error, "Files.Upload");
 }
 
 gint
@@ -211,56 +282,13 @@ gctl_cmd_copy_in(GctlContext *ctx, gint argc, gchar **argv)
 	if (obj == NULL)
 		return gctl_report_error(error, NULL);
 	for (gint i = 1; i < argc - 2; i++) {
-		struct stat st;
-		g_autofree gchar *base = g_path_get_basename(argv[i]);
-
-		if (stat(argv[i], &st) < 0) {
-			g_printerr("guestfsctl: cannot read %s: %s\n", argv[i], g_strerror(errno));
-			return errno == ENOENT ? GCTL_EXIT_NOT_FOUND : GCTL_EXIT_FAILED;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			g_autofree gchar *parent = g_path_get_dirname(argv[i]);
-			g_autoptr(GSubprocess) tar = NULL;
-			g_autoptr(GVariantBuilder) options = gctl_guest_builder();
-			const gchar *args[] = {"tar", "-c", "-C", parent, "-f", "-", base, NULL};
-			gint fds[2];
-			gboolean ok;
-
-			if (pipe2(fds, O_CLOEXEC) < 0)
-				return GCTL_EXIT_FAILED;
-			tar = gctl_spawn_tar(args, fds[1], FALSE, &error);
-			if (tar == NULL) {
-				close(fds[0]);
-				return gctl_report_error(error, NULL);
-			}
-			ok = gctl_call_with_fd(ctx, obj->path, GCTL_IFACE_FILES, "TarIn",
-					       g_variant_new("(s)", dir), fds[0], FALSE,
-					       g_variant_builder_end(options), &error);
-			close(fds[0]);
-			if (!ok) {
-				g_subprocess_force_exit(tar);
-				g_subprocess_wait(tar, NULL, NULL);
-				return gctl_report_error(error, "Files.TarIn");
-			}
-			if (!gctl_wait_tar(tar, &error))
-				return gctl_report_error(error, NULL);
-		} else {
-			g_autofree gchar *target = g_build_filename(dir, base, NULL);
-			gint fd = gctl_open_source(argv[i], &error);
-			gboolean ok;
-
-			if (fd < 0)
-				return gctl_report_error(error, NULL);
-			ok = gctl_upload(ctx, obj, target, fd, st.st_mode & 07777, &error);
-			close(fd);
-			if (!ok)
-				return gctl_report_error(error, "Files.Upload");
-		}
+		gint status = gctl_copy_in_one(ctx, obj, argv[i], dir);
+		if (status != GCTL_EXIT_OK)
+			return status;
 	}
 	return GCTL_EXIT_OK;
 }
 
-static gchar *opt_compress = NULL;
 static gchar **opt_excludes = NULL;
 
 gint
@@ -292,10 +320,9 @@ gctl_cmd_tar_out(GctlContext *ctx, gint argc, gchar **argv)
 	if (obj == NULL)
 		return gctl_report_error(error, NULL);
 	options = gctl_guest_builder();
-	opt_compress = gzip ? "gzip" : xz ? "xz" : NULL;
-	if (opt_compress != NULL)
+	if (gzip || xz)
 		g_variant_builder_add(options, "{sv}", "compress",
-				      g_variant_new_string(opt_compress));
+				      g_variant_new_string(gzip ? "gzip" : "xz"));
 	if (opt_excludes != NULL)
 		g_variant_builder_add(options, "{sv}", "excludes",
 				      g_variant_new_strv((const gchar *const *)opt_excludes, -1));
