@@ -4,6 +4,7 @@
 #
 #   lgd_install_deps    install the Debian packages that are missing
 #   lgd_build           configure (once) and build in $LGD_BUILD_DIR, warnings as errors
+#   lgd_build_sanitized the same in $LGD_SANITIZE_BUILD_DIR, with ASan and UBSan
 #   lgd_start_daemons   system bus, polkitd, virtlogd, libvirtd: each only if not running
 #
 # Everything here works on the machine's own system bus and libvirtd (the
@@ -16,6 +17,11 @@ LGD_BUILD_DIR=${LGD_BUILD_DIR:-$LGD_SOURCE_DIR/build}
 # shellcheck disable=SC2034 # for the scripts that source this file
 LGD_DAEMON=$LGD_BUILD_DIR/src/libvirt-guestfs-dbus
 LGD_LOG_DIR=/var/log/libvirt-guestfs-dbus
+# The second build of tools/check: AddressSanitizer (with LeakSanitizer) and
+# UndefinedBehaviorSanitizer.  b_lundef=false because the sanitizers' symbols
+# come from their runtime, which shared objects do not link themselves.
+LGD_SANITIZE_BUILD_DIR=${LGD_SANITIZE_BUILD_DIR:-$LGD_SOURCE_DIR/build-asan}
+LGD_SANITIZE_OPTIONS=(-Dwerror=true "-Db_sanitize=address,undefined" -Db_lundef=false)
 
 # libguestfs launches its appliances through libvirt, as the service does;
 # KVM guests hang at boot on the machines this project runs on, so TCG.
@@ -111,17 +117,46 @@ lgd_install_deps()
 	fi
 }
 
-# Configures the build directory once, with warnings as errors (also when a
-# developer configured it without), then builds.
+# True when build directory $1 has every -Dname=value option given after it
+# (booleans compare as true/false).
+lgd_build_has_options()
+{
+	local dir=$1
+	shift
+	meson introspect --buildoptions "$dir" | /usr/bin/python3 -c '
+import json, sys
+have = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+def text(value):
+    return str(value).lower() if isinstance(value, bool) else str(value)
+want = dict(arg[2:].split("=", 1) for arg in sys.argv[1:])
+sys.exit(any(text(have.get(name)) != value for name, value in want.items()))
+' "$@"
+}
+
+# lgd_build_in DIR -Dname=value...: configures DIR once with these options
+# (and again when a developer changed one of them), then builds.
+lgd_build_in()
+{
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$LGD_SOURCE_DIR" "$@"
+	elif ! lgd_build_has_options "$dir" "$@"; then
+		meson configure "$dir" "$@"
+	fi
+	ninja -C "$dir"
+}
+
+# Warnings are errors, also when a developer configured the directory
+# without.
 lgd_build()
 {
-	if [ ! -f "$LGD_BUILD_DIR/build.ninja" ]; then
-		meson setup "$LGD_BUILD_DIR" "$LGD_SOURCE_DIR" -Dwerror=true
-	elif ! meson introspect --buildoptions "$LGD_BUILD_DIR" |
-		/usr/bin/python3 -c 'import json, sys; sys.exit(not any(o["name"] == "werror" and o["value"] for o in json.load(sys.stdin)))'; then
-		meson configure "$LGD_BUILD_DIR" -Dwerror=true
-	fi
-	ninja -C "$LGD_BUILD_DIR"
+	lgd_build_in "$LGD_BUILD_DIR" -Dwerror=true
+}
+
+lgd_build_sanitized()
+{
+	lgd_build_in "$LGD_SANITIZE_BUILD_DIR" "${LGD_SANITIZE_OPTIONS[@]}"
 }
 
 lgd_system_bus_answers()

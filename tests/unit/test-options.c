@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <string.h>
 
 #include "lgd-options.h"
 
@@ -9,7 +10,9 @@ static LgdOptions *
 parse(GError **error, ...)
 {
 	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
-	g_auto(GStrv) argv = NULL;
+	/* A shallow copy: g_option_context_parse() drops the strings it
+	 * consumes from argv without freeing them, so args keeps them. */
+	g_autofree gchar **argv = NULL;
 	gint argc;
 	va_list ap;
 	LgdOptions *options;
@@ -20,8 +23,8 @@ parse(GError **error, ...)
 		g_ptr_array_add(args, g_strdup(a));
 	va_end(ap);
 	argc = (gint)args->len;
-	g_ptr_array_add(args, NULL);
-	argv = (GStrv)g_ptr_array_steal(args, NULL);
+	argv = g_new0(gchar *, args->len + 1);
+	memcpy(argv, args->pdata, args->len * sizeof(gchar *));
 	options = lgd_options_parse(&argc, &argv, error);
 	return options;
 }
