@@ -11,6 +11,9 @@
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
 
+/* More than a desktop lists, far less than a message can carry (millions). */
+#define LGD_BATCH_MAX_OBJECTS 1024
+
 /* One object of an InspectDomains call. */
 typedef struct {
 	gchar *path;
@@ -516,9 +519,20 @@ lgd_batch_inspect(LgdDBusManager *iface,
 		  GVariant *options)
 {
 	static const LgdOptionSpec specs[] = {{"refresh", "b"}, {NULL}};
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+	guint n_paths = g_strv_length((gchar **)paths);
 	LgdBatch *batch;
 	GError *error = NULL;
 
+	/* refused before anything is looked up: the list is the caller's */
+	if (n_paths > LGD_BATCH_MAX_OBJECTS) {
+		g_set_error(&error, LGD_ERROR, LGD_ERROR_TOO_LARGE,
+			    "%u objects is more than InspectDomains takes at once (%u); "
+			    "split the list",
+			    n_paths, LGD_BATCH_MAX_OBJECTS);
+		lgd_error_return(invocation, error);
+		return;
+	}
 	if (!lgd_args_check_options(options, specs, &error)) {
 		lgd_error_return(invocation, error);
 		return;
@@ -538,7 +552,7 @@ lgd_batch_inspect(LgdDBusManager *iface,
 		g_autoptr(GError) item_error = NULL;
 
 		item->path = g_strdup(paths[i]);
-		if (g_strv_contains((const gchar *const *)paths + i + 1, paths[i])) {
+		if (!g_hash_table_add(seen, (gpointer)paths[i])) {
 			lgd_batch_item_free(item); /* asked twice: answered once */
 			continue;
 		}

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <libvirt/libvirt.h>
+#include <string.h>
 #include <libvirt/virterror.h>
 
 #include "lgd-connection.h"
@@ -587,17 +588,23 @@ lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
 LgdGuest *
 lgd_connection_find_guest(LgdConnection *self, const gchar *object_path)
 {
+	/* a hash look-up of the unescaped UUID or key: InspectDomains asks
+	 * for many paths before anything is authorized */
+	const gchar *kinds[] = {"domain", "volume"};
 	GHashTable *tables[] = {self->domains, self->volumes};
 
 	for (guint t = 0; t < G_N_ELEMENTS(tables); t++) {
-		GHashTableIter iter;
-		gpointer guest;
+		g_autofree gchar *prefix =
+		    g_strdup_printf("%s/%s/%s/", LGD_ROOT_PATH, self->prefix, kinds[t]);
+		g_autofree gchar *id = NULL;
+		LgdGuest *guest;
 
-		g_hash_table_iter_init(&iter, tables[t]);
-		while (g_hash_table_iter_next(&iter, NULL, &guest)) {
-			if (g_strcmp0(lgd_guest_path(guest), object_path) == 0)
-				return guest;
-		}
+		if (!g_str_has_prefix(object_path, prefix))
+			continue;
+		id = lgd_path_unescape(object_path + strlen(prefix));
+		guest = id != NULL ? g_hash_table_lookup(tables[t], id) : NULL;
+		if (guest != NULL && g_strcmp0(lgd_guest_path(guest), object_path) == 0)
+			return guest;
 	}
 	return NULL;
 }

@@ -8,6 +8,7 @@
 #include "lgd-connection.h"
 #include "lgd-context.h"
 #include "lgd-daemon.h"
+#include "lgd-fd-io.h"
 #include "lgd-manager.h"
 #include "lgd-path.h"
 
@@ -85,6 +86,7 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	self->context.batch_results_shared = options->bus_type == LGD_BUS_SESSION;
 	self->context.session.idle_timeout = options->idle_timeout;
 	self->context.session.write_grace = options->write_grace;
+	lgd_fd_io_set_idle_timeout(options->transfer_idle_timeout);
 	self->context.session.launch_timeout = options->launch_timeout;
 	self->context.session.memsize = options->appliance_memory;
 	self->context.session.force_tcg = options->force_tcg;

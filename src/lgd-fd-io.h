@@ -9,8 +9,12 @@
 
 G_BEGIN_DECLS
 
-gssize lgd_fd_io_read(gint fd, gchar *buf, gsize len);
+void lgd_fd_io_set_idle_timeout(guint seconds);
 
-gboolean lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written);
+guint lgd_fd_io_get_idle_timeout(void);
+
+gssize lgd_fd_io_read(gint fd, gchar *buf, gsize len, gboolean client);
+
+gboolean lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboolean client);
 
 G_END_DECLS

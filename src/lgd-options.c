@@ -9,6 +9,7 @@
 #define LGD_MAX_VOLUME_RESCAN_INTERVAL 3600
 #define LGD_DEFAULT_IDLE_TIMEOUT 60
 #define LGD_DEFAULT_WRITE_GRACE 5
+#define LGD_DEFAULT_TRANSFER_IDLE_TIMEOUT 60
 #define LGD_DEFAULT_LAUNCH_TIMEOUT 300
 #define LGD_MAX_TIMEOUT (24 * 3600)
 #define LGD_MAX_APPLIANCES 64
@@ -70,6 +71,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gint rescan = LGD_DEFAULT_VOLUME_RESCAN_INTERVAL;
 	gint idle_timeout = LGD_DEFAULT_IDLE_TIMEOUT;
 	gint write_grace = LGD_DEFAULT_WRITE_GRACE;
+	gint transfer_idle = LGD_DEFAULT_TRANSFER_IDLE_TIMEOUT;
 	gint launch_timeout = LGD_DEFAULT_LAUNCH_TIMEOUT;
 	gint max_appliances = 0;
 	gint appliance_memory = 0;
@@ -98,6 +100,10 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "SECONDS"},
 	    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
 	     "Seconds an appliance is kept running without calls (default 60)", "SECONDS"},
+	    {"transfer-idle-timeout", 0, 0, G_OPTION_ARG_INT, &transfer_idle,
+	     "Seconds a transfer waits for a client's file descriptor to move before it "
+	     "ends with Cancelled (default 60)",
+	     "SECONDS"},
 	    {"write-grace", 0, 0, G_OPTION_ARG_INT, &write_grace,
 	     "Seconds a read-write appliance is kept after the last write; it holds the "
 	     "domain's disks, so the domain cannot start meanwhile (default 5)",
@@ -164,6 +170,8 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 				     LGD_MAX_VOLUME_RESCAN_INTERVAL, error) ||
 	    !lgd_options_check_range("idle-timeout", idle_timeout, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("write-grace", write_grace, 1, LGD_MAX_TIMEOUT, error) ||
+	    !lgd_options_check_range("transfer-idle-timeout", transfer_idle, 1, LGD_MAX_TIMEOUT,
+				     error) ||
 	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
 				     error) ||
@@ -211,6 +219,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->volume_rescan_interval = (guint)rescan;
 	options->idle_timeout = (guint)idle_timeout;
 	options->write_grace = (guint)write_grace;
+	options->transfer_idle_timeout = (guint)transfer_idle;
 	options->launch_timeout = (guint)launch_timeout;
 	options->max_appliances = (guint)max_appliances;
 	options->appliance_memory = (guint)appliance_memory;

@@ -17,6 +17,7 @@ typedef struct {
 	guint volume_rescan_interval; /* seconds */
 	guint idle_timeout;	      /* seconds */
 	guint write_grace;	      /* seconds a read-write appliance outlives its last call */
+	guint transfer_idle_timeout;  /* seconds a client fd may stall a transfer */
 	guint launch_timeout;	      /* seconds */
 	guint max_appliances;	      /* 0: derived from memory */
 	guint appliance_memory;	      /* MiB, 0: libguestfs's default */

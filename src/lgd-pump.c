@@ -43,7 +43,7 @@ lgd_pump_thread(gpointer user_data)
 			want = (gsize)MIN((guint64)want, self->expected - self->bytes);
 		if (want == 0)
 			break;
-		n = lgd_fd_io_read(in, buf, want);
+		n = lgd_fd_io_read(in, buf, want, !self->to_client);
 
 		if (n < 0 && !self->to_client) {
 			self->client_errno = errno;
@@ -51,7 +51,7 @@ lgd_pump_thread(gpointer user_data)
 		}
 		if (n <= 0)
 			break;
-		if (!lgd_fd_io_write_all(out, buf, (gsize)n, NULL)) {
+		if (!lgd_fd_io_write_all(out, buf, (gsize)n, NULL, self->to_client)) {
 			if (self->to_client)
 				self->client_errno = errno;
 			break;
@@ -127,6 +127,13 @@ lgd_pump_finish(LgdPump *self, GError **error)
 	if (self->thread != NULL) {
 		g_thread_join(self->thread);
 		self->thread = NULL;
+	}
+	if (self->client_errno == ETIMEDOUT) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The transfer ended after %" G_GUINT64_FORMAT
+			    " bytes: the client's file descriptor made no progress for %u s",
+			    self->bytes, lgd_fd_io_get_idle_timeout());
+		return FALSE;
 	}
 	if (self->client_errno != 0) {
 		g_set_error(error, LGD_ERROR,

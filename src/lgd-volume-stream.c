@@ -59,9 +59,16 @@ lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **e
 {
 	gsize written = 0;
 
-	if (lgd_fd_io_write_all(fd, data, len, &written))
+	if (lgd_fd_io_write_all(fd, data, len, &written, TRUE))
 		return TRUE;
 	done += written;
+	if (errno == ETIMEDOUT) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The sink made no progress for %u s after %" G_GUINT64_FORMAT
+			    " bytes; the transfer was aborted",
+			    lgd_fd_io_get_idle_timeout(), done);
+		return FALSE;
+	}
 	if (errno == EPIPE || errno == ECONNRESET) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 			    "The sink was closed after %" G_GUINT64_FORMAT
@@ -78,9 +85,13 @@ lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **e
 static gssize
 lgd_fd_read(gint fd, gchar *data, gsize len, GError **error)
 {
-	gssize n = lgd_fd_io_read(fd, data, len);
+	gssize n = lgd_fd_io_read(fd, data, len, TRUE);
 
-	if (n < 0)
+	if (n < 0 && errno == ETIMEDOUT)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The source made no progress for %u s; the transfer was aborted",
+			    lgd_fd_io_get_idle_timeout());
+	else if (n < 0)
 		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
 			    "Cannot read from the source: %s", g_strerror(errno));
 	return n;
