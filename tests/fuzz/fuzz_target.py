@@ -1,0 +1,163 @@
+# What the fuzzer runs against: the built daemon on a private bus (as the
+# integration tests start it), serving libvirt's test:///default driver
+# (fast object-model calls) and, unless told not to, qemu:///system with one
+# small domain and one volume made here, so that some calls really reach an
+# appliance.  Only those objects (and the test driver's) are ever called:
+# other domains on qemu:///system belong to other users of the machine.
+
+import os
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INTEGRATION_DIR = os.path.join(os.path.dirname(HERE), 'integration')
+sys.path.insert(0, INTEGRATION_DIR)
+
+from conftest import (DOMAIN_IFACE, MANAGER_PATH, SYSTEM_URI,  # noqa: E402
+                      Daemon, LibvirtObjects, PrivateBus,
+                      domain_path, ensure_libvirtd_running, unique_name, volume_path,
+                      wait_until)
+from images import MIB, ImageSet  # noqa: E402
+
+TEST_URI = 'test:///default'
+VOLUME_SIZE = 4 * MIB
+
+# What a sanitizer build prints when it finds something.
+SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer',
+                     'ERROR: ThreadSanitizer')
+# GLib's reports of programming errors in the daemon.
+CRITICAL_MARKERS = ('-CRITICAL **', 'CRITICAL **')
+
+
+class FuzzDaemon(Daemon):
+    """conftest's Daemon, whose output outlives stop(): a sanitizer
+    reports leaks when the daemon exits."""
+
+    def _remove_log(self):
+        pass
+
+    def remove_log(self):
+        Daemon._remove_log(self)
+
+
+class SystemObjects:
+    """A shut-off domain with a small Debian-looking disk and a raw volume
+    in a pool of its own, on qemu:///system; removed by cleanup()."""
+
+    def __init__(self):
+        ensure_libvirtd_running()
+        self.virt = LibvirtObjects()
+        self.images = None
+        try:
+            self.images = ImageSet.create()
+            root = self.images.debian_root(size=32 * MIB, hostname='lgd-fuzz')
+            dom = self.virt.define_domain(unique_name('fuzz'), [(root.path, 'raw')])
+            self.domain_path = domain_path(SYSTEM_URI, dom.UUIDString())
+            pool_dir = self.virt.make_dir('fuzz-pool')
+            volume = os.path.join(pool_dir, 'fuzz-volume.img')
+            with open(volume, 'wb') as f:
+                f.truncate(VOLUME_SIZE)
+            os.chmod(volume, 0o644)
+            self.virt.define_dir_pool(unique_name('fuzz-pool'), pool_dir).create(0)
+            # A directory pool's volume key is its path.
+            self.volume_path = volume_path(SYSTEM_URI, volume)
+            self.disk_images = [root.path, volume]
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def cleanup(self):
+        try:
+            self.virt.cleanup()
+        finally:
+            if self.images is not None:
+                self.images.remove()
+
+
+class Target:
+    """The private bus, the daemon and the objects the fuzzer may call."""
+
+    def __init__(self, daemon_binary, appliance, launch_timeout, idle_timeout):
+        os.environ['LGD_DAEMON'] = daemon_binary
+        # As tools/lib.sh sets them: KVM hangs here.
+        os.environ.setdefault('LIBGUESTFS_BACKEND', 'libvirt')
+        os.environ.setdefault('LIBGUESTFS_BACKEND_SETTINGS', 'force_tcg')
+        self.system = self.bus = self.daemon = None
+        self.cache_dir = tempfile.mkdtemp(prefix='lgd-fuzz-cache-')
+        try:
+            self.system = SystemObjects() if appliance else None
+            self.bus = PrivateBus()
+            uris = [TEST_URI] + ([SYSTEM_URI] if appliance else [])
+            # The daemon inherits this process's environment: a sanitizer
+            # build gets ASAN_OPTIONS/UBSAN_OPTIONS from whoever runs us.
+            self.daemon = FuzzDaemon(self.bus, uris, [
+                '--max-appliances', '2', '--idle-timeout', str(idle_timeout),
+                '--launch-timeout', str(launch_timeout), '--volume-rescan-interval', '1',
+                '--cache-dir', self.cache_dir, '--force-tcg'])
+            self.client = self.daemon.client
+            self.fuzz_objects, self.appliance_objects = self._wait_for_objects()
+        except BaseException:
+            if self.daemon is not None and self.daemon.is_running():
+                self.daemon.process.kill()
+                self.daemon.process.wait()
+            self.cleanup()
+            raise
+
+    def _wait_for_objects(self):
+        """{path: interfaces} of the objects to fuzz, once all are there."""
+        wanted = [self.system.domain_path, self.system.volume_path] if self.system else []
+
+        def ready():
+            objects = self.client.get_managed_objects()
+            test_domains = [p for p, i in objects.items()
+                            if DOMAIN_IFACE in i and '/test_default/' in p]
+            if test_domains and all(p in objects for p in wanted):
+                return objects
+            return None
+
+        objects = wait_until(ready, 60, 'the test driver domain and the fuzz objects')
+        picked = {p: sorted(i) for p, i in objects.items()
+                  if '/test_default/' in p or p in wanted}
+        return picked, set(wanted)
+
+    def objects(self):
+        """{path: [interfaces]} of every object the fuzzer calls, the
+        Manager included."""
+        objects = dict(self.fuzz_objects)
+        objects[MANAGER_PATH] = ['org.libvirt.GuestFS.Manager']
+        return objects
+
+    def daemon_alive(self):
+        return self.daemon.is_running()
+
+    def daemon_log(self):
+        return self.daemon.log()
+
+    def log_findings(self):
+        """Lines of the daemon's output that are findings by themselves."""
+        found = []
+        for line in self.daemon_log().splitlines():
+            if any(marker in line for marker in SANITIZER_MARKERS + CRITICAL_MARKERS):
+                found.append(line)
+        return found
+
+    def stop(self):
+        """Stops the daemon (it must exit with status 0 on SIGTERM);
+        returns the failure, if any.  The output stays readable."""
+        try:
+            self.daemon.stop()
+        except AssertionError as error:
+            return str(error).split('; its output:')[0]
+        return None
+
+    def cleanup(self):
+        try:
+            if self.daemon is not None:
+                self.daemon.remove_log()
+            if self.bus is not None:
+                self.bus.stop()
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+        finally:
+            if self.system is not None:
+                self.system.cleanup()
