@@ -75,72 +75,60 @@ class SystemObjects:
                 self.images.remove()
 
 
-class Target:
-    """The private bus, the daemon and the objects the fuzzer may call."""
+class Service:
+    """One daemon on a private bus of its own, and the objects of it the
+    fuzzer calls ({path: [interfaces]}, the Manager included)."""
 
-    def __init__(self, daemon_binary, appliance, launch_timeout, idle_timeout):
-        os.environ['LGD_DAEMON'] = daemon_binary
-        # As tools/lib.sh sets them: KVM hangs here.
-        os.environ.setdefault('LIBGUESTFS_BACKEND', 'libvirt')
-        os.environ.setdefault('LIBGUESTFS_BACKEND_SETTINGS', 'force_tcg')
-        self.system = self.bus = self.daemon = None
-        self.cache_dir = tempfile.mkdtemp(prefix='lgd-fuzz-cache-')
+    def __init__(self, name, uris, extra_args, wanted, cache_dir):
+        self.name = name
+        self.bus = self.daemon = None
+        self.appliance_objects = set(wanted)
         try:
-            self.system = SystemObjects() if appliance else None
             self.bus = PrivateBus()
-            uris = [TEST_URI] + ([SYSTEM_URI] if appliance else [])
             # The daemon inherits this process's environment: a sanitizer
             # build gets ASAN_OPTIONS/UBSAN_OPTIONS from whoever runs us.
-            self.daemon = FuzzDaemon(self.bus, uris, [
-                '--max-appliances', '2', '--idle-timeout', str(idle_timeout),
-                '--launch-timeout', str(launch_timeout), '--volume-rescan-interval', '1',
-                '--cache-dir', self.cache_dir, '--force-tcg'])
-            self.client = self.daemon.client
-            self.fuzz_objects, self.appliance_objects = self._wait_for_objects()
+            self.daemon = FuzzDaemon(self.bus, uris, list(extra_args) + [
+                '--cache-dir', cache_dir])
+            self.objects = self._wait_for_objects(wanted)
         except BaseException:
-            if self.daemon is not None and self.daemon.is_running():
-                self.daemon.process.kill()
-                self.daemon.process.wait()
+            self.kill()
             self.cleanup()
             raise
 
-    def _wait_for_objects(self):
-        """{path: interfaces} of the objects to fuzz, once all are there."""
-        wanted = [self.system.domain_path, self.system.volume_path] if self.system else []
+    def _wait_for_objects(self, wanted):
+        client = self.daemon.client
 
         def ready():
-            objects = self.client.get_managed_objects()
+            objects = client.get_managed_objects()
             test_domains = [p for p, i in objects.items()
                             if DOMAIN_IFACE in i and '/test_default/' in p]
-            if test_domains and all(p in objects for p in wanted):
+            if (test_domains or wanted) and all(p in objects for p in wanted):
                 return objects
             return None
 
-        objects = wait_until(ready, 60, 'the test driver domain and the fuzz objects')
+        objects = wait_until(ready, 60, 'the objects to fuzz on ' + self.name)
         picked = {p: sorted(i) for p, i in objects.items()
                   if '/test_default/' in p or p in wanted}
-        return picked, set(wanted)
+        picked[MANAGER_PATH] = ['org.libvirt.GuestFS.Manager']
+        return picked
 
-    def objects(self):
-        """{path: [interfaces]} of every object the fuzzer calls, the
-        Manager included."""
-        objects = dict(self.fuzz_objects)
-        objects[MANAGER_PATH] = ['org.libvirt.GuestFS.Manager']
-        return objects
+    @property
+    def address(self):
+        return self.bus.address
 
-    def daemon_alive(self):
+    def alive(self):
         return self.daemon.is_running()
 
-    def daemon_log(self):
+    def log(self):
         return self.daemon.log()
 
     def log_findings(self):
         """Lines of the daemon's output that are findings by themselves."""
-        found = []
-        for line in self.daemon_log().splitlines():
-            if any(marker in line for marker in SANITIZER_MARKERS + CRITICAL_MARKERS):
-                found.append(line)
-        return found
+        return ['%s: %s' % (self.name, line) for line in self.log().splitlines()
+                if any(marker in line for marker in SANITIZER_MARKERS + CRITICAL_MARKERS)]
+
+    def get_managed_objects(self):
+        return self.daemon.client.get_managed_objects()
 
     def stop(self):
         """Stops the daemon (it must exit with status 0 on SIGTERM);
@@ -151,12 +139,56 @@ class Target:
             return str(error).split('; its output:')[0]
         return None
 
+    def kill(self):
+        if self.daemon is not None and self.daemon.is_running():
+            self.daemon.process.kill()
+            self.daemon.process.wait()
+
+    def cleanup(self):
+        if self.daemon is not None:
+            self.daemon.remove_log()
+        if self.bus is not None:
+            self.bus.stop()
+
+
+class Target:
+    """The services the fuzzer calls: one daemon on test:///default (the
+    object model, every call answered at once) and, with appliance, one on
+    qemu:///system with the SystemObjects.  Two daemons, so that calls on
+    the test driver never wait for an appliance slot of the other."""
+
+    def __init__(self, daemon_binary, appliance, launch_timeout, idle_timeout):
+        os.environ['LGD_DAEMON'] = daemon_binary
+        # As tools/lib.sh sets them: KVM hangs here.
+        os.environ.setdefault('LIBGUESTFS_BACKEND', 'libvirt')
+        os.environ.setdefault('LIBGUESTFS_BACKEND_SETTINGS', 'force_tcg')
+        self.system = None
+        self.services = []
+        self.cache_dir = tempfile.mkdtemp(prefix='lgd-fuzz-cache-')
+        args = ['--max-appliances', '2', '--idle-timeout', str(idle_timeout),
+                '--launch-timeout', str(launch_timeout), '--volume-rescan-interval', '1',
+                '--force-tcg']
+        try:
+            self.services.append(Service('test:///default', [TEST_URI], args, [],
+                                         os.path.join(self.cache_dir, 'test')))
+            if appliance:
+                self.system = SystemObjects()
+                self.services.append(Service(
+                    'qemu:///system', [SYSTEM_URI], args,
+                    [self.system.domain_path, self.system.volume_path],
+                    os.path.join(self.cache_dir, 'system')))
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def kill(self):
+        for service in self.services:
+            service.kill()
+
     def cleanup(self):
         try:
-            if self.daemon is not None:
-                self.daemon.remove_log()
-            if self.bus is not None:
-                self.bus.stop()
+            for service in self.services:
+                service.cleanup()
             shutil.rmtree(self.cache_dir, ignore_errors=True)
         finally:
             if self.system is not None:

@@ -30,6 +30,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -39,7 +40,7 @@ from gi.repository import Gio, GLib
 
 import fuzz_api
 import fuzz_values
-from fuzz_target import TEST_URI, Target
+from fuzz_target import Target
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTROSPECTION_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'introspection')
@@ -59,6 +60,11 @@ NO_ANSWER_ERRORS = {'org.freedesktop.DBus.Error.NoReply',
                     'org.freedesktop.DBus.Error.TimedOut'}
 # Interfaces whose calls may need the object's appliance.
 APPLIANCE_IFACES = {'org.libvirt.GuestFS.Files', 'org.libvirt.GuestFS.Inspector'}
+# Methods that wait for the appliance's queue (StopAppliance stops it after
+# the calls queued on it).
+APPLIANCE_METHODS = {'StartAppliance', 'StopAppliance'}
+# Target.services' names, for reproducers.
+SERVICE_NAMES = []
 
 # Bounds on the time to a reply, per class of call (seconds).  A property
 # Get or an unknown method never waits for anything; a call refused or
@@ -72,6 +78,8 @@ LAUNCH_TIMEOUT = 180
 APPLIANCE_BOUND = LAUNCH_TIMEOUT + 120.0
 IDLE_TIMEOUT = 10
 
+# Messages bigger than this are remembered as suspects of stalls.
+BIG_MESSAGE = 64 * 1024
 CONNECTIONS = 4
 MAX_IN_FLIGHT = 24
 MAX_APPLIANCE_IN_FLIGHT = 3
@@ -83,9 +91,10 @@ APPLIANCE_WINDOW = 0.6
 class Call:
     """One method call and what became of it."""
 
-    def __init__(self, number, path, iface, method, args, fds=None, klass='quick',
+    def __init__(self, number, service, path, iface, method, args, fds=None, klass='quick',
                  bound=QUICK_BOUND, label=None):
         self.number = number
+        self.service = service          # index in Target.services
         self.path = path
         self.iface = iface
         self.method = method
@@ -105,8 +114,8 @@ class Call:
         return GLib.Variant.new_tuple(*self.args)
 
     def reproducer(self):
-        text = '#%d %s.%s on %s args %s' % (
-            self.number, self.iface, self.method, self.path,
+        text = '#%d [%s] %s.%s on %s args %s' % (
+            self.number, SERVICE_NAMES[self.service], self.iface, self.method, self.path,
             fuzz_values.summarize(self.params()))
         if self.fds is not None:
             text += ' fds: ' + self.fds.description
@@ -114,12 +123,17 @@ class Call:
 
 
 class Findings:
-    """What fails the run, thread-safe (the probe thread adds hangs)."""
+    """What fails the run, thread-safe (the probe threads add hangs)."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.crashes = []
         self.hangs = []
+        # (service, start, end, suspects): a probe waited past PROBE_BOUND,
+        # so the service's main loop did not run from start to end; the
+        # calls that hung meanwhile are that stall's consequences.
+        self.stalls = []
+        self.hang_windows = []   # (service, sent, deadline) of each hang
         self.unnamed = []
         self.log_lines = []
         self.other = []
@@ -127,6 +141,26 @@ class Findings:
     def add(self, kind, text):
         with self.lock:
             getattr(self, kind).append(text)
+            if kind == 'hangs':
+                self.hang_windows.append(None)
+
+    def add_hang(self, call, text):
+        with self.lock:
+            self.hangs.append(text)
+            self.hang_windows.append((call.service, call.sent, call.sent + call.bound))
+
+    def add_stall(self, service, start, end, text, suspects):
+        with self.lock:
+            self.hangs.append(text)
+            self.hang_windows.append(None)
+            self.stalls.append((service, start, end, suspects))
+
+    def during_stall(self, window):
+        if window is None:
+            return False
+        service, sent, deadline = window
+        return any(s == service and sent < end and deadline > start
+                   for s, start, end, _ in self.stalls)
 
     def total(self):
         return (len(self.crashes) + len(self.hangs) + len(self.unnamed)
@@ -183,12 +217,15 @@ class Prober(threading.Thread):
     connection of their own, each of which must be answered within
     PROBE_BOUND while the fuzzer's other calls are in flight."""
 
-    def __init__(self, address, object_paths, findings, stats):
+    def __init__(self, service_index, service, findings, stats):
         super().__init__(daemon=True)
-        self.connection = new_connection(address)
+        self.service = service_index
+        self.connection = new_connection(service.address)
+        object_paths = sorted(service.objects)
         self.findings = findings
         self.stats = stats
         self.stop_event = threading.Event()
+        self.big_calls = ()
         domain = next((p for p in object_paths if '/domain/' in p), MANAGER_PATH)
         self.probes = [
             (MANAGER_PATH, PROPERTIES_IFACE, 'Get',
@@ -206,10 +243,10 @@ class Prober(threading.Thread):
 
     def probe(self, path, iface, method, args):
         self.number += 1
-        call = Call(self.number, path, iface, method,
+        call = Call(self.number, self.service, path, iface, method,
                     [args.get_child_value(i) for i in range(args.n_children())] if args else [],
                     klass='probe', bound=PROBE_BOUND, label='probe %s.%s' % (iface, method))
-        start = time.monotonic()
+        start = call.sent = time.monotonic()
         try:
             self.connection.call_sync(BUS_NAME, path, iface, method, args, None,
                                       Gio.DBusCallFlags.NONE, 30000, None)
@@ -220,8 +257,20 @@ class Prober(threading.Thread):
         self.stats.record(call)
         if call.latency > PROBE_BOUND or call.outcome in NO_ANSWER_ERRORS \
                 or call.outcome == 'local:timeout':
-            self.findings.add('hangs', 'probe %s answered after %.2f s (%s; bound %.0f s)'
-                              % (call.reproducer(), call.latency, call.outcome, PROBE_BOUND))
+            # The big calls sent to this service shortly before are the
+            # likely causes (one of each method, biggest first): replay
+            # them one by one to tell which.
+            suspects, seen = [], set()
+            for sent, service, size, label, text in sorted(
+                    list(self.big_calls), key=lambda c: -c[2]):
+                if service == self.service and start - 10 <= sent <= start \
+                        and label not in seen and len(suspects) < 4:
+                    seen.add(label)
+                    suspects.append('%d-byte message: %s' % (size, text))
+            self.findings.add_stall(
+                self.service, start, start + call.latency,
+                'probe %s answered after %.2f s (%s; bound %.0f s): the main loop stalled'
+                % (call.reproducer(), call.latency, call.outcome, PROBE_BOUND), suspects)
 
     def stop(self):
         self.stop_event.set()
@@ -233,13 +282,20 @@ class Fuzzer:
     def __init__(self, options, api, target):
         self.options = options
         self.api = api
-        self.target = target
+        self.services = target.services
         self.rng = random.Random(options.seed)
-        self.objects = target.objects()            # path -> [interfaces]
-        self.values = fuzz_values.Values(self.rng, api, sorted(self.objects))
-        self.address = target.bus.address
-        self.connections = [new_connection(self.address) for _ in range(CONNECTIONS)]
+        # (service index, path, [interfaces]) of every object to call.
+        self.objects = [(index, path, service.objects[path])
+                        for index, service in enumerate(self.services)
+                        for path in sorted(service.objects)]
+        self.values = fuzz_values.Values(self.rng, api,
+                                         sorted({path for _, path, _ in self.objects}))
+        self.connections = [[new_connection(s.address) for _ in range(CONNECTIONS)]
+                            for s in self.services]
         self.pending = {}
+        # (sent, service, size, label, reproducer) of recent calls with big
+        # messages, suspects of a main-loop stall.
+        self.big_calls = collections.deque(maxlen=64)
         self.number = 0
         self.findings = Findings()
         self.stats = Stats()
@@ -247,29 +303,44 @@ class Fuzzer:
         self.scratch = tempfile.mkdtemp(prefix='lgd-fuzz-')
         self.log = open(options.log, 'w') if options.log else None
         self.start = None
-        # Every (object, method) once first, in a random order, so that a
-        # short run still reaches every method the XML declares.
-        self.first_round = [(path, method) for path in sorted(self.objects)
-                            for iface in self.objects[path]
-                            if iface in api.interfaces
-                            for method in api.interfaces[iface].methods.values()]
+        # Every method the XML declares once first, so that a short run
+        # reaches them all: on an object of the test driver where one has
+        # the interface (an answer at once), else on an appliance object
+        # (those go first, while appliance calls are still allowed).
+        offers = collections.defaultdict(list)
+        for entry in self.objects:
+            for iface in entry[2]:
+                for method in api.interfaces.get(iface, fuzz_api.Interface(iface)).methods.values():
+                    offers[method.qualified].append((entry, method))
+        self.first_round = []
+        for qualified in sorted(offers):
+            choices = offers[qualified]
+            quick = [c for c in choices
+                     if c[0][1] not in self.services[c[0][0]].appliance_objects]
+            self.first_round.append(self.rng.choice(quick or choices))
         self.rng.shuffle(self.first_round)
+        # Popped from the end: appliance objects' methods first.
+        self.first_round.sort(key=lambda c: c[0][1] in self.services[c[0][0]].appliance_objects)
 
     # --- sending -----------------------------------------------------------------
 
-    def connection(self, index=None):
+    def connection(self, service, index=None):
         if index is None:
             index = self.rng.randrange(CONNECTIONS)
-        if self.connections[index].is_closed():
-            self.connections[index] = new_connection(self.address)
-        return index, self.connections[index]
+        if self.connections[service][index].is_closed():
+            self.connections[service][index] = new_connection(self.services[service].address)
+        return index, self.connections[service][index]
 
     def send(self, call, index=None):
-        index, connection = self.connection(index)
+        index, connection = self.connection(call.service, index)
         call.connection = index
         call.sent = time.monotonic()
         call.busy_at_send = self.busy
         self.pending[call.number] = call
+        size = call.params().get_size()
+        if size > BIG_MESSAGE:
+            self.big_calls.append((call.sent, call.service, size, call.label,
+                                   call.reproducer()))
         timeout = int((call.bound + 60) * 1000)
         fd_list = call.fds.fd_list if call.fds is not None else None
         if fd_list is not None:
@@ -308,15 +379,16 @@ class Fuzzer:
                                        'latency': round(call.latency, 3)}) + '\n')
         outcome = call.outcome
         if outcome in NO_ANSWER_ERRORS or outcome == 'local:timeout':
-            self.findings.add('hangs', '%s: no reply (%s) after %.1f s'
-                              % (call.reproducer(), outcome, call.latency))
+            if not call.hung:
+                self.findings.add_hang(call, '%s: no reply (%s) after %.1f s'
+                                       % (call.reproducer(), outcome, call.latency))
         elif outcome.startswith('local:') and outcome != 'local:closed':
             self.findings.add('other', '%s: %s' % (call.reproducer(), outcome))
         elif outcome != 'ok' and not outcome.startswith('local:') and unnamed_error(outcome):
             self.findings.add('unnamed', '%s: %s' % (call.reproducer(), outcome))
         if waited > call.bound and not call.hung and outcome != 'local:closed':
-            self.findings.add('hangs', '%s: answered (%s) after %.1f s, bound %.0f s'
-                              % (call.reproducer(), outcome, waited, call.bound))
+            self.findings.add_hang(call, '%s: answered (%s) after %.1f s, bound %.0f s'
+                                   % (call.reproducer(), outcome, waited, call.bound))
 
     def sweep_hangs(self):
         """Calls past their bound are hangs; their fds are let go so that
@@ -326,47 +398,56 @@ class Fuzzer:
             waited = now - call.sent - (self.busy - call.busy_at_send)
             if not call.hung and waited > call.bound:
                 call.hung = True
-                self.findings.add('hangs', '%s: no reply within %.0f s (%s call)'
-                                  % (call.reproducer(), call.bound, call.klass))
+                self.findings.add_hang(call, '%s: no reply within %.0f s (%s call)'
+                                       % (call.reproducer(), call.bound, call.klass))
                 if call.fds is not None:
                     call.fds.release()
 
     # --- what to call --------------------------------------------------------------
 
     def appliance_allowed(self):
-        elapsed = time.monotonic() - self.start
         in_flight = sum(1 for c in self.pending.values() if c.klass == 'appliance')
-        return (elapsed < APPLIANCE_WINDOW * self.options.seconds
-                and in_flight < MAX_APPLIANCE_IN_FLIGHT)
+        return not self.appliance_window_over() and in_flight < MAX_APPLIANCE_IN_FLIGHT
 
-    def classify(self, path, method, args):
+    def appliance_window_over(self):
+        return time.monotonic() - self.start >= APPLIANCE_WINDOW * self.options.seconds
+
+    def classify(self, service, path, method, args):
         """(class, bound) of a call."""
-        if path in self.target.appliance_objects:
-            if method.iface in APPLIANCE_IFACES or method.name == 'StartAppliance':
+        appliance_objects = self.services[service].appliance_objects
+        if path in appliance_objects:
+            if method.iface in APPLIANCE_IFACES or method.name in APPLIANCE_METHODS:
                 return 'appliance', APPLIANCE_BOUND
             if method.unix_fd:
                 return 'transfer', TRANSFER_BOUND
-        if method.name == 'InspectDomains' and args[0] is not None:
+        if method.name == 'InspectDomains' and args and args[0] is not None:
             listed = args[0]
             count = listed.n_children()
             sample = [listed.get_child_value(i).get_string() for i in range(min(count, 1000))]
-            if set(sample) & self.target.appliance_objects:
+            if set(sample) & appliance_objects:
                 return 'appliance', APPLIANCE_BOUND
         return 'quick', QUICK_BOUND
 
-    def method_call(self, path=None, method=None):
-        if path is None:
-            path = self.rng.choice(sorted(self.objects))
-            ifaces = [i for i in self.objects[path] if i in self.api.interfaces
-                      and self.api.interfaces[i].methods]
-            if not ifaces:
+    def pick_method(self, entry):
+        ifaces = [i for i in entry[2] if i in self.api.interfaces
+                  and self.api.interfaces[i].methods]
+        if not ifaces:
+            return None
+        iface = self.api.interfaces[self.rng.choice(ifaces)]
+        return iface.methods[self.rng.choice(sorted(iface.methods))]
+
+    def method_call(self, entry=None, method=None, first_round=False):
+        if entry is None:
+            entry = self.rng.choice(self.objects)
+            method = self.pick_method(entry)
+            if method is None:
                 return None
-            iface = self.api.interfaces[self.rng.choice(ifaces)]
-            method = iface.methods[self.rng.choice(sorted(iface.methods))]
+        service, path, _ = entry
         plausible = self.rng.random() < 0.3
         args = self.values.arguments(method, plausible=plausible)
-        klass, bound = self.classify(path, method, args)
-        if klass == 'appliance' and not self.appliance_allowed():
+        klass, bound = self.classify(service, path, method, args)
+        if klass == 'appliance' and not (first_round and not self.appliance_window_over()) \
+                and not self.appliance_allowed():
             return None
         fds = None
         for position, (name, sig) in enumerate(method.in_args):
@@ -376,15 +457,34 @@ class Fuzzer:
                 args[position] = GLib.Variant('h', fds.handle)
         self.number += 1
         self.stats.called_methods.add(method.qualified)
-        return Call(self.number, path, method.iface, method.name, args, fds, klass, bound)
+        return Call(self.number, service, path, method.iface, method.name, args, fds,
+                    klass, bound)
+
+    def burst(self):
+        """The same call several times at once, from every connection."""
+        first = self.method_call()
+        if first is None or first.klass == 'appliance':
+            return [first] if first else []
+        calls = [first]
+        method = self.api.interfaces[first.iface].methods[first.method]
+        for _ in range(self.rng.randint(2, 7)):
+            self.number += 1
+            call = Call(self.number, first.service, first.path, first.iface, first.method,
+                        list(first.args), None, first.klass, first.bound)
+            for position, (name, sig) in enumerate(method.in_args):
+                if sig == 'h':
+                    call.fds = fuzz_values.make_fds(
+                        self.rng, 'sink' if name == 'sink' else 'source', self.scratch)
+                    call.args[position] = GLib.Variant('h', call.fds.handle)
+            calls.append(call)
+        return calls
 
     def wrong_signature(self):
-        path = self.rng.choice(sorted(self.objects))
-        ifaces = [i for i in self.objects[path] if i in self.api.interfaces]
-        iface = self.api.interfaces[self.rng.choice(ifaces)]
-        if not iface.methods:
+        entry = self.rng.choice(self.objects)
+        method = self.pick_method(entry)
+        if method is None:
             return None
-        method = iface.methods[self.rng.choice(sorted(iface.methods))]
+        service, path, _ = entry
         args = [a if a is not None else GLib.Variant('h', 0)
                 for a in self.values.arguments(method)]
         how = self.rng.choice(['extra', 'missing', 'retyped', 'wrapped', 'nothing'])
@@ -401,16 +501,18 @@ class Fuzzer:
             args = [GLib.Variant('v', GLib.Variant.new_tuple(*args))]
         elif how == 'nothing':
             args = []
-        self.number += 1
-        klass, bound = self.classify(path, method, [None] * len(method.in_args))
+        # An unchanged argument list (a method without arguments) is a
+        # real call.
+        klass, bound = self.classify(service, path, method, [])
         if klass == 'appliance' and not self.appliance_allowed():
             return None
-        return Call(self.number, path, method.iface, method.name, args, None, klass, bound,
-                    label='wrong signature %s.%s' % (method.iface, method.name))
+        self.number += 1
+        return Call(self.number, service, path, method.iface, method.name, args, None,
+                    klass, bound, label='wrong signature %s.%s' % (method.iface, method.name))
 
     def unknown_call(self):
-        path = self.rng.choice(sorted(self.objects))
-        iface = self.rng.choice(self.objects[path])
+        service, path, ifaces = self.rng.choice(self.objects)
+        iface = self.rng.choice(ifaces)
         how = self.rng.choice(['method', 'interface', 'path', 'manager-on-root'])
         method = 'NoSuch' + self.rng.choice(['Method', 'Thing', 'x' * 200])
         if how == 'interface':
@@ -418,17 +520,18 @@ class Fuzzer:
         elif how == 'path':
             path = self.values.object_path()
             method = self.rng.choice(['ReadDir', 'Inspect', 'LookupDomain', 'Get'])
+            if path in self.services[service].objects:
+                path = '/org/libvirt/GuestFS/nope'
         elif how == 'manager-on-root':
             path, iface, method = ROOT_PATH, 'org.libvirt.GuestFS.Manager', 'LookupDomain'
         args = [self.values.value(self.rng.choice(['s', 'a{sv}', 'u']))
                 for _ in range(self.rng.randint(0, 2))]
         self.number += 1
-        return Call(self.number, path, iface, method, args, None, 'probe', PROBE_BOUND,
-                    label='unknown (%s)' % how)
+        return Call(self.number, service, path, iface, method, args, None, 'probe',
+                    PROBE_BOUND, label='unknown (%s)' % how)
 
     def property_call(self):
-        path = self.rng.choice(sorted(self.objects))
-        ifaces = self.objects[path]
+        service, path, ifaces = self.rng.choice(self.objects)
         iface = self.rng.choice(ifaces)
         properties = sorted(self.api.interfaces[iface].properties) \
             if iface in self.api.interfaces else []
@@ -446,25 +549,26 @@ class Fuzzer:
             args = [GLib.Variant('s', iface), GLib.Variant('s', name),
                     GLib.Variant('v', self.values.variant_of_random_type(1))]
         self.number += 1
-        return Call(self.number, path, PROPERTIES_IFACE, how, args, None, 'probe',
+        return Call(self.number, service, path, PROPERTIES_IFACE, how, args, None, 'probe',
                     PROBE_BOUND, label='Properties.%s' % how)
 
     def standard_call(self):
-        path = self.rng.choice(sorted(self.objects) + [ROOT_PATH, '/', '/org/libvirt'])
+        service, path, _ = self.rng.choice(self.objects)
+        path = self.rng.choice([path, ROOT_PATH, '/', '/org/libvirt'])
         iface, method = self.rng.choice([
             ('org.freedesktop.DBus.Introspectable', 'Introspect'),
             ('org.freedesktop.DBus.Peer', 'Ping'),
             ('org.freedesktop.DBus.ObjectManager', 'GetManagedObjects')])
         self.number += 1
-        return Call(self.number, path, iface, method, [], None, 'quick', QUICK_BOUND)
+        return Call(self.number, service, path, iface, method, [], None, 'quick', QUICK_BOUND)
 
     def disconnect(self):
         """Drops a connection with calls in flight, as a client that dies."""
-        busy = sorted({c.connection for c in self.pending.values()})
+        busy = sorted({(c.service, c.connection) for c in self.pending.values()})
         if not busy:
             return
-        index = self.rng.choice(busy)
-        connection = self.connections[index]
+        service, index = self.rng.choice(busy)
+        connection = self.connections[service][index]
         stream = connection.get_stream()
         socket = stream.get_socket() if hasattr(stream, 'get_socket') else None
         if socket is not None:
@@ -475,13 +579,13 @@ class Fuzzer:
     def next_calls(self):
         """Calls to send now (a list, several for a burst)."""
         while self.first_round:
-            path, method = self.first_round.pop()
-            call = self.method_call(path, method)
+            entry, method = self.first_round.pop()
+            call = self.method_call(entry, method, first_round=True)
             if call is not None:
                 return [call]
             if self.appliance_window_over():
                 continue
-            self.first_round.insert(0, (path, method))
+            self.first_round.insert(0, (entry, method))
             break
         roll = self.rng.random()
         if roll < 0.66:
@@ -495,50 +599,38 @@ class Fuzzer:
         elif roll < 0.91:
             call = self.standard_call()
         elif roll < 0.96:
-            # Several at once from every connection: same method, same object.
-            first = self.method_call()
-            if first is None or first.klass == 'appliance':
-                return [first] if first else []
-            burst = [first]
-            for _ in range(self.rng.randint(2, 7)):
-                self.number += 1
-                burst.append(Call(self.number, first.path, first.iface, first.method,
-                                  first.args, None if first.fds is None else
-                                  fuzz_values.make_fds(self.rng, 'sink' if first.method in
-                                                       ('Download', 'TarOut') else 'source',
-                                                       self.scratch),
-                                  first.klass, first.bound))
-                if burst[-1].fds is not None:
-                    position = [s for _, s in self.api.interfaces[first.iface]
-                                .methods[first.method].in_args].index('h')
-                    burst[-1].args = list(first.args)
-                    burst[-1].args[position] = GLib.Variant('h', burst[-1].fds.handle)
-            return burst
+            return self.burst()
         else:
             self.disconnect()
             return []
         return [call] if call is not None else []
 
-    def appliance_window_over(self):
-        return time.monotonic() - self.start >= APPLIANCE_WINDOW * self.options.seconds
-
     # --- the run ---------------------------------------------------------------------
 
-    def check_daemon(self):
-        if not self.target.daemon_alive():
-            status = self.target.daemon.process.returncode
-            in_flight = '\n      '.join(c.reproducer() for c in self.pending.values())
-            self.findings.add('crashes', 'the daemon died (status %d) with these calls in '
-                              'flight:\n      %s' % (status, in_flight or '(none)'))
-            return False
-        return True
+    def check_daemons(self):
+        alive = True
+        for index, service in enumerate(self.services):
+            if service.alive() or getattr(service, 'reported_dead', False):
+                continue
+            service.reported_dead = True
+            status = service.daemon.process.returncode
+            in_flight = '\n      '.join(c.reproducer() for c in self.pending.values()
+                                        if c.service == index)
+            self.findings.add('crashes', 'the %s daemon died (status %d) with these calls in '
+                              'flight:\n      %s' % (service.name, status, in_flight or '(none)'))
+            alive = False
+        return alive
 
     def run(self):
         context = GLib.MainContext.default()
-        prober = Prober(self.address, sorted(self.objects), self.findings, self.stats)
+        probers = [Prober(index, service, self.findings, self.stats)
+                   for index, service in enumerate(self.services)]
+        for prober in probers:
+            prober.big_calls = self.big_calls
         self.start = time.monotonic()
         deadline = self.start + self.options.seconds
-        prober.start()
+        for prober in probers:
+            prober.start()
         last_check = 0.0
         alive = True
         try:
@@ -552,13 +644,14 @@ class Fuzzer:
                 if work_start - last_check > 1.0:
                     last_check = work_start
                     self.sweep_hangs()
-                    alive = self.check_daemon()
+                    alive = self.check_daemons()
                 self.busy += time.monotonic() - work_start
                 if len(self.pending) >= MAX_IN_FLIGHT:
                     self.wait(context, 0.05)
             alive = alive and self.drain(context)
         finally:
-            prober.stop()
+            for prober in probers:
+                prober.stop()
         return alive
 
     def wait(self, context, seconds):
@@ -575,7 +668,7 @@ class Fuzzer:
             while context.pending():
                 context.iteration(False)
             self.sweep_hangs()
-            if not self.check_daemon():
+            if not self.check_daemons():
                 return False
             if all(c.hung for c in self.pending.values()):
                 # Their fds are released: a last chance to end.
@@ -590,28 +683,31 @@ class Fuzzer:
         for call in self.pending.values():
             if call.fds is not None:
                 call.fds.release()
-        for connection in self.connections:
-            if not connection.is_closed():
-                connection.close_sync(None)
+        for connections in self.connections:
+            for connection in connections:
+                if not connection.is_closed():
+                    connection.close_sync(None)
         if self.log:
             self.log.close()
-        import shutil
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def check_still_answers(target, findings):
+def check_still_answers(service, findings):
     start = time.monotonic()
     try:
-        objects = target.client.get_managed_objects()
+        objects = service.get_managed_objects()
     except Exception as error:  # noqa: BLE001 - any failure is the finding
-        findings.add('other', 'GetManagedObjects after the run failed: %s' % error)
+        findings.add('other', '%s: GetManagedObjects after the run failed: %s'
+                     % (service.name, error))
         return
     took = time.monotonic() - start
     if took > QUICK_BOUND:
-        findings.add('hangs', 'GetManagedObjects after the run took %.1f s' % took)
-    missing = [p for p in target.fuzz_objects if p not in objects]
+        findings.add('hangs', '%s: GetManagedObjects after the run took %.1f s'
+                     % (service.name, took))
+    missing = [p for p in service.objects if p not in objects and p != MANAGER_PATH]
     if missing:
-        findings.add('other', 'objects gone after the run: %s' % ', '.join(missing))
+        findings.add('other', '%s: objects gone after the run: %s'
+                     % (service.name, ', '.join(missing)))
 
 
 def percentile(values, fraction):
@@ -619,7 +715,7 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def print_summary(options, api, fuzzer, findings, stats, elapsed):
+def print_summary(options, api, findings, stats, elapsed):
     out = sys.stdout
     print('\n=== lgd-fuzz summary: seed %d, %.0f s, %s ===' % (
         options.seed, elapsed, 'test:///default' + ('' if options.no_appliance
@@ -639,10 +735,20 @@ def print_summary(options, api, fuzzer, findings, stats, elapsed):
     for text in findings.crashes:
         print('  - ' + text, file=out)
     print('hangs: %d' % len(findings.hangs), file=out)
-    for text in findings.hangs[:40]:
+    listed = [(text, window) for text, window in zip(findings.hangs, findings.hang_windows)
+              if not findings.during_stall(window)]
+    for service, start, end, suspects in findings.stalls:
+        for suspect in suspects:
+            listed.append(('  suspect of the %.1f s stall of %s: %s'
+                           % (end - start, SERVICE_NAMES[service], suspect), None))
+    for text, _ in listed[:40]:
         print('  - ' + text, file=out)
-    if len(findings.hangs) > 40:
-        print('  ... and %d more' % (len(findings.hangs) - 40), file=out)
+    if len(listed) > 40:
+        print('  ... and %d more' % (len(listed) - 40), file=out)
+    consequences = sum(1 for window in findings.hang_windows if findings.during_stall(window))
+    if consequences:
+        print('  (%d more calls hung while a main loop stalled: consequences, not listed)'
+              % consequences, file=out)
     print('errors not named org.libvirt.GuestFS.Error.* or org.freedesktop.DBus.Error.*: %d'
           % len(findings.unnamed), file=out)
     for text in findings.unnamed[:40]:
@@ -687,34 +793,37 @@ def main():
 
     api = fuzz_api.load(INTROSPECTION_DIR)
     target = Target(options.daemon, not options.no_appliance, LAUNCH_TIMEOUT, IDLE_TIMEOUT)
+    SERVICE_NAMES[:] = [service.name for service in target.services]
     started = time.monotonic()
-    fuzzer = None
     try:
         fuzzer = Fuzzer(options, api, target)
         alive = fuzzer.run()
         findings, stats = fuzzer.findings, fuzzer.stats
-        if alive:
-            check_still_answers(target, findings)
         fuzzer.close()
-        if alive:
-            failure = target.stop()
+        for service in target.services:
+            if not service.alive():
+                continue
+            check_still_answers(service, findings)
+            failure = service.stop()
             if failure:
-                findings.add('crashes', 'on SIGTERM after the run: ' + failure)
-        for line in target.log_findings():
-            findings.add('log_lines', line)
-        never = sorted({m.qualified for m in api.methods()
-                        if any(m.iface in ifaces for ifaces in target.objects().values())}
+                findings.add('crashes', '%s: on SIGTERM after the run: %s'
+                             % (service.name, failure))
+        for service in target.services:
+            for line in service.log_findings():
+                findings.add('log_lines', line)
+        offered = {iface for service in target.services for ifaces in service.objects.values()
+                   for iface in ifaces}
+        never = sorted({m.qualified for m in api.methods() if m.iface in offered}
                        - stats.called_methods)
         if never:
             findings.add('other', 'methods of the XML never called: ' + ', '.join(never))
-        print_summary(options, api, fuzzer, findings, stats, time.monotonic() - started)
-        if findings.crashes or findings.log_lines:
-            print('\n--- daemon output (last 60 lines) ---')
-            print('\n'.join(target.daemon_log().splitlines()[-60:]))
+        print_summary(options, api, findings, stats, time.monotonic() - started)
+        if findings.crashes or findings.log_lines or not alive:
+            for service in target.services:
+                print('\n--- %s daemon output (last 60 lines) ---' % service.name)
+                print('\n'.join(service.log().splitlines()[-60:]))
     finally:
-        if target.daemon.is_running():
-            target.daemon.process.kill()
-            target.daemon.process.wait()
+        target.kill()
         target.cleanup()
     if findings.total():
         print('\nlgd-fuzz: FAILED: %d crashes, %d hangs, %d unnamed errors, %d log reports, '
