@@ -130,11 +130,17 @@ class Values:
     naming (the service's own objects); plausible makes strings that name
     real guest files and well-formed options more likely."""
 
-    def __init__(self, rng, api, object_paths):
+    def __init__(self, rng, api, object_paths, max_items=None):
         self.rng = rng
         self.api = api
+        # A cap on the huge arrays and dictionaries, to fuzz on past a
+        # known stall they cause.
+        self.max_items = max_items
         self.object_paths = list(object_paths)
         self._cache = {}
+
+    def capped(self, count):
+        return count if self.max_items is None else min(count, self.max_items)
 
     # --- basic types -----------------------------------------------------------
 
@@ -256,7 +262,7 @@ class Values:
                 paths += paths  # duplicates
             return GLib.Variant('ao', paths)
         # Many paths: what issue 11 says froze the main loop.
-        count = self.rng.choice([1000, 20000, 100000])
+        count = self.capped(self.rng.choice([1000, 20000, 100000]))
         kind = self.rng.choice(['unknown', 'same'])
         key = ('ao', count, kind)
         if key not in self._cache:
@@ -318,7 +324,7 @@ class Values:
             entries = [(self.rng.choice(keys),
                         GLib.Variant('v', GLib.Variant('v', GLib.Variant('v', self.value('a{sv}', depth=4)))))]
         else:
-            count = self.rng.choice([1000, 50000])
+            count = self.capped(self.rng.choice([1000, 50000]))
             cache_key = ('options', count)
             if cache_key not in self._cache:
                 self._cache[cache_key] = GLib.Variant('a{sv}', {
@@ -355,6 +361,8 @@ class Fds:
         self.handle = handle
         self.fd_list = fd_list
         self.description = description
+        # A transfer through these fds ends only when the fuzzer lets go.
+        self.stalling = description in STALLING_KINDS
         self.kept = []        # our ends, closed at release()
         self.sources = []     # GLib sources draining our ends
 

@@ -289,7 +289,8 @@ class Fuzzer:
                         for index, service in enumerate(self.services)
                         for path in sorted(service.objects)]
         self.values = fuzz_values.Values(self.rng, api,
-                                         sorted({path for _, path, _ in self.objects}))
+                                         sorted({path for _, path, _ in self.objects}),
+                                         options.max_items)
         self.connections = [[new_connection(s.address) for _ in range(CONNECTIONS)]
                             for s in self.services]
         self.pending = {}
@@ -563,8 +564,12 @@ class Fuzzer:
         return Call(self.number, service, path, iface, method, [], None, 'quick', QUICK_BOUND)
 
     def disconnect(self):
-        """Drops a connection with calls in flight, as a client that dies."""
-        busy = sorted({(c.service, c.connection) for c in self.pending.values()})
+        """Drops a connection with calls in flight, as a client that dies.
+        Not one with a call whose fds never move: that call is there to
+        see whether the service bounds its wait."""
+        stalling = {(c.service, c.connection) for c in self.pending.values()
+                    if c.fds is not None and c.fds.stalling}
+        busy = sorted({(c.service, c.connection) for c in self.pending.values()} - stalling)
         if not busy:
             return
         service, index = self.rng.choice(busy)
@@ -574,6 +579,7 @@ class Fuzzer:
         if socket is not None:
             socket.shutdown(True, True)
         connection.close(None, None, None)
+        self.connections[service][index] = new_connection(self.services[service].address)
         self.stats.outcomes['disconnects'] += 1
 
     def next_calls(self):
@@ -779,6 +785,9 @@ def main():
                         help='the daemon binary (default $LGD_DAEMON)')
     parser.add_argument('--no-appliance', action='store_true',
                         help='serve test:///default only (no qemu:///system, no appliance)')
+    parser.add_argument('--max-items', type=int, default=None,
+                        help='cap on the size of huge arrays and option dictionaries '
+                        '(to fuzz on past a known stall they cause)')
     parser.add_argument('--log', help='write every call and its outcome to this file (JSON lines)')
     options = parser.parse_args()
     if not options.daemon:
