@@ -21,6 +21,9 @@ from conftest import (DOMAIN_IFACE, MANAGER_PATH, SYSTEM_URI,  # noqa: E402
 from images import MIB, ImageSet  # noqa: E402
 
 TEST_URI = 'test:///default'
+# Seconds the daemon has to exit on SIGTERM: appliances under TCG on a
+# loaded machine take a while to shut down.
+STOP_TIMEOUT = 60.0
 VOLUME_SIZE = 4 * MIB
 
 # What a sanitizer build prints when it finds something.
@@ -31,8 +34,18 @@ CRITICAL_MARKERS = ('-CRITICAL **', 'CRITICAL **')
 
 
 class FuzzDaemon(Daemon):
-    """conftest's Daemon, whose output outlives stop(): a sanitizer
-    reports leaks when the daemon exits."""
+    """conftest's Daemon, whose output outlives stop() (a sanitizer
+    reports leaks when the daemon exits), and which is given STOP_TIMEOUT
+    to exit: after a fuzz run it may have appliances to shut down."""
+
+    def stop(self):
+        import conftest
+        saved = conftest.DAEMON_STOP_TIMEOUT
+        conftest.DAEMON_STOP_TIMEOUT = STOP_TIMEOUT
+        try:
+            Daemon.stop(self)
+        finally:
+            conftest.DAEMON_STOP_TIMEOUT = saved
 
     def _remove_log(self):
         pass

@@ -297,7 +297,7 @@ class Values:
         roll = self.rng.random()
         if plausible or roll < 0.25:
             entries = []
-            if plausible and self.rng.random() < 0.5:
+            if plausible and self.rng.random() < 0.7:
                 entries = []
             else:
                 for key in self.rng.sample(keys, self.rng.randint(0, 2)):
