@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 # A D-Bus fuzzer for libvirt-guestfs-dbus, driven by introspection/*.xml.
 #
-# It starts the daemon on a private bus (test:///default, and qemu:///system
-# with a small domain and volume of its own unless --no-appliance), then
+# It starts the daemon on private buses, once for test:///default and,
+# unless --no-appliance, once for qemu:///system with a small domain and
+# volume of its own (so that calls on the test driver never wait for an
+# appliance slot; some calls on those two objects boot an appliance), then
 # for --seconds calls every method of the Manager, domain and volume
 # objects with wrong and random values of the right types, hostile strings
 # and paths, random option dictionaries, bad fd indices and fds of the
@@ -19,7 +21,14 @@
 # SIGTERM, or an XML method it never called.
 #
 #   LGD_DAEMON=build/src/libvirt-guestfs-dbus /usr/bin/python3 tests/fuzz/lgd_fuzz.py \
-#       [--seconds 180] [--seed S] [--no-appliance] [--log calls.jsonl]
+#       [--seconds 180] [--seed S] [--no-appliance] [--log calls.jsonl] [--max-items N]
+#
+# The daemons inherit the environment (ASAN_OPTIONS, UBSAN_OPTIONS for a
+# sanitizer build), and their output is searched for sanitizer reports.
+# Calls that hang while a probe shows the main loop stalled are counted as
+# that stall's consequences; the big calls sent just before it are listed
+# as suspects.  --max-items caps huge arrays and dictionaries, to fuzz on
+# past a known stall they cause.
 #
 # A call is reproduced from the summary's line for it (method, object,
 # arguments, fds); a seed replays the same sequence of generated calls
