@@ -7,6 +7,8 @@
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 
@@ -33,19 +35,47 @@ SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer
 CRITICAL_MARKERS = ('-CRITICAL **', 'CRITICAL **')
 
 
+def thread_stacks(pid):
+    """The backtraces of every thread of pid, shortened to the frames
+    that name a function, or why they could not be read."""
+    if not shutil.which('gdb'):
+        return '(no gdb to show them)'
+    try:
+        result = subprocess.run(['gdb', '-p', str(pid), '-batch', '-nx',
+                                 '-ex', 'thread apply all bt'],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return '(gdb took too long)'
+    lines = [line for line in result.stdout.splitlines()
+             if line.startswith('Thread ') or line.startswith('#')]
+    return '\n'.join('      ' + line[:200] for line in lines) or result.stdout[-2000:]
+
+
 class FuzzDaemon(Daemon):
     """conftest's Daemon, whose output outlives stop() (a sanitizer
     reports leaks when the daemon exits), and which is given STOP_TIMEOUT
     to exit: after a fuzz run it may have appliances to shut down."""
 
     def stop(self):
-        import conftest
-        saved = conftest.DAEMON_STOP_TIMEOUT
-        conftest.DAEMON_STOP_TIMEOUT = STOP_TIMEOUT
+        """SIGTERM; the daemon must exit with status 0 within STOP_TIMEOUT.
+        One that does not has its threads' stacks printed (gdb) before it
+        is killed, so that the report says where it waits."""
+        if self.process.poll() is not None:
+            raise AssertionError('the service died during the run (status %d)'
+                                 % self.process.returncode)
+        self.process.send_signal(signal.SIGTERM)
         try:
-            Daemon.stop(self)
-        finally:
-            conftest.DAEMON_STOP_TIMEOUT = saved
+            status = self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            stacks = thread_stacks(self.process.pid)
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError('the service did not exit within %.0f s of SIGTERM; '
+                                 'its threads were waiting in:\n%s'
+                                 % (STOP_TIMEOUT, stacks)) from None
+        if status != 0:
+            raise AssertionError('the service exited with status %d on SIGTERM' % status)
 
     def _remove_log(self):
         pass
