@@ -120,6 +120,7 @@ class Call:
         self.busy_at_send = 0.0
         self.latency = None
         self.outcome = None             # 'ok', an error name or 'local:...'
+        self.message = None             # the error's message
         self.hung = False
 
     def params(self):
@@ -376,6 +377,7 @@ class Fuzzer:
             call.outcome = 'ok'
         except GLib.Error as error:
             call.outcome = classify_error(error)
+            call.message = error.message
         self.finish(call)
 
     def finish(self, call):
@@ -389,6 +391,7 @@ class Fuzzer:
         self.stats.record(call)
         if self.log:
             self.log.write(json.dumps({'call': call.reproducer(), 'outcome': call.outcome,
+                                       'message': call.message,
                                        'latency': round(call.latency, 3)}) + '\n')
         outcome = call.outcome
         if outcome in NO_ANSWER_ERRORS or outcome == 'local:timeout':
