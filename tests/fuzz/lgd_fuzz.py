@@ -225,6 +225,39 @@ def new_connection(address):
         | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
 
 
+class BusProber(threading.Thread):
+    """GetId on the bus itself, over and over on a connection of its own:
+    a stall that the bus shares is dbus-daemon's (a huge message being
+    relayed), not the service's."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.connection = new_connection(address)
+        self.stop_event = threading.Event()
+        self.samples = collections.deque(maxlen=100000)   # (start, latency)
+
+    def run(self):
+        while not self.stop_event.wait(0.1):
+            start = time.monotonic()
+            try:
+                self.connection.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus',
+                                          'org.freedesktop.DBus', 'GetId', None, None,
+                                          Gio.DBusCallFlags.NONE, 30000, None)
+            except GLib.Error:
+                pass
+            self.samples.append((start, time.monotonic() - start))
+
+    def slowest_between(self, start, end):
+        """The longest GetId that overlapped [start, end] (seconds)."""
+        return max((latency for sent, latency in list(self.samples)
+                    if sent < end and sent + latency > start), default=0.0)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(60)
+        self.connection.close_sync(None)
+
+
 class Prober(threading.Thread):
     """Property Gets and unknown methods, one after another on a
     connection of their own, each of which must be answered within
@@ -239,6 +272,7 @@ class Prober(threading.Thread):
         self.stats = stats
         self.stop_event = threading.Event()
         self.big_calls = ()
+        self.bus_prober = BusProber(service.address)
         domain = next((p for p in object_paths if '/domain/' in p), MANAGER_PATH)
         self.probes = [
             (MANAGER_PATH, PROPERTIES_IFACE, 'Get',
@@ -250,6 +284,7 @@ class Prober(threading.Thread):
         self.number = 0
 
     def run(self):
+        self.bus_prober.start()
         while not self.stop_event.wait(0.25):
             for path, iface, method, args in self.probes:
                 self.probe(path, iface, method, args)
@@ -277,17 +312,22 @@ class Prober(threading.Thread):
             for sent, service, size, label, text in sorted(
                     list(self.big_calls), key=lambda c: -c[2]):
                 if service == self.service and start - 10 <= sent <= start \
-                        and label not in seen and len(suspects) < 4:
+                        and label not in seen and len(suspects) < 6:
                     seen.add(label)
                     suspects.append('%d-byte message: %s' % (size, text))
+            bus = self.bus_prober.slowest_between(start, start + call.latency)
+            where = ('the main loop stalled (the bus itself answered within %.2f s)' % bus
+                     if bus < PROBE_BOUND else
+                     'the bus itself took %.2f s meanwhile: dbus-daemon stalled too' % bus)
             self.findings.add_stall(
                 self.service, start, start + call.latency,
-                'probe %s answered after %.2f s (%s; bound %.0f s): the main loop stalled'
-                % (call.reproducer(), call.latency, call.outcome, PROBE_BOUND), suspects)
+                'probe %s answered after %.2f s (%s; bound %.0f s): %s'
+                % (call.reproducer(), call.latency, call.outcome, PROBE_BOUND, where), suspects)
 
     def stop(self):
         self.stop_event.set()
         self.join(60)
+        self.bus_prober.stop()
         self.connection.close_sync(None)
 
 
