@@ -605,25 +605,32 @@ class Files(GuestFSClient):
         call_with_fds(self.connection, obj, FILES_IFACE, method,
                       GLib.Variant('(sha{sv})', (path, handle, options or {})), fds)
 
-    def transfer_out(self, obj, method, path, options=None, keep=True, close_after=None):
-        """Download or TarOut into a pipe; returns the PipeReader (its
-        data, size and digest).  Errors raise DBusError (with .reader),
-        after checking that the service let go of the pipe."""
-        r, w = os.pipe()
-        reader = PipeReader(r, keep=keep, close_after=close_after)
-        reader.start()
+    def _pipe_call(self, obj, method, path, options, theirs, pump, settle, role):
+        """method(path, theirs) while pump (a PipeReader or PipeWriter on
+        our end of the pipe) runs; then settle() checks that the service
+        let go of the pipe.  Errors raise DBusError, with the pump as
+        their attribute role."""
+        pump.start()
         failure = None
         try:
-            self.fd_call(obj, method, path, w, options)
+            self.fd_call(obj, method, path, theirs, options)
         except DBusError as error:
             failure = error
         finally:
-            os.close(w)
-            drain_after_reply(method, path, reader, failure)
+            os.close(theirs)
+            settle(method, path, pump, failure)
         if failure is not None:
-            failure.reader = reader
+            setattr(failure, role, pump)
             raise failure
-        return reader
+        return pump
+
+    def transfer_out(self, obj, method, path, options=None, keep=True, close_after=None):
+        """Download or TarOut into a pipe; returns the PipeReader (its
+        data, size and digest).  Errors raise DBusError (with .reader)."""
+        r, w = os.pipe()
+        return self._pipe_call(obj, method, path, options, w,
+                               PipeReader(r, keep=keep, close_after=close_after),
+                               drain_after_reply, 'reader')
 
     def download(self, obj, path, options=None):
         return self.transfer_out(obj, 'Download', path, options).data()
@@ -635,20 +642,9 @@ class Files(GuestFSClient):
         """Upload or TarIn from a pipe fed with chunks; returns the
         PipeWriter.  Errors raise DBusError (with .writer)."""
         r, w = os.pipe()
-        writer = PipeWriter(w, chunks, close_after=close_after)
-        writer.start()
-        failure = None
-        try:
-            self.fd_call(obj, method, path, r, options)
-        except DBusError as error:
-            failure = error
-        finally:
-            os.close(r)
-            feed_after_reply(method, path, writer, failure)
-        if failure is not None:
-            failure.writer = writer
-            raise failure
-        return writer
+        return self._pipe_call(obj, method, path, options, r,
+                               PipeWriter(w, chunks, close_after=close_after),
+                               feed_after_reply, 'writer')
 
     def upload(self, obj, path, data, options=None):
         writer = self.transfer_in(obj, 'Upload', path, [data], options)

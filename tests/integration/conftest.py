@@ -435,6 +435,7 @@ def pytest_sessionfinish(session, exitstatus):
     counts = {what: len(reporter.stats.get(what, []))
               for what in ('skipped', 'xfailed', 'xpassed')}
     if any(counts.values()):
+        reporter.ensure_newline()
         reporter.write_line('FAILED: %s: every test must run and pass' % ', '.join(
             '%d %s' % (n, what) for what, n in counts.items() if n), red=True, bold=True)
         if session.exitstatus == 0:
@@ -591,6 +592,17 @@ class LibvirtObjects:
         return self.conn.storagePoolDefineXML(
             "<pool type='dir'><name>%s</name><target><path>%s</path></target>"
             "</pool>" % (name, path), 0)
+
+    def cleanup_after_service(self, markers, errors):
+        """At the end of a module, once its service has stopped: destroys
+        the appliances of markers it left running, then removes
+        everything; errors go to errors."""
+        self.reconnect()
+        destroy_leftover_appliances(self.conn, markers, errors)
+        try:
+            self.cleanup()
+        except AssertionError as error:
+            errors.append(str(error))
 
     def cleanup(self):
         """Removes everything, trying every step; fails if any step did."""

@@ -14,7 +14,7 @@ import tarfile
 from types import SimpleNamespace
 
 from client import Files, sha256_file, wait_until
-from conftest import (SYSTEM_URI, Daemon, LibvirtObjects, destroy_leftover_appliances,
+from conftest import (SYSTEM_URI, Daemon, LibvirtObjects,
                       ensure_libvirtd_running, unique_name)
 from images import ImageSet, files_root
 
@@ -107,12 +107,7 @@ def env_for(private_bus, files=False, data=False, run=False, maxread=False, volu
         if daemon is not None:
             stop_service(daemon, api, errors)
         if virt is not None:
-            virt.reconnect()
-            destroy_leftover_appliances(virt.conn, markers, errors)
-            try:
-                virt.cleanup()
-            except AssertionError as error:
-                errors.append(str(error))
+            virt.cleanup_after_service(markers, errors)
         images.remove()
         assert not errors, '\n'.join(errors)
 

@@ -27,7 +27,7 @@ from gi.repository import GLib
 from client import (DOMAIN_IFACE, ERROR_PREFIX, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
                     GuestFSClient, PendingCall, expect_error, wait_until)
 from conftest import (SYSTEM_URI, ApplianceWatch, Daemon, LibvirtObjects, PrivateBus,
-                      cache_file, destroy_leftover_appliances, domain_path, ensure_libvirtd_running,
+                      cache_file, domain_path, ensure_libvirtd_running,
                       unique_name)
 from images import ImageSet
 from polkitstack import CALL_CLIENT, RuleFile, call_as_nobody
@@ -80,12 +80,7 @@ def env():
     finally:
         errors = []
         if virt is not None:
-            virt.reconnect()
-            destroy_leftover_appliances(virt.conn, [images.dir], errors)
-            try:
-                virt.cleanup()
-            except AssertionError as error:
-                errors.append(str(error))
+            virt.cleanup_after_service([images.dir], errors)
         images.remove()
         assert not errors, '\n'.join(errors)
 
@@ -348,6 +343,7 @@ def nobody_batch(sysenv, paths):
 def denied(env, polkit):
     """The service on a private system bus with polkitd and
     --batch-inspection; nobody may inspect all domains but the last."""
+    polkit.check(RULE_FILE)
     sysenv = SimpleNamespace(conn=env.conn, image_paths=env.image_paths)
     sysenv.denied = env.paths[-1]
     sysenv.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-system-')

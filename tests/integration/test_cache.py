@@ -20,7 +20,7 @@ from gi.repository import GLib
 from client import (DOMAIN_IFACE, FILES_IFACE, INSPECTOR_IFACE, MIB, GuestFSClient, PendingCall,
                     wait_until)
 from conftest import (SYSTEM_URI, ApplianceWatch, Daemon, LibvirtObjects, SignalRecorder,
-                      appliance_domains, cache_file, destroy_leftover_appliances,
+                      appliance_domains, cache_file,
                       ensure_libvirtd_running, state_changes, unique_name)
 from images import ImageSet
 
@@ -137,12 +137,7 @@ class Env:
         except Exception as error:
             errors.append('stopping the service: %s' % error)
         if self.virt is not None:
-            self.virt.reconnect()
-            destroy_leftover_appliances(self.virt.conn, self.markers, errors)
-            try:
-                self.virt.cleanup()
-            except AssertionError as error:
-                errors.append(str(error))
+            self.virt.cleanup_after_service(self.markers, errors)
         if self.images is not None:
             self.images.remove()
         shutil.rmtree(self.cache_dir, ignore_errors=True)

@@ -130,6 +130,7 @@ polkit.addRule(function(action, subject) {
 def pkf(polkit):
     """The private system bus with polkitd and the service, a domain with
     the files root of images.py, and a way to call the service as nobody."""
+    polkit.check(RULE)
     ensure_libvirtd_running()
     images = ImageSet.create()
     polkit.add_cleanup(images.remove)

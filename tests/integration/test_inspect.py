@@ -19,7 +19,7 @@ from gi.repository import GLib
 from client import (DOMAIN_IFACE, ERROR_PREFIX, VOLUME_IFACE, DBusError, GuestFSClient,
                     dispatch, expect_error, wait_until)
 from conftest import (SYSTEM_URI, Daemon, LibvirtObjects, PrivateBus, SignalRecorder,
-                      appliance_domains, appliance_qemu_pid, destroy_leftover_appliances,
+                      appliance_domains, appliance_qemu_pid,
                       ensure_libvirtd_running, state_changes, unique_name)
 from images import MIB, ImageSet
 
@@ -93,12 +93,7 @@ def env(private_bus):
         if daemon is not None:
             daemon.shut_down(errors)
         if virt is not None:
-            virt.reconnect()
-            destroy_leftover_appliances(virt.conn, markers, errors)
-            try:
-                virt.cleanup()
-            except AssertionError as error:
-                errors.append(str(error))
+            virt.cleanup_after_service(markers, errors)
         images.remove()
         assert not errors, '\n'.join(errors)
 

@@ -43,6 +43,7 @@ def pk(polkit):
     """The private system bus with polkitd and the service, two domains
     (one with a Debian image, one without disks), and a way to call the
     service as nobody."""
+    polkit.check(RULE)
     ensure_libvirtd_running()
     images = ImageSet.create()
     polkit.add_cleanup(images.remove)

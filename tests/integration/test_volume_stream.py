@@ -727,6 +727,7 @@ def pk_volumes(forwarder, polkit):
     """A private system bus with polkitd and the service on it (--system,
     both connections), the service's polkit actions installed, and a
     volume."""
+    polkit.check()
     virt = LibvirtObjects()
     polkit.add_cleanup(virt.cleanup)
     directory = virt.make_dir('pk-vols')
