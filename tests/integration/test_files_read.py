@@ -23,7 +23,6 @@ def env(private_bus):
 
 # --- Reads, on the read-only appliance -----------------------------------------------
 
-
 def test_read_dir_etc(env):
     entries = env.api.read_dir(env.files, '/etc')
     expected = {e.path: e for e in env.root.etc if '/' not in e.path}
@@ -170,7 +169,6 @@ def test_read_bad_input(env):
 
 # --- A running domain ------------------------------------------------------------------------
 
-
 def running_write_calls(env, obj):
     api = env.api
     tar = make_tar([('f', b'x')])
@@ -246,7 +244,6 @@ def test_writes_on_running_domain(env):
 
 # --- The read size limit -----------------------------------------------------------------------
 
-
 def test_max_read_size(env):
     """With --max-read-size 1 (MiB): ReadFile of a 2 MiB file is TooLarge
     and names Download, and WriteFile of more than 1 MiB names Upload."""
@@ -286,7 +283,6 @@ def test_max_read_size(env):
 
 
 # --- Volumes ------------------------------------------------------------------------------------
-
 
 def test_files_on_volume(env):
     """Volume objects implement Files too."""

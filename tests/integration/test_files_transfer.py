@@ -37,7 +37,6 @@ def work(env):
 
 # --- Bulk reads ------------------------------------------------------------------------
 
-
 def test_download_through_pipe_file_and_socket(env):
     api, obj = env.api, env.files
     etc = {e.path: e for e in env.root.etc}
@@ -164,7 +163,6 @@ def test_tar_out_bad_input(env):
 
 
 # --- Bulk writes ---------------------------------------------------------------------------
-
 
 def test_upload_download_round_trip(env):
     """Over 100 MiB up and back through pipes."""
@@ -301,7 +299,6 @@ def test_download_client_closes_early(env, work):
 
 
 # --- A disk without an operating system; TarIn from the files domain --------------------
-
 
 def test_filesystem_option(env):
     api, obj = env.api, env.datadom

@@ -28,7 +28,6 @@ def env(private_bus):
 
 # --- Writes that must be refused before they reach the guest ----------------------------
 
-
 def bad_write_calls(env, obj):
     """(error name, what, function) for writes whose arguments are wrong
     on their face."""
@@ -184,7 +183,6 @@ def test_bad_writes_refused_leave_image_unchanged(env):
 
 
 # --- Writes -------------------------------------------------------------------------------
-
 
 def test_first_write_switches_to_read_write(env):
     api, obj = env.api, env.files
