@@ -293,6 +293,12 @@ def daemon_environment(home, **bus_addresses):
 LOG_PROBLEM = re.compile(r'\b(WARNING|CRITICAL) \*\*|ERROR: AddressSanitizer|runtime error:'
                          r'|ERROR: LeakSanitizer')
 
+# The warnings of a service whose libvirt connection goes away, for the
+# tests that make that happen (src/lgd-connection.c).
+CONNECTION_LOST_WARNINGS = [
+    r'connection to libvirt lost; withdrawing its objects and reconnecting',
+    r'cannot connect \(will keep trying\)']
+
 
 def log_problems(text, expected=()):
     """The lines of text that LOG_PROBLEM finds, but for those matching one

@@ -8,15 +8,11 @@ import subprocess
 import pytest
 
 from client import DOMAIN_IFACE, VOLUME_IFACE, expect_error, wait_until
-from conftest import (SYSTEM_URI, domain_path, ensure_libvirtd_running, unique_name,
-                      volume_path)
+from conftest import (CONNECTION_LOST_WARNINGS, SYSTEM_URI, domain_path,
+                      ensure_libvirtd_running, unique_name, volume_path)
 
 LIBVIRTD_STOP_TIMEOUT = 30.0
 RECONNECT_TIMEOUT = 30.0
-# The warnings the service gives when libvirtd goes away under it, which
-# is what this test makes happen (src/lgd-connection.c).
-RESTART_WARNINGS = [r'connection to libvirt lost; withdrawing its objects and reconnecting',
-                    r'cannot connect \(will keep trying\)']
 
 
 def libvirtd_pid():
@@ -62,9 +58,9 @@ def libvirtd_restored():
 
 @pytest.fixture
 def system_service(start_daemon):
-    """conftest's system_service, with the warnings of a restart expected."""
+    """conftest's system_service; libvirtd goes away under it on purpose."""
     return start_daemon(SYSTEM_URI, extra_args=['--volume-rescan-interval', '1'],
-                        expected_warnings=RESTART_WARNINGS)
+                        expected_warnings=CONNECTION_LOST_WARNINGS)
 
 
 def test_libvirtd_restart(libvirtd_restored, virt, system_service, signals):

@@ -26,7 +26,8 @@ from gi.repository import Gio, GLib
 
 from client import (ERROR_PREFIX, VOLUME_IFACE, DBusError, call_with_fds, expect_error, sha256,
                     sha256_file, wait_until)
-from conftest import LibvirtObjects, SYSTEM_URI, ensure_libvirtd_running, unique_name, volume_path
+from conftest import (CONNECTION_LOST_WARNINGS, SYSTEM_URI, LibvirtObjects,
+                      ensure_libvirtd_running, unique_name, volume_path)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -645,7 +646,8 @@ def test_connection_lost_mid_transfer(virt, start_daemon, how):
         # No periodic volume rescans on the stalled connection: they are
         # made from the service's main loop, which they would block until
         # the connection dies, and libvirt's keepalive timers run there.
-        daemon = start_daemon(slow.uri, extra_args=['--volume-rescan-interval', '3600'])
+        daemon = start_daemon(slow.uri, extra_args=['--volume-rescan-interval', '3600'],
+                              expected_warnings=CONNECTION_LOST_WARNINGS)
         vols = Volumes(virt, daemon.client)
         conn = vols.client.connection
         size = 64 * MiB
