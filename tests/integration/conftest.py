@@ -330,7 +330,7 @@ class Daemon:
         address = {'DBUS_SYSTEM_BUS_ADDRESS' if system else 'DBUS_SESSION_BUS_ADDRESS':
                    bus.address}
         self.process = subprocess.Popen(
-            args, env=daemon_environment(self.home, **address), cwd='/',
+            args, env=daemon_environment(self.home, **address),
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.client = GuestFSClient(bus.connection)
         try:
