@@ -22,6 +22,10 @@ from gi.repository import Gio, GLib
 
 from client import (APPLIANCE_CALL_TIMEOUT, BUS_NAME, DOMAIN_IFACE, ROOT_PATH, SIGNAL_TIMEOUT,
                     GuestFSClient, call_method, dispatch, pump, wait_until)
+# Modules written against the older conftest import these from here; new
+# code imports them from client.
+from client import (INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH, VOLUME_IFACE,  # noqa: F401
+                    DBusError, PendingCall)
 
 DAEMON_START_TIMEOUT = 30.0
 DAEMON_STOP_TIMEOUT = 15.0
