@@ -1,6 +1,8 @@
 # Fixtures for the integration tests: a private dbus-daemon, the built
-# libvirt-guestfs-dbus on it, a small client for its API, a recorder of the
-# signals it emits, and clean-up of whatever the tests create in libvirt.
+# libvirt-guestfs-dbus on it (in a clean environment, its output checked
+# for warnings at the end), a recorder of the signals it emits, the polkit
+# stack, and clean-up of whatever the tests create in libvirt.  The client
+# side of the API is client.py.
 #
 # Run with /usr/bin/python3 (the Debian interpreter, which has gi and libvirt):
 #   LGD_DAEMON=build/src/libvirt-guestfs-dbus /usr/bin/python3 -m pytest -v tests/integration
@@ -18,17 +20,13 @@ from dataclasses import dataclass
 import pytest
 from gi.repository import Gio, GLib
 
-BUS_NAME = 'org.libvirt.GuestFS'
-ROOT_PATH = '/org/libvirt/GuestFS'
-MANAGER_PATH = ROOT_PATH + '/Manager'
-MANAGER_IFACE = 'org.libvirt.GuestFS.Manager'
-DOMAIN_IFACE = 'org.libvirt.GuestFS.Domain'
-VOLUME_IFACE = 'org.libvirt.GuestFS.Volume'
-OBJECT_MANAGER_IFACE = 'org.freedesktop.DBus.ObjectManager'
-PROPERTIES_IFACE = 'org.freedesktop.DBus.Properties'
-ERROR_PREFIX = 'org.libvirt.GuestFS.Error.'
+from client import (APPLIANCE_CALL_TIMEOUT, BUS_NAME, DOMAIN_IFACE, ROOT_PATH, SIGNAL_TIMEOUT,
+                    GuestFSClient, call_method, dispatch, pump, wait_until)
+# Modules written against the older conftest import these from here; new
+# code imports them from client.
+from client import (INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH, VOLUME_IFACE,  # noqa: F401
+                    DBusError, PendingCall)
 
-SIGNAL_TIMEOUT = 10.0
 DAEMON_START_TIMEOUT = 30.0
 DAEMON_STOP_TIMEOUT = 15.0
 
@@ -83,100 +81,6 @@ def volume_path(uri, key):
                                 escape_path_element(key))
 
 
-# --- Waiting ---------------------------------------------------------------
-
-def wait_until(condition, timeout=SIGNAL_TIMEOUT, what='the condition'):
-    """Dispatch D-Bus events until condition() returns a true value, which
-    is returned.  Fails after timeout seconds."""
-    context = GLib.MainContext.default()
-    deadline = time.monotonic() + timeout
-    while True:
-        while context.pending():
-            context.iteration(False)
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError('timed out after %.0f s waiting for %s'
-                                 % (timeout, what))
-        # Block until the next event, or for at most 50 ms so that
-        # conditions on the world outside D-Bus are re-checked too.
-        wakeup = GLib.timeout_source_new(50)
-        wakeup.set_callback(lambda *args: False)
-        wakeup.attach(context)
-        context.iteration(True)
-        wakeup.destroy()
-
-
-# --- A client for the service ---------------------------------------------
-
-class DBusError(Exception):
-    """A D-Bus error reply, with its error name."""
-
-    def __init__(self, name, message):
-        super().__init__('%s: %s' % (name, message))
-        self.name = name
-
-
-def _call(connection, path, iface, method, args=None, reply_type=None,
-          destination=BUS_NAME):
-    try:
-        reply = connection.call_sync(
-            destination, path, iface, method, args,
-            GLib.VariantType(reply_type) if reply_type else None,
-            Gio.DBusCallFlags.NONE, 30000, None)
-    except GLib.Error as error:
-        name = Gio.DBusError.get_remote_error(error)
-        if name is None:
-            raise
-        Gio.DBusError.strip_remote_error(error)
-        raise DBusError(name, error.message) from None
-    return reply.unpack() if reply is not None else None
-
-
-class GuestFSClient:
-    """The service's API, as a client program would use it."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def get_managed_objects(self):
-        (objects,) = _call(self.connection, ROOT_PATH, OBJECT_MANAGER_IFACE,
-                           'GetManagedObjects', None, '(a{oa{sa{sv}}})')
-        return objects
-
-    def objects_with(self, iface):
-        """{path: properties} of the objects implementing iface."""
-        return {path: ifaces[iface]
-                for path, ifaces in self.get_managed_objects().items()
-                if iface in ifaces}
-
-    def get_property(self, path, iface, name):
-        (value,) = _call(self.connection, path, PROPERTIES_IFACE, 'Get',
-                         GLib.Variant('(ss)', (iface, name)), '(v)')
-        return value
-
-    def get_all_properties(self, path, iface):
-        (values,) = _call(self.connection, path, PROPERTIES_IFACE, 'GetAll',
-                          GLib.Variant('(s)', (iface,)), '(a{sv})')
-        return values
-
-    def manager_property(self, name):
-        return self.get_property(MANAGER_PATH, MANAGER_IFACE, name)
-
-    def lookup_domain(self, name_or_uuid):
-        (path,) = _call(self.connection, MANAGER_PATH, MANAGER_IFACE,
-                        'LookupDomain', GLib.Variant('(s)', (name_or_uuid,)),
-                        '(o)')
-        return path
-
-    def lookup_volume(self, path_or_key):
-        (path,) = _call(self.connection, MANAGER_PATH, MANAGER_IFACE,
-                        'LookupVolume', GLib.Variant('(s)', (path_or_key,)),
-                        '(o)')
-        return path
-
-
 # --- Signals ---------------------------------------------------------------
 
 @dataclass
@@ -203,8 +107,8 @@ class SignalRecorder:
         ]
         # A round trip to the bus: once answered, the bus has processed our
         # AddMatch rules, so no signal sent from now on can be missed.
-        _call(connection, '/org/freedesktop/DBus', 'org.freedesktop.DBus',
-              'GetId', None, '(s)', destination='org.freedesktop.DBus')
+        call_method(connection, '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                    'GetId', None, '(s)', timeout=30, destination='org.freedesktop.DBus')
 
     def _on_signal(self, connection, sender, path, iface, member, params,
                    *user_data):
@@ -227,9 +131,7 @@ class SignalRecorder:
 
     def flush(self):
         """Dispatch what has arrived so far."""
-        context = GLib.MainContext.default()
-        while context.pending():
-            context.iteration(False)
+        dispatch()
 
     # Queries over what was recorded so far.
     def added(self, path):
@@ -275,6 +177,13 @@ class SignalRecorder:
                    timeout, 'PropertiesChanged %s.%s = %r on %s'
                    % (iface, name, value, path))
 
+
+
+def state_changes(recorder, path, iface=DOMAIN_IFACE):
+    """The ApplianceState values that recorder saw path take, in order."""
+    recorder.flush()
+    return [changes['ApplianceState'] for changes in recorder.changed(path, iface)
+            if 'ApplianceState' in changes]
 
 # --- Processes ---------------------------------------------------------------
 
@@ -334,10 +243,10 @@ class PrivateBus:
             None, None)
 
     def name_has_owner(self, name):
-        (owned,) = _call(self.connection, '/org/freedesktop/DBus',
-                         'org.freedesktop.DBus', 'NameHasOwner',
-                         GLib.Variant('(s)', (name,)), '(b)',
-                         destination='org.freedesktop.DBus')
+        (owned,) = call_method(self.connection, '/org/freedesktop/DBus',
+                               'org.freedesktop.DBus', 'NameHasOwner',
+                               GLib.Variant('(s)', (name,)), '(b)', timeout=30,
+                               destination='org.freedesktop.DBus')
         return owned
 
     def stop(self):
@@ -360,23 +269,73 @@ def daemon_binary():
     return os.path.abspath(path)
 
 
-class Daemon:
-    """libvirt-guestfs-dbus running on the private bus."""
+# What the service's environment holds: nothing of the caller's (so that,
+# say, LIBGUESTFS_BACKEND_SETTINGS cannot stand in for --force-tcg), only
+# what the tests choose, and the sanitizers' settings of a sanitizer build.
+DAEMON_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+PASSED_THROUGH = ('ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS')
 
-    def __init__(self, bus, uris, extra_args=()):
+
+def daemon_environment(home, **bus_addresses):
+    """HOME and the XDG directories under home, and bus_addresses
+    (DBUS_SESSION_BUS_ADDRESS= or DBUS_SYSTEM_BUS_ADDRESS=)."""
+    env = {'PATH': DAEMON_PATH, 'HOME': home, 'LANG': 'C.UTF-8',
+           'XDG_CACHE_HOME': os.path.join(home, 'cache'),
+           'XDG_CONFIG_HOME': os.path.join(home, 'config'),
+           'XDG_DATA_HOME': os.path.join(home, 'data'),
+           # a critical is a bug: it aborts the service, and the test fails
+           'G_DEBUG': 'fatal-criticals'}
+    env.update(bus_addresses)
+    for name in PASSED_THROUGH:
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+# What must not appear in the service's output: GLib warnings and
+# criticals, and the reports of the sanitizers.
+LOG_PROBLEM = re.compile(r'\b(WARNING|CRITICAL) \*\*|ERROR: AddressSanitizer|runtime error:'
+                         r'|ERROR: LeakSanitizer')
+
+# The warnings of a service whose libvirt connection goes away, for the
+# tests that make that happen (src/lgd-connection.c).
+CONNECTION_LOST_WARNINGS = [
+    r'connection to libvirt lost; withdrawing its objects and reconnecting',
+    r'cannot connect \(will keep trying\)']
+
+
+def log_problems(text, expected=()):
+    """The lines of text that LOG_PROBLEM finds, but for those matching one
+    of the expected regular expressions (warnings a test provokes)."""
+    return [line for line in text.splitlines()
+            if LOG_PROBLEM.search(line) and not any(re.search(p, line) for p in expected)]
+
+
+class Daemon:
+    """libvirt-guestfs-dbus running on a private bus (a session bus, or
+    with system a bus of type system), in a clean environment.  Its output
+    must hold no warning, critical nor sanitizer report but those of
+    expected_warnings (regular expressions), which stop() checks."""
+
+    def __init__(self, bus, uris, extra_args=(), system=False, expected_warnings=(),
+                 stop_timeout=DAEMON_STOP_TIMEOUT):
         self.bus = bus
         self.uris = list(uris)
-        args = [daemon_binary(), '--session', '--verbose']
+        self.expected_warnings = list(expected_warnings)
+        self.stop_timeout = stop_timeout
+        args = [daemon_binary(), '--system' if system else '--session', '--verbose']
         for uri in self.uris:
             args += ['--connect', uri]
         args += list(extra_args)
         self.args = args
+        self.home = tempfile.mkdtemp(prefix='lgd-test-home-')
         self.log_file = tempfile.NamedTemporaryFile(
             prefix='lgd-test-daemon-', suffix='.log', delete=False)
-        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
+        address = {'DBUS_SYSTEM_BUS_ADDRESS' if system else 'DBUS_SESSION_BUS_ADDRESS':
+                   bus.address}
         self.process = subprocess.Popen(
-            args, env=env, stdin=subprocess.DEVNULL,
-            stdout=self.log_file, stderr=subprocess.STDOUT)
+            args, env=daemon_environment(self.home, **address),
+            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.client = GuestFSClient(bus.connection)
         try:
             self._wait_ready()
@@ -386,6 +345,7 @@ class Daemon:
                 self.process.wait()
             self._remove_log()
             raise
+        _running_daemons.append(self)
 
     def _wait_ready(self):
         args, bus = self.args, self.bus
@@ -410,8 +370,28 @@ class Daemon:
     def is_running(self):
         return self.process.poll() is None
 
+    def stop_appliances(self):
+        """Stops the appliances, so that the service exits promptly."""
+        if self.is_running():
+            self.client.stop_appliances()
+
+    def shut_down(self, errors):
+        """Stops the appliances, then the service (as stop()); what fails
+        goes to errors."""
+        try:
+            self.stop_appliances()
+        except Exception as error:  # the service may have died
+            errors.append('stopping appliances: %s' % error)
+        try:
+            self.stop()
+        except AssertionError as error:
+            errors.append(str(error))
+
     def stop(self):
-        """SIGTERM, and the service must exit with status 0."""
+        """SIGTERM: the service must exit with status 0, and its output hold
+        no unexpected warning, critical or sanitizer report."""
+        if self in _running_daemons:
+            _running_daemons.remove(self)
         try:
             if self.process.poll() is not None:
                 raise AssertionError('the service died during the test '
@@ -419,15 +399,19 @@ class Daemon:
                                      % (self.process.returncode, self.log()))
             self.process.send_signal(signal.SIGTERM)
             try:
-                status = self.process.wait(timeout=DAEMON_STOP_TIMEOUT)
+                status = self.process.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
                 raise AssertionError('the service did not exit within %.0f s of '
                                      'SIGTERM; its output:\n%s'
-                                     % (DAEMON_STOP_TIMEOUT, self.log()))
+                                     % (self.stop_timeout, self.log()))
             assert status == 0, ('the service exited with status %d on SIGTERM; '
                                  'its output:\n%s' % (status, self.log()))
+            problems = log_problems(self.log(), self.expected_warnings)
+            assert not problems, ('the service (%s) logged warnings, criticals or '
+                                  'sanitizer reports:\n%s'
+                                  % (' '.join(self.args), '\n'.join(problems)))
         finally:
             self._remove_log()
 
@@ -435,6 +419,7 @@ class Daemon:
         self.log_file.close()
         if os.path.exists(self.log_file.name):
             os.unlink(self.log_file.name)
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 _running_daemons = []
@@ -448,7 +433,23 @@ def pytest_runtest_makereport(item, call):
     if report.when == 'call' and report.failed:
         for daemon in _running_daemons:
             report.sections.append(('libvirt-guestfs-dbus output (%s)'
-                                    % ' '.join(daemon.uris), daemon.log()))
+                                    % ' '.join(daemon.args[1:]), daemon.log()))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test, or an expected failure, fails the run: meson (and
+    so tools/check) only sees the exit status."""
+    reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+    if reporter is None:
+        return
+    counts = {what: len(reporter.stats.get(what, []))
+              for what in ('skipped', 'xfailed', 'xpassed')}
+    if any(counts.values()):
+        reporter.ensure_newline()
+        reporter.write_line('FAILED: %s: every test must run and pass' % ', '.join(
+            '%d %s' % (n, what) for what, n in counts.items() if n), red=True, bold=True)
+        if session.exitstatus == 0:
+            session.exitstatus = 1
 
 
 @pytest.fixture(scope='session')
@@ -465,21 +466,30 @@ def start_daemon(private_bus):
     is stopped at the end of the test, and must exit with status 0."""
     daemons = []
 
-    def start(*uris, extra_args=()):
-        daemon = Daemon(private_bus, uris, extra_args)
+    def start(*uris, extra_args=(), expected_warnings=()):
+        daemon = Daemon(private_bus, uris, extra_args, expected_warnings=expected_warnings)
         daemons.append(daemon)
-        _running_daemons.append(daemon)
         return daemon
 
     yield start
     errors = []
     for daemon in daemons:
-        _running_daemons.remove(daemon)
         try:
             daemon.stop()
         except AssertionError as error:
             errors.append(str(error))
     assert not errors, '\n'.join(errors)
+
+
+@pytest.fixture(scope='module')
+def polkit():
+    """A polkitstack.Stacks: start() puts up the system bus, polkitd and
+    the service (with a rules file of the module's own); everything is
+    undone at the end of the module, after add_cleanup()'s functions."""
+    from polkitstack import Stacks
+    stacks = Stacks()
+    yield stacks
+    stacks.finish()
 
 
 @pytest.fixture
@@ -495,14 +505,6 @@ def pick(props, expected):
     later versions add to an interface do not matter; a property missing
     from props still makes the comparison with expected fail."""
     return {key: value for key, value in props.items() if key in expected}
-
-
-def assert_dbus_error(name, func, *args):
-    """func(*args) must fail with org.libvirt.GuestFS.Error.<name>."""
-    with pytest.raises(DBusError) as info:
-        func(*args)
-    assert info.value.name == ERROR_PREFIX + name, str(info.value)
-    return info.value
 
 
 # --- libvirt, for the tests against the real libvirtd ---------------------
@@ -601,6 +603,17 @@ class LibvirtObjects:
             "<pool type='dir'><name>%s</name><target><path>%s</path></target>"
             "</pool>" % (name, path), 0)
 
+    def cleanup_after_service(self, markers, errors):
+        """At the end of a module, once its service has stopped: destroys
+        the appliances of markers it left running, then removes
+        everything; errors go to errors."""
+        self.reconnect()
+        destroy_leftover_appliances(self.conn, markers, errors)
+        try:
+            self.cleanup()
+        except AssertionError as error:
+            errors.append(str(error))
+
     def cleanup(self):
         """Removes everything, trying every step; fails if any step did."""
         import libvirt
@@ -655,69 +668,7 @@ def system_service(start_daemon):
     return start_daemon(SYSTEM_URI, extra_args=['--volume-rescan-interval', '1'])
 
 
-# --- Appliances (issue 3): long calls, libguestfs's appliance domains -----
-
-INSPECTOR_IFACE = 'org.libvirt.GuestFS.Inspector'
-# An appliance boots in 15-40 s under TCG, more when several boot at once.
-APPLIANCE_CALL_TIMEOUT = 600.0
-
-
-def call_method(connection, path, iface, method, args=None, reply_type=None,
-                timeout=APPLIANCE_CALL_TIMEOUT, destination=BUS_NAME):
-    """A method call with a long timeout; D-Bus errors raise DBusError."""
-    try:
-        reply = connection.call_sync(
-            destination, path, iface, method, args,
-            GLib.VariantType(reply_type) if reply_type else None,
-            Gio.DBusCallFlags.NONE, int(timeout * 1000), None)
-    except GLib.Error as error:
-        name = Gio.DBusError.get_remote_error(error)
-        if name is None:
-            raise
-        Gio.DBusError.strip_remote_error(error)
-        raise DBusError(name, error.message) from None
-    return reply.unpack() if reply is not None else None
-
-
-class PendingCall:
-    """A method call sent without waiting for its reply (the reply is
-    dispatched by wait_until and friends, on the default main context)."""
-
-    def __init__(self, connection, path, iface, method, args=None,
-                 reply_type=None, timeout=APPLIANCE_CALL_TIMEOUT,
-                 destination=BUS_NAME):
-        self.what = '%s.%s on %s' % (iface, method, path)
-        self.sent = time.monotonic()
-        self.finished = None
-        self._reply = None
-        self._error = None
-        connection.call(destination, path, iface, method, args,
-                        GLib.VariantType(reply_type) if reply_type else None,
-                        Gio.DBusCallFlags.NONE, int(timeout * 1000), None,
-                        self._on_reply)
-
-    def _on_reply(self, connection, result):
-        try:
-            self._reply = connection.call_finish(result)
-        except GLib.Error as error:
-            name = Gio.DBusError.get_remote_error(error)
-            if name is None:
-                self._error = error
-            else:
-                Gio.DBusError.strip_remote_error(error)
-                self._error = DBusError(name, error.message)
-        self.finished = time.monotonic()
-
-    def done(self):
-        return self.finished is not None
-
-    def wait(self, timeout=APPLIANCE_CALL_TIMEOUT):
-        """The unpacked reply; a D-Bus error raises DBusError."""
-        wait_until(self.done, timeout, 'the reply to ' + self.what)
-        if self._error is not None:
-            raise self._error
-        return self._reply.unpack() if self._reply is not None else None
-
+# --- Appliances ----------------------------------------------------------------
 
 APPLIANCE_PREFIX = 'guestfs-'
 
@@ -743,6 +694,21 @@ def appliance_domains(conn, markers=None):
     return sorted(names)
 
 
+
+def destroy_leftover_appliances(conn, markers, errors):
+    """Destroys the appliances of markers still running (the service
+    should have shut them down on exit), and says so in errors."""
+    import libvirt
+    leftovers = appliance_domains(conn, markers)
+    for name in leftovers:
+        try:
+            conn.lookupByName(name).destroy()
+        except libvirt.libvirtError:
+            pass  # gone meanwhile
+    if leftovers:
+        errors.append('appliances left running after the service exited: %s'
+                      % ', '.join(leftovers))
+
 def appliance_qemu_pid(name):
     """The pid of the qemu of a running libvirt domain of qemu:///system."""
     try:
@@ -761,20 +727,6 @@ def cache_file(cache_dir, uri, object_id):
     digest = hashlib.sha256(('%s\n%s' % (uri, object_id)).encode('utf-8')).hexdigest()
     return os.path.join(cache_dir, digest + '.inspection')
 
-
-def pump(seconds, until=None):
-    """Dispatches D-Bus events for up to seconds, or until until()."""
-    context = GLib.MainContext.default()
-    deadline = time.monotonic() + seconds
-    while True:
-        while context.pending():
-            context.iteration(False)
-        if until is not None and until():
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        time.sleep(min(0.05, remaining))
 
 
 class ApplianceWatch:

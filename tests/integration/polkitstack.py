@@ -4,7 +4,8 @@
 # service on it with --system, the service's polkit actions installed where
 # polkitd reads them, rules files of the test's own, and a client script
 # run as nobody (through setpriv) that prints what came of its calls as
-# JSON.  Everything is undone by the cleanups the caller runs.
+# JSON.  Modules get it from conftest's polkit fixture (a Stacks), which
+# undoes everything at the end of the module.
 
 import json
 import os
@@ -12,10 +13,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
-from conftest import BUS_NAME, PrivateBus, _running_daemons, daemon_binary, wait_until
+from conftest import (Daemon, LibvirtObjects, PrivateBus, daemon_binary,
+                      destroy_leftover_appliances, wait_until)
 
 POLKIT_NAME = 'org.freedesktop.PolicyKit1'
 POLKITD = '/usr/lib/polkit-1/polkitd'
@@ -25,6 +28,9 @@ RULES_DIR = '/etc/polkit-1/rules.d'
 NOBODY_UID = 65534
 # The service shuts its appliances down on exit: give it the time to.
 STOP_TIMEOUT = 90.0
+# polkitd notices a changed rules file within a second or two.
+RULE_RELOAD_TIMEOUT = 20.0
+ERROR_PREFIX = 'org.libvirt.GuestFS.Error.'
 
 
 def fail(message):
@@ -32,11 +38,10 @@ def fail(message):
 
 
 class Process:
-    """A daemon of ours with its output in a log file."""
+    """polkitd, with its output in a log file."""
 
     def __init__(self, args, env, what):
         self.what = what
-        self.uris = [what]  # for the failure report of conftest
         self.log_file = tempfile.NamedTemporaryFile(prefix='lgd-test-%s-' % what,
                                                     suffix='.log', delete=False)
         self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
@@ -57,24 +62,18 @@ class Process:
             raise AssertionError('%s exited with status %d; its output:\n%s'
                                  % (self.what, self.process.returncode, self.log()))
 
-    def stop(self, timeout=15, must_exit_cleanly=False):
+    def stop(self, timeout=15):
         try:
             if self.process.poll() is not None:
-                if must_exit_cleanly:
-                    raise AssertionError('%s died during the test (status %d):\n%s'
-                                         % (self.what, self.process.returncode, self.log()))
                 return
             self.process.send_signal(signal.SIGTERM)
             try:
-                status = self.process.wait(timeout=timeout)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
                 raise AssertionError('%s did not exit within %d s of SIGTERM:\n%s'
                                      % (self.what, timeout, self.log())) from None
-            if must_exit_cleanly:
-                assert status == 0, ('%s exited with status %d on SIGTERM:\n%s'
-                                     % (self.what, status, self.log()))
         finally:
             self.log_file.close()
             os.unlink(self.log_file.name)
@@ -164,17 +163,14 @@ def run_cleanups(cleanups):
 
 
 class Stack:
-    """The system bus, polkitd and the service (started with --system
-    --verbose and SERVICE_ARGS), the policy installed and RULE (if any)
-    removed at the end, and CLIENT_SOURCE written where nobody can run it.
-    Whatever is started is undone by CLEANUPS, also when starting fails
-    half-way.  check_prerequisites(RULE) comes first; a rule written before
-    this applies from polkitd's start."""
+    """The system bus, polkitd and the service (a conftest.Daemon started
+    with --system --verbose and SERVICE_ARGS), the policy installed, and
+    CLIENT_SOURCE written where nobody can run it.  Whatever is started is
+    undone by CLEANUPS, also when starting fails half-way.  Made by
+    Stacks.start()."""
 
     def __init__(self, cleanups, service_args, client_source, client_name='client.py',
-                 rule=None):
-        if rule is not None:
-            cleanups.append(rule.remove)
+                 expected_warnings=()):
         install = PolicyInstall(built_policy())
         cleanups.append(install.remove)
 
@@ -186,17 +182,9 @@ class Stack:
         cleanups.append(polkitd.stop)
         polkitd.wait_owner(self.bus, POLKIT_NAME)
 
-        service = Process([daemon_binary(), '--system', '--verbose'] + list(service_args),
-                          dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address),
-                          'libvirt-guestfs-dbus --system')
-        _running_daemons.append(service)
-
-        def stop_service():
-            _running_daemons.remove(service)
-            service.stop(timeout=STOP_TIMEOUT, must_exit_cleanly=True)
-        cleanups.append(stop_service)
-        service.wait_owner(self.bus, BUS_NAME)
-        self.service = service
+        self.service = Daemon(self.bus, [], service_args, system=True,
+                              expected_warnings=expected_warnings, stop_timeout=STOP_TIMEOUT)
+        cleanups.append(self.service.stop)
 
         self.client = os.path.join(self.bus.dir, client_name)
         with open(self.client, 'w') as f:
@@ -220,3 +208,102 @@ class Stack:
         assert report.get('euid', NOBODY_UID) == NOBODY_UID, report
         assert report.get('groups', []) in ([], [NOBODY_UID]), report
         return report
+
+
+class Stacks:
+    """What conftest's polkit fixture gives a module: start() checks the
+    prerequisites, writes the module's rule (before polkitd starts, which
+    then applies it at once) and puts up a Stack; add_cleanup() registers
+    what the module built before (images, libvirt objects), to be undone
+    after the stacks; finish() undoes it all, checks that no appliance of
+    markers is left running and that the rule is gone, and fails on any
+    error."""
+
+    def __init__(self):
+        self.cleanups = []
+        self.markers = []
+        self.rules = []
+
+    def add_cleanup(self, func):
+        self.cleanups.append(func)
+
+    def check(self, rule=None):
+        """Fails at once (before images are built) when start() would."""
+        check_prerequisites(rule)
+
+    def start(self, service_args, client_source, client_name='client.py', rule=None,
+              rule_text=None, expected_warnings=()):
+        check_prerequisites(rule)
+        if rule is not None:
+            self.rules.append(rule)
+            self.cleanups.append(rule.remove)
+            if rule_text is not None:
+                rule.write(rule_text)
+        return Stack(self.cleanups, service_args, client_source, client_name,
+                     expected_warnings=expected_warnings)
+
+    def finish(self):
+        errors = run_cleanups(self.cleanups)
+        if self.markers:
+            try:
+                conn = LibvirtObjects().conn
+                destroy_leftover_appliances(conn, self.markers, errors)
+                conn.close()
+            except Exception as error:
+                errors.append('checking for appliances: %s' % error)
+        for rule in self.rules:
+            if os.path.exists(rule.path):
+                errors.append('%s is still there' % rule.path)
+        assert not errors, '\n'.join(errors)
+
+
+# Runs as nobody: one call (address, path, iface, method, signature and the
+# arguments as a JSON list), and what came of it on stdout as JSON.
+CALL_CLIENT = r'''
+import json, os, sys
+from gi.repository import Gio, GLib
+
+address, path, iface, method, signature, args = sys.argv[1:7]
+result = {'uid': os.getuid(), 'euid': os.geteuid(), 'groups': os.getgroups()}
+try:
+    bus = Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+    params = GLib.Variant(signature, tuple(json.loads(args))) if signature else None
+    reply = bus.call_sync('org.libvirt.GuestFS', path, iface, method, params,
+                          None, Gio.DBusCallFlags.NONE, 600000, None)
+    result['reply'] = reply.unpack()
+except GLib.Error as error:
+    name = Gio.DBusError.get_remote_error(error)
+    Gio.DBusError.strip_remote_error(error)
+    result['error'] = name or 'local: ' + str(error)
+    result['message'] = error.message
+print(json.dumps(result, default=lambda value: repr(value)))
+'''
+
+
+def call_as_nobody(stack, path, iface, method, signature='', args=()):
+    """Calls the service of stack (started with CALL_CLIENT) as user
+    nobody; returns the client's report: 'reply' or 'error' (the D-Bus
+    error name) and 'message'."""
+    return stack.run_as_nobody([stack.bus.address, path, iface, method, signature,
+                                json.dumps(list(args))])
+
+
+def assert_denied(report):
+    """A report of the nobody client: the call was denied."""
+    assert report.get('error') == ERROR_PREFIX + 'NotAuthorized', report
+
+
+def wait_for_rules(check, what):
+    """Calls check() until it returns a report (not None): polkitd reloads
+    rules on its own schedule."""
+    deadline = time.monotonic() + RULE_RELOAD_TIMEOUT
+    while True:
+        report = check()
+        if report is not None:
+            return report
+        if time.monotonic() > deadline:
+            raise AssertionError('polkitd did not apply %s within %.0f s'
+                                 % (what, RULE_RELOAD_TIMEOUT))
+        time.sleep(0.5)

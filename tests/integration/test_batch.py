@@ -21,21 +21,17 @@ import tempfile
 import threading
 from types import SimpleNamespace
 
-import libvirt
 import pytest
 from gi.repository import GLib
 
-from conftest import (DOMAIN_IFACE, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
-                      OBJECT_MANAGER_IFACE, ROOT_PATH, SYSTEM_URI, ApplianceWatch, Daemon,
-                      DBusError, LibvirtObjects, PendingCall, PrivateBus, _running_daemons,
-                      appliance_domains, cache_file, call_method, domain_path,
-                      ensure_libvirtd_running, unique_name, wait_until)
+from client import (DOMAIN_IFACE, ERROR_PREFIX, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
+                    GuestFSClient, PendingCall, expect_error, wait_until)
+from conftest import (SYSTEM_URI, ApplianceWatch, Daemon, LibvirtObjects, PrivateBus,
+                      cache_file, domain_path, ensure_libvirtd_running,
+                      unique_name)
 from images import ImageSet
-from test_inspect import Objects
-from polkitstack import RuleFile, Stack, check_prerequisites, run_cleanups
-from test_polkit import CLIENT, as_nobody
+from polkitstack import CALL_CLIENT, RuleFile, call_as_nobody
 
-ERROR = 'org.libvirt.GuestFS.Error.'
 N_DOMAINS = 4
 # Not test_polkit's file: the two modules never share a rule.
 RULE_FILE = RuleFile('10-lgd-test-batch.rules')
@@ -84,19 +80,7 @@ def env():
     finally:
         errors = []
         if virt is not None:
-            virt.reconnect()
-            leftovers = appliance_domains(virt.conn, [images.dir])
-            for name in leftovers:
-                try:
-                    virt.conn.lookupByName(name).destroy()
-                except libvirt.libvirtError:
-                    pass
-            if leftovers:
-                errors.append('appliances left running: %s' % ', '.join(leftovers))
-            try:
-                virt.cleanup()
-            except AssertionError as error:
-                errors.append(str(error))
+            virt.cleanup_after_service([images.dir], errors)
         images.remove()
         assert not errors, '\n'.join(errors)
 
@@ -140,8 +124,7 @@ class SessionService:
             self.bus.stop()
             shutil.rmtree(self.cache_dir, ignore_errors=True)
             raise
-        _running_daemons.append(self.daemon)
-        self.api = Objects(self.bus.connection)
+        self.api = GuestFSClient(self.bus.connection)
 
     def inspect_domains(self, paths, opts=None):
         return PendingCall(self.bus.connection, MANAGER_PATH, MANAGER_IFACE, 'InspectDomains',
@@ -154,7 +137,6 @@ class SessionService:
                  objects[path][INSPECTOR_IFACE]['InspectedAt']) for path in self.env.paths]
 
     def stop(self):
-        _running_daemons.remove(self.daemon)
         try:
             if self.daemon.is_running():
                 for path in self.env.paths:
@@ -248,15 +230,15 @@ def test_shared_results_are_published_and_cached(env, shared):
 
 def test_errors_are_entries(env, shared):
     service = shared.service
-    volume = wait_until(lambda: _lookup_volume(service, env.volume_image), 30,
+    volume = wait_until(lambda: service.api.try_lookup_volume(env.volume_image), 30,
                         'the volume object of ' + env.volume_image)
     unknown = domain_path(SYSTEM_URI, '00000000-0000-4000-8000-00000000dead')
     call = service.inspect_domains([unknown, volume, env.paths[0], MANAGER_PATH])
     (results,) = call.wait()
     assert sorted(results) == sorted([unknown, volume, env.paths[0], MANAGER_PATH])
-    assert results[unknown]['error'] == ERROR + 'NotFound', results[unknown]
-    assert results[MANAGER_PATH]['error'] == ERROR + 'NotFound', results[MANAGER_PATH]
-    assert results[volume]['error'] == ERROR + 'InvalidArgument', results[volume]
+    assert results[unknown]['error'] == ERROR_PREFIX + 'NotFound', results[unknown]
+    assert results[MANAGER_PATH]['error'] == ERROR_PREFIX + 'NotFound', results[MANAGER_PATH]
+    assert results[volume]['error'] == ERROR_PREFIX + 'InvalidArgument', results[volume]
     for path in (unknown, volume, MANAGER_PATH):
         assert results[path]['message'], results[path]
         assert 'systems' not in results[path], results[path]
@@ -266,18 +248,7 @@ def test_errors_are_entries(env, shared):
     for bad in ({'no-such-option': GLib.Variant('b', True)},
                 {'refresh': GLib.Variant('s', 'yes')}):
         call = service.inspect_domains(env.paths, bad)
-        with pytest.raises(DBusError) as info:
-            call.wait()
-        assert info.value.name == ERROR + 'InvalidArgument', str(info.value)
-
-
-def _lookup_volume(service, key):
-    try:
-        return service.api.lookup_volume(key)
-    except DBusError as error:
-        if error.name != ERROR + 'NotFound':
-            raise
-        return None
+        expect_error('InvalidArgument', call.wait)
 
 
 # --- Sharing off ---------------------------------------------------------------------
@@ -360,8 +331,8 @@ class InThread:
 def nobody_batch(sysenv, paths):
     """InspectDomains as nobody, appliances sampled meanwhile."""
     seen = ApplianceWatch(sysenv.conn, sysenv.image_paths)
-    call = InThread(as_nobody, sysenv, MANAGER_PATH, MANAGER_IFACE, 'InspectDomains',
-                    '(aoa{sv})', [paths, {}])
+    call = InThread(call_as_nobody, sysenv.stack, MANAGER_PATH, MANAGER_IFACE,
+                    'InspectDomains', '(aoa{sv})', [paths, {}])
     seen.during(call, interval=0.5, after=1.0)
     report = call.wait()
     assert 'reply' in report, report
@@ -369,40 +340,30 @@ def nobody_batch(sysenv, paths):
 
 
 @pytest.fixture(scope='module')
-def denied(env):
+def denied(env, polkit):
     """The service on a private system bus with polkitd and
     --batch-inspection; nobody may inspect all domains but the last."""
-    check_prerequisites(RULE_FILE)
-    cleanups = []
+    polkit.check(RULE_FILE)
     sysenv = SimpleNamespace(conn=env.conn, image_paths=env.image_paths)
-    try:
-        cleanups.append(RULE_FILE.remove)
-        # Before polkitd starts: it reads the rule at once.
-        RULE_FILE.write(rule_for(env.names[:-1]))
-        sysenv.denied = env.paths[-1]
-
-        sysenv.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-system-')
-        cleanups.append(lambda: shutil.rmtree(sysenv.cache_dir, ignore_errors=True))
-        stack = Stack(cleanups, ['--connect', SYSTEM_URI, '--force-tcg', '--batch-inspection',
-                                 '--cache-dir', sysenv.cache_dir, '--idle-timeout', '30'],
-                      CLIENT)
-        sysenv.stack = stack
-        sysenv.bus = bus = stack.bus
-        # The objects are those of the other services: same URI, same UUIDs.
-        for path in env.paths:
-            call_method(bus.connection, path, 'org.freedesktop.DBus.Properties', 'Get',
-                        GLib.Variant('(ss)', (DOMAIN_IFACE, 'Name')), '(v)', timeout=30)
-        sysenv.first = nobody_batch(sysenv, env.paths)
-        yield sysenv
-    finally:
-        errors = run_cleanups(cleanups)
-        assert not os.path.exists(RULE_FILE.path)
-        assert not errors, '\n'.join(errors)
+    sysenv.denied = env.paths[-1]
+    sysenv.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-system-')
+    polkit.add_cleanup(lambda: shutil.rmtree(sysenv.cache_dir, ignore_errors=True))
+    # The rule is written before polkitd starts: it reads it at once.
+    stack = polkit.start(['--connect', SYSTEM_URI, '--force-tcg', '--batch-inspection',
+                          '--cache-dir', sysenv.cache_dir, '--idle-timeout', '30'],
+                         CALL_CLIENT, rule=RULE_FILE, rule_text=rule_for(env.names[:-1]))
+    sysenv.stack = stack
+    sysenv.bus = stack.bus
+    sysenv.api = stack.service.client
+    # The objects are those of the other services: same URI, same UUIDs.
+    for path in env.paths:
+        sysenv.api.get_property(path, DOMAIN_IFACE, 'Name')
+    sysenv.first = nobody_batch(sysenv, env.paths)
+    return sysenv
 
 
 def system_known(sysenv, paths):
-    (objects,) = call_method(sysenv.bus.connection, ROOT_PATH, OBJECT_MANAGER_IFACE,
-                             'GetManagedObjects', None, '(a{oa{sa{sv}}})', timeout=30)
+    objects = sysenv.api.get_managed_objects()
     return [(objects[path][INSPECTOR_IFACE]['OperatingSystems'],
              objects[path][INSPECTOR_IFACE]['InspectedAt']) for path in paths]
 
@@ -411,7 +372,7 @@ def test_denied_domain_gets_its_own_error(env, denied):
     results = denied.first.results
     assert sorted(results) == sorted(env.paths), results
     entry = results[denied.denied]
-    assert entry.get('error') == ERROR + 'NotAuthorized', entry
+    assert entry.get('error') == ERROR_PREFIX + 'NotAuthorized', entry
     assert entry.get('message'), entry
     assert 'systems' not in entry, entry
     for path, hostname in zip(env.paths[:-1], env.hostnames[:-1]):
@@ -430,7 +391,7 @@ def test_shared_results_are_not_cached_on_system_bus(env, denied):
             if name.endswith('.inspection')] == []
 
     second = nobody_batch(denied, env.paths)
-    assert second.results[denied.denied].get('error') == ERROR + 'NotAuthorized'
+    assert second.results[denied.denied].get('error') == ERROR_PREFIX + 'NotAuthorized'
     for path, hostname in zip(env.paths[:-1], env.hostnames[:-1]):
         assert_found(second.results[path], hostname, cached=False)
         assert second.results[path]['systems'] == denied.first.results[path]['systems']

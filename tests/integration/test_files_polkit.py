@@ -6,25 +6,20 @@
 #
 # The appliances run against the real libvirtd (qemu:///system) under TCG.
 
-import hashlib
 import json
-import os
 import time
 from types import SimpleNamespace
 
 import pytest
-from gi.repository import GLib
 
-from conftest import (DOMAIN_IFACE, PROPERTIES_IFACE, SYSTEM_URI, LibvirtObjects,
-                      appliance_domains, call_method, ensure_libvirtd_running, unique_name)
+from client import ERROR_PREFIX, sha256_file
+from conftest import (SYSTEM_URI, LibvirtObjects, appliance_domains, ensure_libvirtd_running,
+                      unique_name)
 from images import MIB, ImageSet, files_root
-from polkitstack import RuleFile, Stack, check_prerequisites, run_cleanups
+from polkitstack import RuleFile, assert_denied, wait_for_rules
 
-FILES_IFACE = 'org.libvirt.GuestFS.Files'
-ERROR = 'org.libvirt.GuestFS.Error.'
 # Not test_polkit's file: the two modules never share a rule.
 RULE = RuleFile('10-lgd-test-files.rules')
-RULE_RELOAD_TIMEOUT = 20.0
 
 # Runs as nobody: one call, and what came of it on stdout as JSON.  Modes:
 #   call PATH METHOD SIGNATURE ARGS   a plain call (ARGS a JSON list; option
@@ -131,57 +126,30 @@ polkit.addRule(function(action, subject) {
 '''
 
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while True:
-            data = f.read(4 * MIB)
-            if not data:
-                return digest.hexdigest()
-            digest.update(data)
-
-
 @pytest.fixture(scope='module')
-def pkf():
+def pkf(polkit):
     """The private system bus with polkitd and the service, a domain with
     the files root of images.py, and a way to call the service as nobody."""
+    polkit.check(RULE)
     ensure_libvirtd_running()
-    check_prerequisites(RULE)
     images = ImageSet.create()
-    cleanups = []
-    env = SimpleNamespace(images=images, markers=[images.dir])
-    try:
-        env.root = files_root(images, size=64 * MIB)
-        virt = LibvirtObjects()
-        cleanups.append(virt.cleanup)
-        env.conn = virt.conn
-        env.dom_name = unique_name('pk-files')
-        env.markers.append(virt.define_domain(env.dom_name,
-                                              disks=[(env.root.path, 'raw')]).UUIDString())
+    polkit.add_cleanup(images.remove)
+    env = SimpleNamespace(images=images, markers=polkit.markers)
+    env.markers.append(images.dir)
+    env.root = files_root(images, size=64 * MIB)
+    virt = LibvirtObjects()
+    polkit.add_cleanup(virt.cleanup)
+    env.conn = virt.conn
+    env.dom_name = unique_name('pk-files')
+    env.markers.append(virt.define_domain(env.dom_name,
+                                          disks=[(env.root.path, 'raw')]).UUIDString())
 
-        stack = Stack(cleanups, ['--connect', SYSTEM_URI, '--force-tcg', '--idle-timeout', '900'],
-                      CLIENT, 'files-client.py', rule=RULE)
-        env.stack = stack
-        env.bus = bus = stack.bus
-        (env.dom,) = call_method(bus.connection, '/org/libvirt/GuestFS/Manager',
-                                 'org.libvirt.GuestFS.Manager', 'LookupDomain',
-                                 GLib.Variant('(s)', (env.dom_name,)), '(o)', timeout=30)
-        yield env
-    finally:
-        errors = run_cleanups(cleanups)
-        try:
-            conn = LibvirtObjects().conn
-            leftovers = appliance_domains(conn, env.markers)
-            for name in leftovers:
-                conn.lookupByName(name).destroy()
-            if leftovers:
-                errors.append('appliances left running: %s' % ', '.join(leftovers))
-            conn.close()
-        except Exception as error:
-            errors.append('checking for appliances: %s' % error)
-        images.remove()
-        assert not os.path.exists(RULE.path)
-        assert not errors, '\n'.join(errors)
+    stack = polkit.start(['--connect', SYSTEM_URI, '--force-tcg', '--idle-timeout', '900'],
+                         CLIENT, 'files-client.py', rule=RULE)
+    env.stack = stack
+    env.bus = stack.bus
+    env.dom = stack.service.client.lookup_domain(env.dom_name)
+    return env
 
 
 def as_nobody(env, mode, *args):
@@ -217,29 +185,8 @@ def data_of(report):
     return bytes(report['reply'][0])
 
 
-def assert_denied(report):
-    assert report.get('error') == ERROR + 'NotAuthorized', report
-
-
 def state(env):
-    (value,) = call_method(env.bus.connection, env.dom, PROPERTIES_IFACE, 'Get',
-                           GLib.Variant('(ss)', (DOMAIN_IFACE, 'ApplianceState')),
-                           '(v)', timeout=10)
-    return value
-
-
-def wait_for_rules(check, what):
-    """Calls check() until it returns a report (not None): polkitd reloads
-    rules on its own schedule."""
-    deadline = time.monotonic() + RULE_RELOAD_TIMEOUT
-    while True:
-        report = check()
-        if report is not None:
-            return report
-        if time.monotonic() > deadline:
-            raise AssertionError('polkitd did not apply %s within %.0f s'
-                                 % (what, RULE_RELOAD_TIMEOUT))
-        time.sleep(0.5)
+    return env.stack.service.client.state(env.dom)
 
 
 def write_attempts(env):
@@ -260,7 +207,7 @@ def assert_writes_denied(env):
     failures = []
     for what, attempt in write_attempts(env):
         report = attempt()
-        if report.get('error') != ERROR + 'NotAuthorized':
+        if report.get('error') != ERROR_PREFIX + 'NotAuthorized':
             failures.append('%s: %r' % (what, report))
     assert not failures, '\n'.join(failures)
 
@@ -289,7 +236,7 @@ def test_read_rule_grants_reads_only(pkf):
 
     def granted():
         report = read_file(pkf, '/etc/hostname')
-        return None if report.get('error') == ERROR + 'NotAuthorized' else report
+        return None if report.get('error') == ERROR_PREFIX + 'NotAuthorized' else report
     report = wait_for_rules(granted, 'the rule granting read to nobody')
     assert data_of(report) == hostname
     etc = {e.path: e for e in pkf.root.etc if '/' not in e.path}
@@ -308,7 +255,7 @@ def test_read_rule_grants_reads_only(pkf):
     assert_denied(write_file(pkf, '/srv/allowed.txt', b'not yet\n'))
     assert data_of(read_file(pkf, '/etc/hostname')) == hostname
     report = call(pkf, 'Stat', '(sa{sv})', '/srv/allowed.txt', {})
-    assert report.get('error') == ERROR + 'NotFound', report
+    assert report.get('error') == ERROR_PREFIX + 'NotFound', report
     assert sha256_file(pkf.root.path) == before
 
 
@@ -318,7 +265,7 @@ def test_rule_on_path(pkf):
 
     def granted():
         report = write_file(pkf, '/srv/allowed.txt', data)
-        return None if report.get('error') == ERROR + 'NotAuthorized' else report
+        return None if report.get('error') == ERROR_PREFIX + 'NotAuthorized' else report
     report = wait_for_rules(granted, 'the rule on the path')
     assert report.get('reply') == [], report
     assert data_of(read_file(pkf, '/srv/allowed.txt')) == data
@@ -343,7 +290,7 @@ def test_rule_on_path(pkf):
     assert_writes_denied(pkf)
     assert data_of(read_file(pkf, '/etc/hostname')) == pkf.root.hostname.encode() + b'\n'
     report = call(pkf, 'Stat', '(sa{sv})', '/etc/newdir', {})
-    assert report.get('error') == ERROR + 'NotFound', report
+    assert report.get('error') == ERROR_PREFIX + 'NotFound', report
 
 
 def test_rule_on_path_is_not_escaped(pkf):
@@ -352,10 +299,10 @@ def test_rule_on_path_is_not_escaped(pkf):
     hostname = pkf.root.hostname.encode() + b'\n'
     failures = []
     report = call(pkf, 'Rename', '(ssa{sv})', '/srv/allowed.txt', '/etc/from-srv', {})
-    if report.get('error') != ERROR + 'NotAuthorized':
+    if report.get('error') != ERROR_PREFIX + 'NotAuthorized':
         failures.append('Rename /srv/allowed.txt -> /etc/from-srv: %r' % report)
     report = write_file(pkf, '/srv/../etc/hostname', b'dot-dot\n')
-    if report.get('error') not in (ERROR + 'NotAuthorized', ERROR + 'InvalidArgument'):
+    if report.get('error') not in (ERROR_PREFIX + 'NotAuthorized', ERROR_PREFIX + 'InvalidArgument'):
         failures.append('WriteFile /srv/../etc/hostname: %r' % report)
     # nobody may make a link under /srv to /etc; writing through it must
     # not reach /etc
@@ -367,7 +314,7 @@ def test_rule_on_path_is_not_escaped(pkf):
     assert data_of(read_file(pkf, '/etc/hostname')) == hostname, \
         '/etc/hostname was changed by nobody:\n' + '\n'.join(failures)
     report = call(pkf, 'Stat', '(sa{sv})', '/etc/from-srv', {})
-    assert report.get('error') == ERROR + 'NotFound', \
+    assert report.get('error') == ERROR_PREFIX + 'NotFound', \
         'a file was renamed into /etc by nobody:\n' + '\n'.join(failures)
     assert not failures, '\n'.join(failures)
 
@@ -377,6 +324,6 @@ def test_rule_removed_denies_again(pkf):
 
     def denied():
         report = read_file(pkf, '/srv/allowed.txt')
-        return report if report.get('error') == ERROR + 'NotAuthorized' else None
+        return report if report.get('error') == ERROR_PREFIX + 'NotAuthorized' else None
     wait_for_rules(denied, 'the removal of the rule')
     assert_denied(write_file(pkf, '/srv/allowed.txt', b'again\n'))

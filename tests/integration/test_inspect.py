@@ -16,15 +16,13 @@ import libvirt
 import pytest
 from gi.repository import GLib
 
-from conftest import (DOMAIN_IFACE, INSPECTOR_IFACE, OBJECT_MANAGER_IFACE,
-                      PROPERTIES_IFACE, ROOT_PATH, SYSTEM_URI, VOLUME_IFACE,
-                      Daemon, DBusError, LibvirtObjects, PendingCall,
-                      PrivateBus, SignalRecorder, _running_daemons,
-                      appliance_domains, appliance_qemu_pid, call_method,
-                      ensure_libvirtd_running, unique_name, wait_until)
+from client import (DOMAIN_IFACE, ERROR_PREFIX, VOLUME_IFACE, DBusError, GuestFSClient,
+                    dispatch, expect_error, wait_until)
+from conftest import (SYSTEM_URI, Daemon, LibvirtObjects, PrivateBus, SignalRecorder,
+                      appliance_domains, appliance_qemu_pid,
+                      ensure_libvirtd_running, state_changes, unique_name)
 from images import MIB, ImageSet
 
-ERROR = 'org.libvirt.GuestFS.Error.'
 # How long a property Get or GetManagedObjects may take while appliances
 # boot (the requirement: the main loop never waits on libguestfs).
 PROMPT = 1.0
@@ -35,105 +33,6 @@ PROMPT = 1.0
 def service_args(*extra):
     # KVM hangs on this machine: appliances run under TCG.
     return ['--force-tcg', '--volume-rescan-interval', '1'] + list(extra)
-
-
-class Objects:
-    """Calls on the service's domain and volume objects."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def call(self, path, iface, method, args=None, reply_type=None, **kwargs):
-        return call_method(self.connection, path, iface, method, args,
-                           reply_type, **kwargs)
-
-    def get(self, path, iface, name, timeout=30.0):
-        (value,) = self.call(path, PROPERTIES_IFACE, 'Get',
-                             GLib.Variant('(ss)', (iface, name)), '(v)',
-                             timeout=timeout)
-        return value
-
-    def state(self, path, iface=DOMAIN_IFACE):
-        return self.get(path, iface, 'ApplianceState')
-
-    def managed_objects(self, timeout=30.0):
-        (objects,) = self.call(ROOT_PATH, OBJECT_MANAGER_IFACE, 'GetManagedObjects',
-                               None, '(a{oa{sa{sv}}})', timeout=timeout)
-        return objects
-
-    def inspect(self, path, options=None):
-        (systems,) = self.call(path, INSPECTOR_IFACE, 'Inspect',
-                               GLib.Variant('(a{sv})', (options or {},)), '(aa{sv})')
-        return systems
-
-    def inspect_async(self, path):
-        return PendingCall(self.connection, path, INSPECTOR_IFACE, 'Inspect',
-                           GLib.Variant('(a{sv})', ({},)), '(aa{sv})')
-
-    def list_applications(self, path, root, options=None):
-        (apps,) = self.call(path, INSPECTOR_IFACE, 'ListApplications',
-                            GLib.Variant('(sa{sv})', (root, options or {})), '(aa{sv})')
-        return apps
-
-    def get_icon(self, path, root, options=None):
-        (icon,) = self.call(path, INSPECTOR_IFACE, 'GetIcon',
-                            GLib.Variant('(sa{sv})', (root, options or {})), '(ay)')
-        return bytes(icon)
-
-    def list_filesystems(self, path, options=None):
-        (fs,) = self.call(path, INSPECTOR_IFACE, 'ListFilesystems',
-                          GLib.Variant('(a{sv})', (options or {},)), '(aa{sv})')
-        return fs
-
-    def list_filesystems_async(self, path):
-        return PendingCall(self.connection, path, INSPECTOR_IFACE, 'ListFilesystems',
-                           GLib.Variant('(a{sv})', ({},)), '(aa{sv})')
-
-    def disk_usage(self, path, options=None):
-        (usage,) = self.call(path, INSPECTOR_IFACE, 'DiskUsage',
-                             GLib.Variant('(a{sv})', (options or {},)), '(aa{sv})')
-        return usage
-
-    def start_appliance(self, path, options=None, iface=DOMAIN_IFACE):
-        self.call(path, iface, 'StartAppliance',
-                  GLib.Variant('(a{sv})', (options or {},)))
-
-    def stop_appliance(self, path, iface=DOMAIN_IFACE):
-        self.call(path, iface, 'StopAppliance')
-
-    def lookup_domain(self, name):
-        (path,) = self.call('/org/libvirt/GuestFS/Manager', 'org.libvirt.GuestFS.Manager',
-                            'LookupDomain', GLib.Variant('(s)', (name,)), '(o)',
-                            timeout=30.0)
-        return path
-
-    def lookup_volume(self, key):
-        (path,) = self.call('/org/libvirt/GuestFS/Manager', 'org.libvirt.GuestFS.Manager',
-                            'LookupVolume', GLib.Variant('(s)', (key,)), '(o)',
-                            timeout=30.0)
-        return path
-
-
-def dispatch():
-    context = GLib.MainContext.default()
-    while context.pending():
-        context.iteration(False)
-
-
-def expect_error(name, func, *args, **kwargs):
-    """func(...) must fail with org.libvirt.GuestFS.Error.<name>."""
-    with pytest.raises(DBusError) as info:
-        func(*args, **kwargs)
-    assert info.value.name == ERROR + name, str(info.value)
-    return info.value
-
-
-def destroy_domains(conn, names):
-    for name in names:
-        try:
-            conn.lookupByName(name).destroy()
-        except libvirt.libvirtError:
-            pass
 
 
 @pytest.fixture(scope='module')
@@ -178,75 +77,30 @@ def env(private_bus):
 
         daemon = Daemon(private_bus, [SYSTEM_URI],
                         service_args('--idle-timeout', '900'))
-        _running_daemons.append(daemon)
         env.daemon = daemon
         env.bus = private_bus
-        env.api = Objects(private_bus.connection)
+        env.api = GuestFSClient(private_bus.connection)
         env.deb = env.api.lookup_domain(env.deb_name)
         env.blank_dom = env.api.lookup_domain(env.blank_name)
         env.nodisk = env.api.lookup_domain(env.nodisk_name)
         env.missing = env.api.lookup_domain(env.missing_name)
         env.running = env.api.lookup_domain(env.running_name)
-        env.volume = wait_until(lambda: _try_lookup_volume(env.api, env.volume_image),
+        env.volume = wait_until(lambda: env.api.try_lookup_volume(env.volume_image),
                                 30, 'the volume object of ' + env.volume_image)
         yield env
     finally:
         errors = []
         if daemon is not None:
-            _running_daemons.remove(daemon)
-            # Appliances first, so that the service exits promptly.
-            try:
-                for path, ifaces in daemon_objects(daemon):
-                    iface = DOMAIN_IFACE if DOMAIN_IFACE in ifaces else VOLUME_IFACE
-                    if ifaces[iface].get('ApplianceState') in ('starting', 'running'):
-                        Objects(private_bus.connection).stop_appliance(path, iface)
-            except Exception as error:  # the service may have died
-                errors.append('stopping appliances: %s' % error)
-            try:
-                daemon.stop()
-            except AssertionError as error:
-                errors.append(str(error))
+            daemon.shut_down(errors)
         if virt is not None:
-            virt.reconnect()
-            leftovers = appliance_domains(virt.conn, markers)
-            if leftovers:
-                destroy_domains(virt.conn, leftovers)
-                errors.append('appliances left running after the service '
-                              'exited: %s' % ', '.join(leftovers))
-            try:
-                virt.cleanup()
-            except AssertionError as error:
-                errors.append(str(error))
+            virt.cleanup_after_service(markers, errors)
         images.remove()
         assert not errors, '\n'.join(errors)
-
-
-def daemon_objects(daemon):
-    if not daemon.is_running():
-        return []
-    objects = Objects(daemon.bus.connection).managed_objects()
-    return [(path, ifaces) for path, ifaces in objects.items()
-            if DOMAIN_IFACE in ifaces or VOLUME_IFACE in ifaces]
-
-
-def _try_lookup_volume(api, key):
-    try:
-        return api.lookup_volume(key)
-    except DBusError as error:
-        if error.name != ERROR + 'NotFound':
-            raise
-        return None
 
 
 def ours(env):
     """The running appliances of our images and domains."""
     return appliance_domains(env.conn, env.markers)
-
-
-def state_changes(recorder, path, iface=DOMAIN_IFACE):
-    recorder.flush()
-    return [changes['ApplianceState'] for changes in recorder.changed(path, iface)
-            if 'ApplianceState' in changes]
 
 
 def assert_debian(system, root, expected_root='/dev/sda'):
@@ -517,7 +371,7 @@ def test_appliance_killed_between_calls(env):
     try:
         fs = env.api.list_filesystems(env.deb)
     except DBusError as error:
-        assert error.name == ERROR + 'ApplianceFailed', str(error)
+        assert error.name == ERROR_PREFIX + 'ApplianceFailed', str(error)
         fs = env.api.list_filesystems(env.deb)
     assert {f['device'] for f in fs} == expected
     assert env.api.state(env.deb) == 'running'
@@ -635,9 +489,11 @@ def test_launch_timeout(env):
     bus = PrivateBus()  # its own bus: the module's service owns the name here
     daemon = None
     try:
-        daemon = Daemon(bus, [SYSTEM_URI], service_args('--launch-timeout', '3'))
-        _running_daemons.append(daemon)
-        api = Objects(bus.connection)
+        # the watchdog says what it does to the appliance it gives up on
+        daemon = Daemon(bus, [SYSTEM_URI], service_args('--launch-timeout', '3'),
+                        expected_warnings=[r'appliance guestfs-\w+ did not launch in time; '
+                                           r'destroying it'])
+        api = GuestFSClient(bus.connection)
         path = api.lookup_domain(env.deb_name)
         before = set(ours(env))
         started = time.monotonic()
@@ -653,6 +509,5 @@ def test_launch_timeout(env):
         assert not (set(ours(env)) - before)
     finally:
         if daemon is not None:
-            _running_daemons.remove(daemon)
             daemon.stop()
         bus.stop()

@@ -8,10 +8,8 @@ import os
 import secrets
 import string
 
-
-from conftest import (DOMAIN_IFACE, SYSTEM_URI, VOLUME_IFACE,
-                      assert_dbus_error, pick, domain_path, unique_name,
-                      volume_path)
+from client import DOMAIN_IFACE, VOLUME_IFACE, expect_error
+from conftest import SYSTEM_URI, domain_path, pick, unique_name, volume_path
 
 MiB = 1024 * 1024
 
@@ -90,7 +88,7 @@ def test_domain_lifecycle(virt, system_service, signals):
     assert pick(client.objects_with(DOMAIN_IFACE)[path], expected) == \
         dict(expected, Name=new_name)
     assert client.lookup_domain(new_name) == path
-    assert_dbus_error('NotFound', client.lookup_domain, name)
+    expect_error('NotFound', client.lookup_domain, name)
     assert signals.removed(path) == [], 'a rename must not withdraw the object'
     assert len(signals.added(path)) == 1, 'a rename must not re-add the object'
 
@@ -98,7 +96,7 @@ def test_domain_lifecycle(virt, system_service, signals):
     dom.undefine()
     signals.wait_removed(path, DOMAIN_IFACE)
     assert path not in client.get_managed_objects()
-    assert_dbus_error('NotFound', client.lookup_domain, uuid)
+    expect_error('NotFound', client.lookup_domain, uuid)
 
 
 def test_transient_domain_lives_while_it_runs(virt, system_service, signals):
@@ -140,8 +138,8 @@ def test_appliance_domain_is_not_published(virt, system_service, signals):
     assert appliance.isActive()
     assert signals.about(appliance_path) == []
     assert appliance_path not in client.get_managed_objects()
-    assert_dbus_error('NotFound', client.lookup_domain, appliance.name())
-    assert_dbus_error('NotFound', client.lookup_domain, appliance.UUIDString())
+    expect_error('NotFound', client.lookup_domain, appliance.name())
+    expect_error('NotFound', client.lookup_domain, appliance.UUIDString())
 
     appliance.destroy()
     marker.destroy()
@@ -171,7 +169,7 @@ def test_pool_and_volume_lifecycle(virt, system_service, signals):
     for path in (first, second):
         assert volume_path(SYSTEM_URI, path) not in published
         assert signals.about(volume_path(SYSTEM_URI, path)) == []
-        assert_dbus_error('NotFound', client.lookup_volume, path)
+        expect_error('NotFound', client.lookup_volume, path)
 
     # Started: its volumes appear.
     pool.create(0)

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from conftest import (DOMAIN_IFACE, MANAGER_PATH, ROOT_PATH,
-                      SOURCE_DIR, TOP_SOURCE_DIR, VOLUME_IFACE,
-                      assert_dbus_error, connection_element, domain_path, pick,
+from client import DOMAIN_IFACE, MANAGER_PATH, ROOT_PATH, VOLUME_IFACE, expect_error
+from conftest import (SOURCE_DIR, TOP_SOURCE_DIR, connection_element, domain_path, pick,
                       escape_path_element, unescape_path_element, volume_path)
 
 XML_URI = 'test://' + os.path.join(SOURCE_DIR, 'test-driver.xml')
@@ -262,10 +261,10 @@ def test_lookup_domain_by_uuid_any_case(client):
 
 
 def test_lookup_domain_errors(client):
-    assert_dbus_error('NotFound', client.lookup_domain, 'no-such-domain')
-    assert_dbus_error('NotFound', client.lookup_domain,
+    expect_error('NotFound', client.lookup_domain, 'no-such-domain')
+    expect_error('NotFound', client.lookup_domain,
                       'deadbeef-0000-4000-8000-000000000000')
-    assert_dbus_error('InvalidArgument', client.lookup_domain, '')
+    expect_error('InvalidArgument', client.lookup_domain, '')
 
 
 def test_lookup_volume_by_key_and_path(client):
@@ -276,9 +275,9 @@ def test_lookup_volume_by_key_and_path(client):
 
 
 def test_lookup_volume_errors(client):
-    assert_dbus_error('NotFound', client.lookup_volume, '/no/such/volume')
-    assert_dbus_error('NotFound', client.lookup_volume, 'disk.raw')
-    assert_dbus_error('InvalidArgument', client.lookup_volume, '')
+    expect_error('NotFound', client.lookup_volume, '/no/such/volume')
+    expect_error('NotFound', client.lookup_volume, 'disk.raw')
+    expect_error('InvalidArgument', client.lookup_volume, '')
 
 
 # --- Several connections -------------------------------------------------------
@@ -310,6 +309,6 @@ def test_two_connections(start_daemon):
     assert client.lookup_domain('lgd-shutoff') == \
         domain_path(XML_URI, 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d')
     # "test" names a domain on both connections: the UUID must be used.
-    assert_dbus_error('InvalidArgument', client.lookup_domain, 'test')
+    expect_error('InvalidArgument', client.lookup_domain, 'test')
     assert client.lookup_domain('00000000-0000-4000-8000-000000000001') == \
         domain_path(XML_URI, '00000000-0000-4000-8000-000000000001')

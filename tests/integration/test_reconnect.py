@@ -7,10 +7,9 @@ import subprocess
 
 import pytest
 
-from conftest import (DOMAIN_IFACE, SYSTEM_URI, VOLUME_IFACE,
-                      assert_dbus_error, domain_path,
-                      ensure_libvirtd_running, unique_name, volume_path,
-                      wait_until)
+from client import DOMAIN_IFACE, VOLUME_IFACE, expect_error, wait_until
+from conftest import (CONNECTION_LOST_WARNINGS, SYSTEM_URI, domain_path,
+                      ensure_libvirtd_running, unique_name, volume_path)
 
 LIBVIRTD_STOP_TIMEOUT = 30.0
 RECONNECT_TIMEOUT = 30.0
@@ -57,6 +56,13 @@ def libvirtd_restored():
     ensure_libvirtd_running()
 
 
+@pytest.fixture
+def system_service(start_daemon):
+    """conftest's system_service; libvirtd goes away under it on purpose."""
+    return start_daemon(SYSTEM_URI, extra_args=['--volume-rescan-interval', '1'],
+                        expected_warnings=CONNECTION_LOST_WARNINGS)
+
+
 def test_libvirtd_restart(libvirtd_restored, virt, system_service, signals):
     client = system_service.client
     images = virt.make_dir('images')
@@ -78,7 +84,7 @@ def test_libvirtd_restart(libvirtd_restored, virt, system_service, signals):
     assert dom_path not in objects
     assert vol_path not in objects
     assert client.manager_property('Connections') == [SYSTEM_URI]
-    assert_dbus_error('NotFound', client.lookup_domain, dom.UUIDString())
+    expect_error('NotFound', client.lookup_domain, dom.UUIDString())
 
     # libvirtd comes back: so do the objects, with the same properties.
     signals.clear()

@@ -29,8 +29,8 @@ import pytest
 from gi.repository import Gio, GLib
 
 import images
-from conftest import (BUS_NAME, DOMAIN_IFACE, ERROR_PREFIX, MANAGER_IFACE, MANAGER_PATH,
-                      TOP_SOURCE_DIR, cache_file, domain_path)
+from client import BUS_NAME, DOMAIN_IFACE, ERROR_PREFIX, MANAGER_IFACE, MANAGER_PATH
+from conftest import TOP_SOURCE_DIR, cache_file, domain_path
 
 SESSION_URI = 'qemu:///session'
 INSPECTOR_IFACE = 'org.libvirt.GuestFS.Inspector'

@@ -14,7 +14,6 @@
 # peer). The forwarder can also be slowed, stopped or killed, which is how
 # the tests lose a connection in the middle of a transfer.
 
-import hashlib
 import os
 import select
 import signal
@@ -25,10 +24,10 @@ import time
 import pytest
 from gi.repository import Gio, GLib
 
-from conftest import (BUS_NAME, ERROR_PREFIX, SYSTEM_URI, VOLUME_IFACE, DBusError,
-                      LibvirtObjects, ensure_libvirtd_running, unique_name, volume_path,
-                      wait_until)
-from polkitstack import Stack, check_prerequisites, run_cleanups
+from client import (ERROR_PREFIX, VOLUME_IFACE, DBusError, call_with_fds, expect_error, sha256,
+                    sha256_file, wait_until)
+from conftest import (CONNECTION_LOST_WARNINGS, SYSTEM_URI, LibvirtObjects,
+                      ensure_libvirtd_running, unique_name, volume_path)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -125,20 +124,6 @@ def service(start_daemon, forwarder):
 
 # --- Volumes ------------------------------------------------------------------
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while True:
-            data = f.read(4 * MiB)
-            if not data:
-                return digest.hexdigest()
-            digest.update(data)
-
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 def read_file(path):
     with open(path, 'rb') as f:
         return f.read()
@@ -229,21 +214,8 @@ def call_fd(connection, path, method, fds=(), opts=None, handle=0,
             timeout=TRANSFER_TIMEOUT):
     """Volume.<method>(handle, opts) passing fds (a list of fds, which
     stay the caller's, or a Gio.UnixFDList, whose fds are closed here)."""
-    fd_list = fds if isinstance(fds, Gio.UnixFDList) else fd_list_of(fds)
-    try:
-        connection.call_with_unix_fd_list_sync(
-            BUS_NAME, path, VOLUME_IFACE, method,
-            GLib.Variant('(ha{sv})', (handle, opts or {})), GLib.VariantType('()'),
-            Gio.DBusCallFlags.NONE, int(timeout * 1000), fd_list, None)
-    except GLib.Error as error:
-        name = Gio.DBusError.get_remote_error(error)
-        if name is None:
-            raise
-        Gio.DBusError.strip_remote_error(error)
-        raise DBusError(name, error.message) from None
-    finally:
-        for fd in fd_list.steal_fds():
-            os.close(fd)
+    call_with_fds(connection, path, VOLUME_IFACE, method,
+                  GLib.Variant('(ha{sv})', (handle, opts or {})), fds, '()', timeout)
 
 
 class Background(threading.Thread):
@@ -271,10 +243,8 @@ class Background(threading.Thread):
 
 
 def assert_error(name, func, *args, **kwargs):
-    with pytest.raises(DBusError) as info:
-        func(*args, **kwargs)
-    assert info.value.name == ERROR_PREFIX + name, str(info.value)
-    return str(info.value)
+    """client.expect_error, with the error as a string."""
+    return str(expect_error(name, func, *args, **kwargs))
 
 
 def download_file(conn, obj, dest, opts=None, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
@@ -676,7 +646,8 @@ def test_connection_lost_mid_transfer(virt, start_daemon, how):
         # No periodic volume rescans on the stalled connection: they are
         # made from the service's main loop, which they would block until
         # the connection dies, and libvirt's keepalive timers run there.
-        daemon = start_daemon(slow.uri, extra_args=['--volume-rescan-interval', '3600'])
+        daemon = start_daemon(slow.uri, extra_args=['--volume-rescan-interval', '3600'],
+                              expected_warnings=CONNECTION_LOST_WARNINGS)
         vols = Volumes(virt, daemon.client)
         conn = vols.client.connection
         size = 64 * MiB
@@ -754,31 +725,26 @@ print(json.dumps(result))
 
 
 @pytest.fixture(scope='module')
-def pk_volumes(forwarder):
+def pk_volumes(forwarder, polkit):
     """A private system bus with polkitd and the service on it (--system,
     both connections), the service's polkit actions installed, and a
     volume."""
-    check_prerequisites()
-    cleanups = []
-    try:
-        virt = LibvirtObjects()
-        cleanups.append(virt.cleanup)
-        directory = virt.make_dir('pk-vols')
-        pool = virt.define_dir_pool(unique_name('pk-pool'), directory)
-        pool.create(0)
-        volume_file = os.path.join(directory, 'pk.raw')
-        with open(volume_file, 'wb') as f:
-            f.write(os.urandom(MiB))
-        pool.refresh(0)
-        vol = pool.storageVolLookupByName('pk.raw')
+    polkit.check()
+    virt = LibvirtObjects()
+    polkit.add_cleanup(virt.cleanup)
+    directory = virt.make_dir('pk-vols')
+    pool = virt.define_dir_pool(unique_name('pk-pool'), directory)
+    pool.create(0)
+    volume_file = os.path.join(directory, 'pk.raw')
+    with open(volume_file, 'wb') as f:
+        f.write(os.urandom(MiB))
+    pool.refresh(0)
+    vol = pool.storageVolLookupByName('pk.raw')
 
-        stack = Stack(cleanups, ['--connect', SYSTEM_URI, '--connect', forwarder.uri,
-                                 '--volume-rescan-interval', '1'],
-                      NOBODY_CLIENT, 'volume-client.py')
-        yield {'stack': stack, 'bus': stack.bus, 'vol': vol, 'file': volume_file}
-    finally:
-        errors = run_cleanups(cleanups)
-        assert not errors, '\n'.join(errors)
+    stack = polkit.start(['--connect', SYSTEM_URI, '--connect', forwarder.uri,
+                          '--volume-rescan-interval', '1'],
+                         NOBODY_CLIENT, 'volume-client.py')
+    return {'stack': stack, 'bus': stack.bus, 'vol': vol, 'file': volume_file}
 
 
 def test_not_root_is_denied(pk_volumes, uri):
@@ -787,10 +753,7 @@ def test_not_root_is_denied(pk_volumes, uri):
     bus = env['bus']
 
     def published():
-        (objects,) = bus.connection.call_sync(
-            BUS_NAME, '/org/libvirt/GuestFS', 'org.freedesktop.DBus.ObjectManager',
-            'GetManagedObjects', None, None, Gio.DBusCallFlags.NONE, 10000, None).unpack()
-        return path in objects
+        return path in env['stack'].service.client.get_managed_objects()
     wait_until(published, 30, 'the volume on ' + uri)
     before = sha256_file(env['file'])
 
