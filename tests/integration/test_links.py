@@ -35,6 +35,10 @@ polkit.addRule(function(action, subject) {
     if (subject.user != "nobody" || action.lookup("domain") != "%(domain)s") {
         return polkit.Result.NOT_HANDLED;
     }
+    // the root and filesystem options reach polkit too (issue 10 item 5)
+    if (action.lookup("root") == "/dev/sdz" || action.lookup("filesystem") == "/dev/sdz") {
+        return polkit.Result.NO;
+    }
     var path = action.lookup("path");
     if ((action.id == "org.libvirt.guestfs.read" || action.id == "org.libvirt.guestfs.write")
         && (path == "/srv/allowed" || path.indexOf("/srv/allowed/") == 0)) {
@@ -405,3 +409,14 @@ def test_debian_os_release_reads_through_its_link(env):
     assert bytes(data) == OS_RELEASE
     (info,) = root_call(env, 'Stat', '(sa{sv})', '/etc/os-release', {})
     assert (info['type'], info['link-target']) == ('symlink', '../usr/lib/os-release')
+
+
+def test_root_and_filesystem_are_details(env):
+    a = '/srv/allowed/in.txt'
+    assert 'reply' in read_file(env, a)
+    # the rule refuses these two values: only the details can tell it
+    for option in ('root', 'filesystem'):
+        report = read_file(env, a, {option: ['s', '/dev/sdz']})
+        assert report.get('error') == NOT_AUTHORIZED, (option, report)
+        report = read_file(env, a, {option: ['s', '/dev/sdy']})
+        assert report.get('error') == ERROR_PREFIX + 'InvalidArgument', (option, report)
