@@ -439,20 +439,34 @@ lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
 	return self;
 }
 
+/* A domain and a volume differ only in their interface and in how the
+ * session finds the drives (@source): the rest of a guest is the same. */
+static LgdGuest *
+lgd_guest_new_drive(LgdContext *context,
+		    const gchar *uri,
+		    const gchar *object_path,
+		    GType impl_type,
+		    LgdDriveSource *source)
+{
+	LgdGuest *self = lgd_guest_new(context, uri, object_path);
+	g_autoptr(GDBusInterfaceSkeleton) iface = g_object_new(impl_type, NULL);
+
+	g_dbus_object_skeleton_add_interface(G_DBUS_OBJECT_SKELETON(self->object), iface);
+	self->session = lgd_session_new(&context->session, source, G_OBJECT(iface));
+	return self;
+}
+
 LgdGuest *
 lgd_guest_new_domain(LgdContext *context,
 		     const gchar *uri,
 		     const gchar *uuid,
 		     const gchar *object_path)
 {
-	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(LgdDBusDomain) iface = g_object_new(LGD_TYPE_DOMAIN_IMPL, NULL);
+	LgdGuest *self =
+	    lgd_guest_new_drive(context, uri, object_path, LGD_TYPE_DOMAIN_IMPL,
+				lgd_drive_source_new_domain(uri, uuid, context->run_dir));
 
 	self->uuid = g_strdup(uuid);
-	lgd_dbus_object_skeleton_set_domain(self->object, iface);
-	self->session = lgd_session_new(&context->session,
-					lgd_drive_source_new_domain(uri, uuid, context->run_dir),
-					G_OBJECT(iface));
 	return self;
 }
 
@@ -462,13 +476,10 @@ lgd_guest_new_volume(LgdContext *context,
 		     const gchar *key,
 		     const gchar *object_path)
 {
-	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(LgdDBusVolume) iface = g_object_new(LGD_TYPE_VOLUME_IMPL, NULL);
+	LgdGuest *self =
+	    lgd_guest_new_drive(context, uri, object_path, LGD_TYPE_VOLUME_IMPL,
+				lgd_drive_source_new_volume(uri, key, context->run_dir));
 
 	self->key = g_strdup(key);
-	lgd_dbus_object_skeleton_set_volume(self->object, iface);
-	self->session = lgd_session_new(&context->session,
-					lgd_drive_source_new_volume(uri, key, context->run_dir),
-					G_OBJECT(iface));
 	return self;
 }
