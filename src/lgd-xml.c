@@ -241,28 +241,28 @@ lgd_disks_to_variant(GPtrArray *disks)
 	return g_variant_builder_end(&builder);
 }
 
+/* The child @name of the root of a storage volume's XML, NULL when the
+ * XML is no volume or has no such child. */
+static xmlNode *
+lgd_volume_xml_child(xmlDoc *doc, const gchar *name)
+{
+	xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
+
+	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
+		return NULL;
+	return lgd_xml_child(root, name);
+}
+
 /* The format of a storage volume (<target><format type=.../>), NULL when
  * the XML gives none. */
 gchar *
 lgd_volume_xml_format(const gchar *xml)
 {
 	g_autoptr(xmlDoc) doc = lgd_xml_read(xml);
-	xmlNode *root;
-	xmlNode *target;
-	xmlNode *format;
+	xmlNode *target = lgd_volume_xml_child(doc, "target");
+	xmlNode *format = target != NULL ? lgd_xml_child(target, "format") : NULL;
 
-	if (doc == NULL)
-		return NULL;
-	root = xmlDocGetRootElement(doc);
-	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
-		return NULL;
-	target = lgd_xml_child(root, "target");
-	if (target == NULL)
-		return NULL;
-	format = lgd_xml_child(target, "format");
-	if (format == NULL)
-		return NULL;
-	return lgd_xml_prop(format, "type");
+	return format != NULL ? lgd_xml_prop(format, "type") : NULL;
 }
 
 /* The backing file a storage volume's XML declares (<backingStore><path>);
@@ -272,18 +272,8 @@ gchar *
 lgd_volume_xml_backing(const gchar *xml, gboolean *has_backing)
 {
 	g_autoptr(xmlDoc) doc = lgd_xml_read(xml);
-	xmlNode *root;
-	xmlNode *backing;
+	xmlNode *backing = lgd_volume_xml_child(doc, "backingStore");
 
-	*has_backing = FALSE;
-	if (doc == NULL)
-		return NULL;
-	root = xmlDocGetRootElement(doc);
-	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
-		return NULL;
-	backing = lgd_xml_child(root, "backingStore");
-	if (backing == NULL)
-		return NULL;
-	*has_backing = TRUE;
-	return lgd_xml_child_text(backing, "path");
+	*has_backing = backing != NULL;
+	return backing != NULL ? lgd_xml_child_text(backing, "path") : NULL;
 }
