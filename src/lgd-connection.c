@@ -564,24 +564,42 @@ lgd_connection_lookup_domain_uuid(LgdConnection *self, const gchar *uuid)
 	return guest != NULL ? lgd_guest_path(guest) : NULL;
 }
 
-/* The paths of the domains named @name (names are unique per connection,
- * but a caller may ask across connections). */
-GPtrArray *
-lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
+/* The paths of the guests in @table whose property @get gives @value. */
+static GPtrArray *
+lgd_connection_lookup_by(GHashTable *table,
+			 const gchar *(*get)(LgdDBusObject *object),
+			 const gchar *value)
 {
 	GPtrArray *paths = g_ptr_array_new();
 	GHashTableIter iter;
 	gpointer guest;
 
-	g_hash_table_iter_init(&iter, self->domains);
+	g_hash_table_iter_init(&iter, table);
 	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
-		g_autoptr(LgdDBusDomain) iface =
-		    lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
-
-		if (g_strcmp0(lgd_dbus_domain_get_name(iface), name) == 0)
+		if (g_strcmp0(get(LGD_DBUS_OBJECT(lgd_guest_get_object(guest))), value) == 0)
 			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
 	}
 	return paths;
+}
+
+static const gchar *
+lgd_connection_domain_name(LgdDBusObject *object)
+{
+	return lgd_dbus_domain_get_name(lgd_dbus_object_peek_domain(object));
+}
+
+static const gchar *
+lgd_connection_volume_path(LgdDBusObject *object)
+{
+	return lgd_dbus_volume_get_path(lgd_dbus_object_peek_volume(object));
+}
+
+/* The paths of the domains named @name (names are unique per connection,
+ * but a caller may ask across connections). */
+GPtrArray *
+lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
+{
+	return lgd_connection_lookup_by(self->domains, lgd_connection_domain_name, name);
 }
 
 /* The published domain or volume at @object_path, or NULL. */
@@ -620,19 +638,7 @@ lgd_connection_lookup_volume_key(LgdConnection *self, const gchar *key)
 GPtrArray *
 lgd_connection_lookup_volume_path(LgdConnection *self, const gchar *path)
 {
-	GPtrArray *paths = g_ptr_array_new();
-	GHashTableIter iter;
-	gpointer guest;
-
-	g_hash_table_iter_init(&iter, self->volumes);
-	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
-		g_autoptr(LgdDBusVolume) iface =
-		    lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
-
-		if (g_strcmp0(lgd_dbus_volume_get_path(iface), path) == 0)
-			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
-	}
-	return paths;
+	return lgd_connection_lookup_by(self->volumes, lgd_connection_volume_path, path);
 }
 
 /* ---- GObject ----------------------------------------------------------- */
