@@ -5,6 +5,7 @@
 
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-fd.h"
 #include "lgd-files.h"
 #include "lgd-mount.h"
@@ -534,20 +535,7 @@ lgd_files_impl_iface_init(LgdDBusFilesIface *iface)
 	iface->handle_tar_in = lgd_files_handle_transfer;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdFilesImpl,
-			lgd_files_impl,
-			LGD_DBUS_TYPE_FILES_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_FILES, lgd_files_impl_iface_init))
-
-static void
-lgd_files_impl_class_init(LgdFilesImplClass *klass)
-{
-}
-
-static void
-lgd_files_impl_init(LgdFilesImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdFilesImpl, lgd_files_impl, LGD_DBUS_TYPE_FILES_SKELETON, LGD_DBUS_TYPE_FILES)
 
 /* The handlers find their guest through the object the interface is on. */
 LgdDBusFiles *

@@ -3,6 +3,7 @@
 #include "lgd-args.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-guest.h"
 #include "lgd-files.h"
 #include "lgd-inspector.h"
@@ -151,35 +152,9 @@ lgd_volume_impl_iface_init(LgdDBusVolumeIface *iface)
 	iface->handle_upload = lgd_volume_stream_handle_upload;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdDomainImpl,
-			lgd_domain_impl,
-			LGD_DBUS_TYPE_DOMAIN_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_DOMAIN, lgd_domain_impl_iface_init))
+LGD_DEFINE_IMPL(LgdDomainImpl, lgd_domain_impl, LGD_DBUS_TYPE_DOMAIN_SKELETON, LGD_DBUS_TYPE_DOMAIN)
 
-G_DEFINE_TYPE_WITH_CODE(LgdVolumeImpl,
-			lgd_volume_impl,
-			LGD_DBUS_TYPE_VOLUME_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_VOLUME, lgd_volume_impl_iface_init))
-
-static void
-lgd_domain_impl_class_init(LgdDomainImplClass *klass)
-{
-}
-
-static void
-lgd_domain_impl_init(LgdDomainImpl *self)
-{
-}
-
-static void
-lgd_volume_impl_class_init(LgdVolumeImplClass *klass)
-{
-}
-
-static void
-lgd_volume_impl_init(LgdVolumeImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdVolumeImpl, lgd_volume_impl, LGD_DBUS_TYPE_VOLUME_SKELETON, LGD_DBUS_TYPE_VOLUME)
 
 /* ---- inspection cache -------------------------------------------------- */
 

@@ -5,6 +5,7 @@
 #include "lgd-args.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
 
@@ -402,21 +403,10 @@ lgd_inspector_impl_iface_init(LgdDBusInspectorIface *iface)
 	iface->handle_disk_usage = lgd_inspector_handle;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdInspectorImpl,
-			lgd_inspector_impl,
-			LGD_DBUS_TYPE_INSPECTOR_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_INSPECTOR,
-					      lgd_inspector_impl_iface_init))
-
-static void
-lgd_inspector_impl_class_init(LgdInspectorImplClass *klass)
-{
-}
-
-static void
-lgd_inspector_impl_init(LgdInspectorImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdInspectorImpl,
+		lgd_inspector_impl,
+		LGD_DBUS_TYPE_INSPECTOR_SKELETON,
+		LGD_DBUS_TYPE_INSPECTOR)
 
 /* The handlers find their guest through the object the interface is on. */
 LgdDBusInspector *
