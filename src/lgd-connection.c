@@ -93,6 +93,22 @@ lgd_connection_unexport_all(LgdConnection *self, GHashTable *table)
 	}
 }
 
+/* A new reference to the published guest @id (a domain's UUID, a
+ * volume's key), or to a new unpublished one. */
+static LgdGuest *
+lgd_connection_guest_ref(LgdConnection *self, LgdGuestKind kind, const gchar *id)
+{
+	gboolean is_domain = kind == LGD_GUEST_DOMAIN;
+	LgdGuest *guest = g_hash_table_lookup(is_domain ? self->domains : self->volumes, id);
+	g_autofree gchar *path = NULL;
+
+	if (guest != NULL)
+		return g_object_ref(guest);
+	path = is_domain ? lgd_path_for_domain(self->prefix, id)
+			 : lgd_path_for_volume(self->prefix, id);
+	return lgd_guest_new_drive(self->context, self->uri, kind, id, path);
+}
+
 /* ---- domains ----------------------------------------------------------- */
 
 static void
@@ -111,14 +127,8 @@ lgd_connection_sync_domain(LgdConnection *self,
 
 	if (virDomainGetUUIDString(dom, uuid) < 0)
 		return;
-	guest = g_hash_table_lookup(self->domains, uuid);
-	is_new = guest == NULL;
-	if (is_new) {
-		g_autofree gchar *path = lgd_path_for_domain(self->prefix, uuid);
-		guest = lgd_guest_new_domain(self->context, self->uri, uuid, path);
-	} else {
-		g_object_ref(guest);
-	}
+	is_new = !g_hash_table_contains(self->domains, uuid);
+	guest = lgd_connection_guest_ref(self, LGD_GUEST_DOMAIN, uuid);
 	iface = lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	was_active = lgd_dbus_domain_get_active(iface);
 
@@ -256,18 +266,10 @@ lgd_connection_sync_volume(LgdConnection *self,
 
 	if (key == NULL)
 		return;
-	guest = g_hash_table_lookup(self->volumes, key);
-	is_new = guest == NULL;
-	if (!is_new && !reread) {
-		guest = NULL; /* borrowed */
+	is_new = !g_hash_table_contains(self->volumes, key);
+	if (!is_new && !reread)
 		return;
-	}
-	if (is_new) {
-		g_autofree gchar *path = lgd_path_for_volume(self->prefix, key);
-		guest = lgd_guest_new_volume(self->context, self->uri, key, path);
-	} else {
-		g_object_ref(guest);
-	}
+	guest = lgd_connection_guest_ref(self, LGD_GUEST_VOLUME, key);
 	iface = lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	if (!lgd_volume_read(iface, vol, pool, self->uri, &error)) {
 		/* deleted between listing and reading: the next listing settles it */

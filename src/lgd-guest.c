@@ -415,46 +415,26 @@ lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
 }
 
 /* A domain and a volume differ only in their interface and in how the
- * session finds the drives (@source): the rest of a guest is the same. */
-static LgdGuest *
+ * session finds the drives: the rest of a guest is the same. */
+LgdGuest *
 lgd_guest_new_drive(LgdContext *context,
 		    const gchar *uri,
-		    const gchar *object_path,
-		    GType impl_type,
-		    LgdDriveSource *source)
+		    LgdGuestKind kind,
+		    const gchar *id,
+		    const gchar *object_path)
 {
 	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(GDBusInterfaceSkeleton) iface = g_object_new(impl_type, NULL);
+	gboolean is_domain = kind == LGD_GUEST_DOMAIN;
+	g_autoptr(GDBusInterfaceSkeleton) iface =
+	    g_object_new(is_domain ? LGD_TYPE_DOMAIN_IMPL : LGD_TYPE_VOLUME_IMPL, NULL);
+	LgdDriveSource *source = is_domain ? lgd_drive_source_new_domain(uri, id, context->run_dir)
+					   : lgd_drive_source_new_volume(uri, id, context->run_dir);
 
+	if (is_domain)
+		self->uuid = g_strdup(id);
+	else
+		self->key = g_strdup(id);
 	g_dbus_object_skeleton_add_interface(G_DBUS_OBJECT_SKELETON(self->object), iface);
 	self->session = lgd_session_new(&context->session, source, G_OBJECT(iface));
-	return self;
-}
-
-LgdGuest *
-lgd_guest_new_domain(LgdContext *context,
-		     const gchar *uri,
-		     const gchar *uuid,
-		     const gchar *object_path)
-{
-	LgdGuest *self =
-	    lgd_guest_new_drive(context, uri, object_path, LGD_TYPE_DOMAIN_IMPL,
-				lgd_drive_source_new_domain(uri, uuid, context->run_dir));
-
-	self->uuid = g_strdup(uuid);
-	return self;
-}
-
-LgdGuest *
-lgd_guest_new_volume(LgdContext *context,
-		     const gchar *uri,
-		     const gchar *key,
-		     const gchar *object_path)
-{
-	LgdGuest *self =
-	    lgd_guest_new_drive(context, uri, object_path, LGD_TYPE_VOLUME_IMPL,
-				lgd_drive_source_new_volume(uri, key, context->run_dir));
-
-	self->key = g_strdup(key);
 	return self;
 }
