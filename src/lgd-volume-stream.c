@@ -240,6 +240,19 @@ lgd_source_data(virStreamPtr st, char *data, size_t nbytes, void *opaque)
 	return (int)n;
 }
 
+/* Puts the source's file offset back at @source->pos, where the next
+ * read starts: 0, or -1 with the source's error set. */
+static int
+lgd_source_seek(LgdSource *source)
+{
+	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
+		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot seek in the source: %s", g_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Where the next section of a sparse source ends, and whether it is data:
  * SEEK_DATA and SEEK_HOLE, bounded by what is left to send. */
 static int
@@ -275,12 +288,7 @@ lgd_source_section(virStreamPtr st, int *in_data, long long *length, void *opaqu
 		if (hole > source->pos)
 			*length = MIN(*length, (long long)(hole - source->pos));
 	}
-	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
-		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot seek in the source: %s", g_strerror(errno));
-		return -1;
-	}
-	return 0;
+	return lgd_source_seek(source);
 }
 
 static int
@@ -290,12 +298,7 @@ lgd_source_skip(virStreamPtr st, long long length, void *opaque)
 
 	source->pos += length;
 	source->remaining -= length;
-	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
-		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot seek in the source: %s", g_strerror(errno));
-		return -1;
-	}
-	return 0;
+	return lgd_source_seek(source);
 }
 
 /* ---- the transfer thread ----------------------------------------------- */
@@ -374,6 +377,35 @@ lgd_volume_stream_sizes(
 	return TRUE;
 }
 
+/* A stream over @count bytes of @vol from @offset, read from the volume
+ * or (@upload) written to it; NULL when libvirt refuses. */
+static virStreamPtr
+lgd_volume_stream_open(virConnectPtr conn,
+		       virStorageVolPtr vol,
+		       gboolean upload,
+		       guint64 offset,
+		       guint64 count,
+		       gboolean sparse,
+		       const gchar *path,
+		       GError **error)
+{
+	g_autoptr(virStream) st = virStreamNew(conn, 0);
+	int rc = -1;
+
+	if (st != NULL && upload)
+		rc = virStorageVolUpload(vol, st, offset, count,
+					 sparse ? VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM : 0);
+	else if (st != NULL)
+		rc = virStorageVolDownload(vol, st, offset, count,
+					   sparse ? VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0);
+	if (rc < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot %s volume %s",
+					   upload ? "upload to" : "download", path);
+		return NULL;
+	}
+	return g_steal_pointer(&st);
+}
+
 static gboolean
 lgd_volume_stream_download(
     LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
@@ -399,13 +431,9 @@ lgd_volume_stream_download(
 			return FALSE;
 		}
 	}
-	st = virStreamNew(conn, 0);
-	if (st == NULL ||
-	    virStorageVolDownload(vol, st, t->offset, count,
-				  t->sparse ? VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0) < 0) {
-		lgd_error_set_from_libvirt(error, "Cannot download volume %s", path);
+	st = lgd_volume_stream_open(conn, vol, FALSE, t->offset, count, t->sparse, path, error);
+	if (st == NULL)
 		return FALSE;
-	}
 	if (t->sparse)
 		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
 	else
@@ -484,13 +512,11 @@ static gboolean
 lgd_volume_stream_cut(
     virConnectPtr conn, virStorageVolPtr vol, guint64 offset, const gchar *path, GError **error)
 {
-	g_autoptr(virStream) st = virStreamNew(conn, 0);
+	g_autoptr(virStream) st =
+	    lgd_volume_stream_open(conn, vol, TRUE, offset, 1, TRUE, path, error);
 
-	if (st == NULL ||
-	    virStorageVolUpload(vol, st, offset, 1, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
-		lgd_error_set_from_libvirt(error, "Cannot upload to volume %s", path);
+	if (st == NULL)
 		return FALSE;
-	}
 	if (virStreamSendHole(st, 1, 0) < 0 || virStreamFinish(st) < 0) {
 		lgd_error_set_from_libvirt(error, "Sparse upload to volume %s failed", path);
 		virStreamAbort(st);
@@ -524,13 +550,10 @@ lgd_volume_stream_upload(
 	if (t->sparse && !lgd_volume_stream_cut(conn, vol, t->offset, path, error))
 		return FALSE;
 	source.first_as_data = t->sparse;
-	st = virStreamNew(conn, 0);
-	if (st == NULL ||
-	    virStorageVolUpload(vol, st, t->offset, source.count,
-				t->sparse ? VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM : 0) < 0) {
-		lgd_error_set_from_libvirt(error, "Cannot upload to volume %s", path);
+	st = lgd_volume_stream_open(conn, vol, TRUE, t->offset, source.count, t->sparse, path,
+				    error);
+	if (st == NULL)
 		return FALSE;
-	}
 	if (t->sparse)
 		rc = virStreamSparseSendAll(st, lgd_source_data, lgd_source_section,
 					    lgd_source_skip, &source);
