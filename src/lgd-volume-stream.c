@@ -359,6 +359,15 @@ lgd_volume_stream_end(virConnectPtr conn,
 	return TRUE;
 }
 
+/* The volume a transfer reads or writes, with its sizes. */
+typedef struct {
+	virConnectPtr conn;
+	virStorageVolPtr vol;
+	const gchar *path;
+	guint64 stored;
+	guint64 capacity;
+} LgdVolumeTarget;
+
 /* The volume's bytes as stored: the file's or device's size, which is
  * less than the capacity for a qcow2 image. */
 static gboolean
@@ -407,18 +416,14 @@ lgd_volume_stream_open(virConnectPtr conn,
 }
 
 static gboolean
-lgd_volume_stream_download(
-    LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+lgd_volume_stream_download(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSink sink = {.fd = t->fd};
-	guint64 stored;
-	guint64 capacity;
 	guint64 count;
 	int rc;
 
-	if (!lgd_volume_stream_sizes(vol, path, &stored, &capacity, error) ||
-	    !lgd_volume_stream_check_range(stored, t->offset, t->length, &count, error))
+	if (!lgd_volume_stream_check_range(v->stored, t->offset, t->length, &count, error))
 		return FALSE;
 	if (count == 0)
 		return TRUE; /* and libvirt would read 0 as "to the end" */
@@ -431,20 +436,21 @@ lgd_volume_stream_download(
 			return FALSE;
 		}
 	}
-	st = lgd_volume_stream_open(conn, vol, FALSE, t->offset, count, t->sparse, path, error);
+	st = lgd_volume_stream_open(v->conn, v->vol, FALSE, t->offset, count, t->sparse, v->path,
+				    error);
 	if (st == NULL)
 		return FALSE;
 	if (t->sparse)
 		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
 	else
 		rc = virStreamRecvAll(st, lgd_sink_data, &sink);
-	if (!lgd_volume_stream_end(conn, st, rc, &sink.error, "Download", path, error))
+	if (!lgd_volume_stream_end(v->conn, st, rc, &sink.error, "Download", v->path, error))
 		return FALSE;
 	if (sink.done != count) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
 			    "Volume %s gave %" G_GUINT64_FORMAT
 			    " bytes instead of %" G_GUINT64_FORMAT " (did it shrink?)",
-			    path, sink.done, count);
+			    v->path, sink.done, count);
 		return FALSE;
 	}
 	return !t->sparse || lgd_sink_finish_sparse(&sink, error);
@@ -526,18 +532,15 @@ lgd_volume_stream_cut(
 }
 
 static gboolean
-lgd_volume_stream_upload(
-    LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSource source = {.fd = t->fd};
-	guint64 stored;
-	guint64 capacity;
 	int rc;
 
-	if (!lgd_volume_stream_sizes(vol, path, &stored, &capacity, error) ||
-	    !lgd_volume_stream_upload_count(t, &source, stored, MAX(stored, capacity), error) ||
-	    !lgd_volume_usage_check_unused(conn, vol, error))
+	if (!lgd_volume_stream_upload_count(t, &source, v->stored, MAX(v->stored, v->capacity),
+					    error) ||
+	    !lgd_volume_usage_check_unused(v->conn, v->vol, error))
 		return FALSE;
 	if (source.count == 0) {
 		/* libvirt would read 0 as "no limit" */
@@ -547,11 +550,11 @@ lgd_volume_stream_upload(
 		}
 		return TRUE;
 	}
-	if (t->sparse && !lgd_volume_stream_cut(conn, vol, t->offset, path, error))
+	if (t->sparse && !lgd_volume_stream_cut(v->conn, v->vol, t->offset, v->path, error))
 		return FALSE;
 	source.first_as_data = t->sparse;
-	st = lgd_volume_stream_open(conn, vol, TRUE, t->offset, source.count, t->sparse, path,
-				    error);
+	st = lgd_volume_stream_open(v->conn, v->vol, TRUE, t->offset, source.count, t->sparse,
+				    v->path, error);
 	if (st == NULL)
 		return FALSE;
 	if (t->sparse)
@@ -559,7 +562,7 @@ lgd_volume_stream_upload(
 					    lgd_source_skip, &source);
 	else
 		rc = virStreamSendAll(st, lgd_source_data, &source);
-	if (!lgd_volume_stream_end(conn, st, rc, &source.error, "Upload", path, error))
+	if (!lgd_volume_stream_end(v->conn, st, rc, &source.error, "Upload", v->path, error))
 		return FALSE;
 	return TRUE;
 }
@@ -571,6 +574,7 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 	g_autoptr(virConnect) conn = lgd_libvirt_connect(lgd_guest_get_uri(t->guest), error);
 	g_autoptr(virStorageVol) vol = NULL;
 	g_autofree gchar *path = NULL;
+	LgdVolumeTarget target;
 	gboolean ok;
 
 	if (conn == NULL)
@@ -580,10 +584,13 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 		lgd_error_set_from_libvirt(error, "Volume %s", key);
 		return NULL;
 	}
+	target = (LgdVolumeTarget){.conn = conn, .vol = vol, .path = path};
+	if (!lgd_volume_stream_sizes(vol, path, &target.stored, &target.capacity, error))
+		return NULL;
 	if (t->flag)
-		ok = lgd_volume_stream_upload(t, conn, vol, path, error);
+		ok = lgd_volume_stream_upload(t, &target, error);
 	else
-		ok = lgd_volume_stream_download(t, conn, vol, path, error);
+		ok = lgd_volume_stream_download(t, &target, error);
 	if (!ok)
 		return NULL;
 	/* a file system may report a failed write only now (NFS) */
