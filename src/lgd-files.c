@@ -248,16 +248,13 @@ static const LgdFilesMethod lgd_files_methods[] = {
      LGD_FILES_REPLY(complete_fds, tar_in)},
 };
 
+/* lgd_call_find_method reads the name at the start of each entry */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdFilesMethod, name) == 0);
+
 static const LgdFilesMethod *
 lgd_files_method(GDBusMethodInvocation *invocation)
 {
-	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
-
-	for (guint i = 0; i < G_N_ELEMENTS(lgd_files_methods); i++) {
-		if (g_str_equal(lgd_files_methods[i].name, name))
-			return &lgd_files_methods[i];
-	}
-	g_assert_not_reached();
+	return LGD_CALL_FIND_METHOD(invocation, lgd_files_methods);
 }
 
 /* The flags of one path of @call, with its options applied. */

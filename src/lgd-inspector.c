@@ -336,16 +336,13 @@ static const LgdInspectorMethod lgd_inspector_methods[] = {
     {"DiskUsage", lgd_no_options, lgd_disk_usage_job, lgd_dbus_inspector_complete_disk_usage},
 };
 
+/* lgd_call_find_method reads the name at the start of each entry */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdInspectorMethod, name) == 0);
+
 static const LgdInspectorMethod *
 lgd_inspector_method(GDBusMethodInvocation *invocation)
 {
-	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
-
-	for (guint i = 0; i < G_N_ELEMENTS(lgd_inspector_methods); i++) {
-		if (g_str_equal(lgd_inspector_methods[i].name, name))
-			return &lgd_inspector_methods[i];
-	}
-	g_assert_not_reached();
+	return LGD_CALL_FIND_METHOD(invocation, lgd_inspector_methods);
 }
 
 static void
