@@ -112,29 +112,22 @@ struct _LgdVolumeImpl {
 	LgdDBusVolumeSkeleton parent_instance;
 };
 
-static gboolean
-lgd_domain_impl_handle_start(LgdDBusDomain *iface, GDBusMethodInvocation *inv, GVariant *options)
-{
-	return lgd_guest_handle_start(iface, inv, options);
-}
+/* The generated interfaces give StartAppliance and StopAppliance the
+ * type of their own interface: these typed handlers of each forward to
+ * the one implementation above. */
+#define LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(prefix, IfaceType)                                     \
+	static gboolean prefix##_handle_start(IfaceType *iface, GDBusMethodInvocation *inv,        \
+					      GVariant *options)                                   \
+	{                                                                                          \
+		return lgd_guest_handle_start(iface, inv, options);                                \
+	}                                                                                          \
+	static gboolean prefix##_handle_stop(IfaceType *iface, GDBusMethodInvocation *inv)         \
+	{                                                                                          \
+		return lgd_guest_handle_stop(iface, inv);                                          \
+	}
 
-static gboolean
-lgd_domain_impl_handle_stop(LgdDBusDomain *iface, GDBusMethodInvocation *invocation)
-{
-	return lgd_guest_handle_stop(iface, invocation);
-}
-
-static gboolean
-lgd_volume_impl_handle_start(LgdDBusVolume *iface, GDBusMethodInvocation *inv, GVariant *options)
-{
-	return lgd_guest_handle_start(iface, inv, options);
-}
-
-static gboolean
-lgd_volume_impl_handle_stop(LgdDBusVolume *iface, GDBusMethodInvocation *invocation)
-{
-	return lgd_guest_handle_stop(iface, invocation);
-}
+LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(lgd_domain_impl, LgdDBusDomain)
+LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(lgd_volume_impl, LgdDBusVolume)
 
 static void
 lgd_domain_impl_iface_init(LgdDBusDomainIface *iface)
