@@ -45,46 +45,24 @@ lgd_args_check_options(GVariant *options, const LgdOptionSpec *specs, GError **e
 	return TRUE;
 }
 
-gboolean
-lgd_args_get_bool(GVariant *options, const gchar *key, gboolean default_value)
-{
-	gboolean value;
+/* The getters differ only in the GVariant format and the C type, so one
+ * definition makes them all. A key that is absent gives @default_value;
+ * its type was checked by lgd_args_check_options. */
+#define LGD_ARGS_DEFINE_GETTER(name, ret_type, value_type, format)                                 \
+	ret_type lgd_args_get_##name(GVariant *options, const gchar *key, ret_type default_value)  \
+	{                                                                                          \
+		value_type value;                                                                  \
+                                                                                                   \
+		if (!g_variant_lookup(options, key, format, &value))                               \
+			return default_value;                                                      \
+		return value;                                                                      \
+	}
 
-	if (!g_variant_lookup(options, key, "b", &value))
-		return default_value;
-	return value;
-}
-
+LGD_ARGS_DEFINE_GETTER(bool, gboolean, gboolean, "b")
 /* -1 style defaults let callers tell "not given" from any real value. */
-gint64
-lgd_args_get_u32(GVariant *options, const gchar *key, gint64 default_value)
-{
-	guint32 value;
-
-	if (!g_variant_lookup(options, key, "u", &value))
-		return default_value;
-	return value;
-}
-
-guint64
-lgd_args_get_u64(GVariant *options, const gchar *key, guint64 default_value)
-{
-	guint64 value;
-
-	if (!g_variant_lookup(options, key, "t", &value))
-		return default_value;
-	return value;
-}
-
-const gchar *
-lgd_args_get_string(GVariant *options, const gchar *key, const gchar *default_value)
-{
-	const gchar *value;
-
-	if (!g_variant_lookup(options, key, "&s", &value))
-		return default_value;
-	return value;
-}
+LGD_ARGS_DEFINE_GETTER(u32, gint64, guint32, "u")
+LGD_ARGS_DEFINE_GETTER(u64, guint64, guint64, "t")
+LGD_ARGS_DEFINE_GETTER(string, const gchar *, const gchar *, "&s")
 
 /* Guest paths: absolute, and within the limits of Linux paths, so that a
  * bad one is refused here with a clear message rather than deep inside

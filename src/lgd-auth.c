@@ -111,13 +111,16 @@ lgd_auth_details_new(const LgdAuthDetails *details, const gchar *message)
 	return pk;
 }
 
-static gboolean
-lgd_auth_check_polkit(LgdAuth *self,
-		      GDBusMethodInvocation *invocation,
-		      const gchar *action_id,
-		      const LgdAuthDetails *details,
-		      const gchar *message,
-		      GError **error)
+/* Returns TRUE when the caller of @invocation may perform @action_id on the
+ * object that @details describe; @message is shown in authentication
+ * dialogs and is already translated. */
+gboolean
+lgd_auth_check(LgdAuth *self,
+	       GDBusMethodInvocation *invocation,
+	       const gchar *action_id,
+	       const LgdAuthDetails *details,
+	       const gchar *message,
+	       GError **error)
 {
 	GDBusMessage *msg = g_dbus_method_invocation_get_message(invocation);
 	PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
@@ -126,6 +129,11 @@ lgd_auth_check_polkit(LgdAuth *self,
 	g_autoptr(PolkitAuthorizationResult) result = NULL;
 	g_autoptr(GError) local_error = NULL;
 
+	g_return_val_if_fail(LGD_IS_AUTH(self), FALSE);
+	g_return_val_if_fail(action_id != NULL, FALSE);
+
+	if (self->bus_type == LGD_BUS_SESSION)
+		return lgd_auth_check_session(invocation, error);
 	/* The caller says whether it can wait for an authentication dialog. */
 	if (g_dbus_message_get_flags(msg) & G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION)
 		flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
@@ -151,25 +159,6 @@ lgd_auth_check_polkit(LgdAuth *self,
 	}
 	g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_AUTHORIZED, "Not authorized for %s", action_id);
 	return FALSE;
-}
-
-/* Returns TRUE when the caller of @invocation may perform @action_id on the
- * object that @details describe; @message is shown in authentication
- * dialogs and is already translated. */
-gboolean
-lgd_auth_check(LgdAuth *self,
-	       GDBusMethodInvocation *invocation,
-	       const gchar *action_id,
-	       const LgdAuthDetails *details,
-	       const gchar *message,
-	       GError **error)
-{
-	g_return_val_if_fail(LGD_IS_AUTH(self), FALSE);
-	g_return_val_if_fail(action_id != NULL, FALSE);
-
-	if (self->bus_type == LGD_BUS_SESSION)
-		return lgd_auth_check_session(invocation, error);
-	return lgd_auth_check_polkit(self, invocation, action_id, details, message, error);
 }
 
 /* The message an authentication dialog shows for @action_id, translated,

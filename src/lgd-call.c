@@ -251,3 +251,21 @@ lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func)
 	lgd_call_authorize_async(call);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
+
+gconstpointer
+lgd_call_find_method(GDBusMethodInvocation *invocation,
+		     gconstpointer table,
+		     gsize n_entries,
+		     gsize entry_size)
+{
+	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
+
+	for (gsize i = 0; i < n_entries; i++) {
+		const gchar *const *entry =
+		    (const gchar *const *)((const guint8 *)table + i * entry_size);
+
+		if (g_str_equal(*entry, name))
+			return entry;
+	}
+	g_assert_not_reached();
+}

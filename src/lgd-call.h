@@ -95,4 +95,15 @@ gboolean lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func);
 
 void lgd_call_complete(LgdCall *call, GVariant *reply, GError *error);
 
+/* The entry of a handler's method table for the method @invocation calls.
+ * Each entry is a struct whose first member is the D-Bus method name, and
+ * the table lists every method the handler is set for. */
+gconstpointer lgd_call_find_method(GDBusMethodInvocation *invocation,
+				   gconstpointer table,
+				   gsize n_entries,
+				   gsize entry_size);
+
+#define LGD_CALL_FIND_METHOD(invocation, table)                                                    \
+	lgd_call_find_method((invocation), (table), G_N_ELEMENTS(table), sizeof((table)[0]))
+
 G_END_DECLS

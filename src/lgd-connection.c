@@ -93,6 +93,22 @@ lgd_connection_unexport_all(LgdConnection *self, GHashTable *table)
 	}
 }
 
+/* A new reference to the published guest @id (a domain's UUID, a
+ * volume's key), or to a new unpublished one. */
+static LgdGuest *
+lgd_connection_guest_ref(LgdConnection *self, LgdGuestKind kind, const gchar *id)
+{
+	gboolean is_domain = kind == LGD_GUEST_DOMAIN;
+	LgdGuest *guest = g_hash_table_lookup(is_domain ? self->domains : self->volumes, id);
+	g_autofree gchar *path = NULL;
+
+	if (guest != NULL)
+		return g_object_ref(guest);
+	path = is_domain ? lgd_path_for_domain(self->prefix, id)
+			 : lgd_path_for_volume(self->prefix, id);
+	return lgd_guest_new_drive(self->context, self->uri, kind, id, path);
+}
+
 /* ---- domains ----------------------------------------------------------- */
 
 static void
@@ -111,14 +127,8 @@ lgd_connection_sync_domain(LgdConnection *self,
 
 	if (virDomainGetUUIDString(dom, uuid) < 0)
 		return;
-	guest = g_hash_table_lookup(self->domains, uuid);
-	is_new = guest == NULL;
-	if (is_new) {
-		g_autofree gchar *path = lgd_path_for_domain(self->prefix, uuid);
-		guest = lgd_guest_new_domain(self->context, self->uri, uuid, path);
-	} else {
-		g_object_ref(guest);
-	}
+	is_new = !g_hash_table_contains(self->domains, uuid);
+	guest = lgd_connection_guest_ref(self, LGD_GUEST_DOMAIN, uuid);
 	iface = lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	was_active = lgd_dbus_domain_get_active(iface);
 
@@ -256,18 +266,10 @@ lgd_connection_sync_volume(LgdConnection *self,
 
 	if (key == NULL)
 		return;
-	guest = g_hash_table_lookup(self->volumes, key);
-	is_new = guest == NULL;
-	if (!is_new && !reread) {
-		guest = NULL; /* borrowed */
+	is_new = !g_hash_table_contains(self->volumes, key);
+	if (!is_new && !reread)
 		return;
-	}
-	if (is_new) {
-		g_autofree gchar *path = lgd_path_for_volume(self->prefix, key);
-		guest = lgd_guest_new_volume(self->context, self->uri, key, path);
-	} else {
-		g_object_ref(guest);
-	}
+	guest = lgd_connection_guest_ref(self, LGD_GUEST_VOLUME, key);
 	iface = lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	if (!lgd_volume_read(iface, vol, pool, self->uri, &error)) {
 		/* deleted between listing and reading: the next listing settles it */
@@ -564,24 +566,42 @@ lgd_connection_lookup_domain_uuid(LgdConnection *self, const gchar *uuid)
 	return guest != NULL ? lgd_guest_path(guest) : NULL;
 }
 
-/* The paths of the domains named @name (names are unique per connection,
- * but a caller may ask across connections). */
-GPtrArray *
-lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
+/* The paths of the guests in @table whose property @get gives @value. */
+static GPtrArray *
+lgd_connection_lookup_by(GHashTable *table,
+			 const gchar *(*get)(LgdDBusObject *object),
+			 const gchar *value)
 {
 	GPtrArray *paths = g_ptr_array_new();
 	GHashTableIter iter;
 	gpointer guest;
 
-	g_hash_table_iter_init(&iter, self->domains);
+	g_hash_table_iter_init(&iter, table);
 	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
-		g_autoptr(LgdDBusDomain) iface =
-		    lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
-
-		if (g_strcmp0(lgd_dbus_domain_get_name(iface), name) == 0)
+		if (g_strcmp0(get(LGD_DBUS_OBJECT(lgd_guest_get_object(guest))), value) == 0)
 			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
 	}
 	return paths;
+}
+
+static const gchar *
+lgd_connection_domain_name(LgdDBusObject *object)
+{
+	return lgd_dbus_domain_get_name(lgd_dbus_object_peek_domain(object));
+}
+
+static const gchar *
+lgd_connection_volume_path(LgdDBusObject *object)
+{
+	return lgd_dbus_volume_get_path(lgd_dbus_object_peek_volume(object));
+}
+
+/* The paths of the domains named @name (names are unique per connection,
+ * but a caller may ask across connections). */
+GPtrArray *
+lgd_connection_lookup_domain_name(LgdConnection *self, const gchar *name)
+{
+	return lgd_connection_lookup_by(self->domains, lgd_connection_domain_name, name);
 }
 
 /* The published domain or volume at @object_path, or NULL. */
@@ -620,19 +640,7 @@ lgd_connection_lookup_volume_key(LgdConnection *self, const gchar *key)
 GPtrArray *
 lgd_connection_lookup_volume_path(LgdConnection *self, const gchar *path)
 {
-	GPtrArray *paths = g_ptr_array_new();
-	GHashTableIter iter;
-	gpointer guest;
-
-	g_hash_table_iter_init(&iter, self->volumes);
-	while (g_hash_table_iter_next(&iter, NULL, &guest)) {
-		g_autoptr(LgdDBusVolume) iface =
-		    lgd_dbus_object_get_volume(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
-
-		if (g_strcmp0(lgd_dbus_volume_get_path(iface), path) == 0)
-			g_ptr_array_add(paths, (gpointer)lgd_guest_path(guest));
-	}
-	return paths;
+	return lgd_connection_lookup_by(self->volumes, lgd_connection_volume_path, path);
 }
 
 /* ---- GObject ----------------------------------------------------------- */

@@ -45,26 +45,30 @@ lgd_drive_clear(LgdDrive *drive)
 	g_free(drive->path);
 }
 
-LgdDriveSource *
-lgd_drive_source_new_domain(const gchar *uri, const gchar *uuid, const gchar *run_dir)
+/* A domain's drives are found by @uuid, a volume's by @key: one of the
+ * two is NULL. */
+static LgdDriveSource *
+lgd_drive_source_new(const gchar *uri, const gchar *uuid, const gchar *key, const gchar *run_dir)
 {
 	LgdDriveSource *self = g_new0(LgdDriveSource, 1);
 
 	self->uri = g_strdup(uri);
 	self->uuid = g_strdup(uuid);
+	self->key = g_strdup(key);
 	self->run_dir = g_strdup(run_dir);
 	return self;
 }
 
 LgdDriveSource *
+lgd_drive_source_new_domain(const gchar *uri, const gchar *uuid, const gchar *run_dir)
+{
+	return lgd_drive_source_new(uri, uuid, NULL, run_dir);
+}
+
+LgdDriveSource *
 lgd_drive_source_new_volume(const gchar *uri, const gchar *key, const gchar *run_dir)
 {
-	LgdDriveSource *self = g_new0(LgdDriveSource, 1);
-
-	self->uri = g_strdup(uri);
-	self->key = g_strdup(key);
-	self->run_dir = g_strdup(run_dir);
-	return self;
+	return lgd_drive_source_new(uri, NULL, key, run_dir);
 }
 
 void

@@ -191,13 +191,24 @@ lgd_files_rename_job(LgdSession *session, LgdCall *call, GError **error)
 				    error);
 }
 
-GVariant *
-lgd_files_chmod_job(LgdSession *session, LgdCall *call, GError **error)
+/* Chmod and Chown: the path must exist; NULL when the call was refused. */
+static guestfs_h *
+lgd_files_begin_attrs(LgdSession *session, LgdCall *call, GError **error)
 {
 	guestfs_h *g = lgd_files_prepare(session, call, TRUE, error);
 
 	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error) ||
 	    !lgd_files_begin_write(session, call, g, error))
+		return NULL;
+	return g;
+}
+
+GVariant *
+lgd_files_chmod_job(LgdSession *session, LgdCall *call, GError **error)
+{
+	guestfs_h *g = lgd_files_begin_attrs(session, call, error);
+
+	if (g == NULL)
 		return NULL;
 	return lgd_files_write_done(session, call, g, guestfs_chmod(g, (int)call->mode, call->path),
 				    error);
@@ -206,10 +217,9 @@ lgd_files_chmod_job(LgdSession *session, LgdCall *call, GError **error)
 GVariant *
 lgd_files_chown_job(LgdSession *session, LgdCall *call, GError **error)
 {
-	guestfs_h *g = lgd_files_prepare(session, call, TRUE, error);
+	guestfs_h *g = lgd_files_begin_attrs(session, call, error);
 
-	if (g == NULL || !lgd_files_check_exists(session, g, call->path, error) ||
-	    !lgd_files_begin_write(session, call, g, error))
+	if (g == NULL)
 		return NULL;
 	return lgd_files_write_done(
 	    session, call, g, guestfs_lchown(g, (int)call->uid, (int)call->gid, call->path), error);

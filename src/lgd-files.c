@@ -5,6 +5,7 @@
 
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-fd.h"
 #include "lgd-files.h"
 #include "lgd-mount.h"
@@ -247,16 +248,13 @@ static const LgdFilesMethod lgd_files_methods[] = {
      LGD_FILES_REPLY(complete_fds, tar_in)},
 };
 
+/* lgd_call_find_method reads the name at the start of each entry */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdFilesMethod, name) == 0);
+
 static const LgdFilesMethod *
 lgd_files_method(GDBusMethodInvocation *invocation)
 {
-	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
-
-	for (guint i = 0; i < G_N_ELEMENTS(lgd_files_methods); i++) {
-		if (g_str_equal(lgd_files_methods[i].name, name))
-			return &lgd_files_methods[i];
-	}
-	g_assert_not_reached();
+	return LGD_CALL_FIND_METHOD(invocation, lgd_files_methods);
 }
 
 /* The flags of one path of @call, with its options applied. */
@@ -534,20 +532,7 @@ lgd_files_impl_iface_init(LgdDBusFilesIface *iface)
 	iface->handle_tar_in = lgd_files_handle_transfer;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdFilesImpl,
-			lgd_files_impl,
-			LGD_DBUS_TYPE_FILES_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_FILES, lgd_files_impl_iface_init))
-
-static void
-lgd_files_impl_class_init(LgdFilesImplClass *klass)
-{
-}
-
-static void
-lgd_files_impl_init(LgdFilesImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdFilesImpl, lgd_files_impl, LGD_DBUS_TYPE_FILES_SKELETON, LGD_DBUS_TYPE_FILES)
 
 /* The handlers find their guest through the object the interface is on. */
 LgdDBusFiles *

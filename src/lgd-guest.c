@@ -3,6 +3,7 @@
 #include "lgd-args.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-guest.h"
 #include "lgd-files.h"
 #include "lgd-inspector.h"
@@ -111,29 +112,22 @@ struct _LgdVolumeImpl {
 	LgdDBusVolumeSkeleton parent_instance;
 };
 
-static gboolean
-lgd_domain_impl_handle_start(LgdDBusDomain *iface, GDBusMethodInvocation *inv, GVariant *options)
-{
-	return lgd_guest_handle_start(iface, inv, options);
-}
+/* The generated interfaces give StartAppliance and StopAppliance the
+ * type of their own interface: these typed handlers of each forward to
+ * the one implementation above. */
+#define LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(prefix, IfaceType)                                     \
+	static gboolean prefix##_handle_start(IfaceType *iface, GDBusMethodInvocation *inv,        \
+					      GVariant *options)                                   \
+	{                                                                                          \
+		return lgd_guest_handle_start(iface, inv, options);                                \
+	}                                                                                          \
+	static gboolean prefix##_handle_stop(IfaceType *iface, GDBusMethodInvocation *inv)         \
+	{                                                                                          \
+		return lgd_guest_handle_stop(iface, inv);                                          \
+	}
 
-static gboolean
-lgd_domain_impl_handle_stop(LgdDBusDomain *iface, GDBusMethodInvocation *invocation)
-{
-	return lgd_guest_handle_stop(iface, invocation);
-}
-
-static gboolean
-lgd_volume_impl_handle_start(LgdDBusVolume *iface, GDBusMethodInvocation *inv, GVariant *options)
-{
-	return lgd_guest_handle_start(iface, inv, options);
-}
-
-static gboolean
-lgd_volume_impl_handle_stop(LgdDBusVolume *iface, GDBusMethodInvocation *invocation)
-{
-	return lgd_guest_handle_stop(iface, invocation);
-}
+LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(lgd_domain_impl, LgdDBusDomain)
+LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(lgd_volume_impl, LgdDBusVolume)
 
 static void
 lgd_domain_impl_iface_init(LgdDBusDomainIface *iface)
@@ -151,35 +145,9 @@ lgd_volume_impl_iface_init(LgdDBusVolumeIface *iface)
 	iface->handle_upload = lgd_volume_stream_handle_upload;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdDomainImpl,
-			lgd_domain_impl,
-			LGD_DBUS_TYPE_DOMAIN_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_DOMAIN, lgd_domain_impl_iface_init))
+LGD_DEFINE_IMPL(LgdDomainImpl, lgd_domain_impl, LGD_DBUS_TYPE_DOMAIN_SKELETON, LGD_DBUS_TYPE_DOMAIN)
 
-G_DEFINE_TYPE_WITH_CODE(LgdVolumeImpl,
-			lgd_volume_impl,
-			LGD_DBUS_TYPE_VOLUME_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_VOLUME, lgd_volume_impl_iface_init))
-
-static void
-lgd_domain_impl_class_init(LgdDomainImplClass *klass)
-{
-}
-
-static void
-lgd_domain_impl_init(LgdDomainImpl *self)
-{
-}
-
-static void
-lgd_volume_impl_class_init(LgdVolumeImplClass *klass)
-{
-}
-
-static void
-lgd_volume_impl_init(LgdVolumeImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdVolumeImpl, lgd_volume_impl, LGD_DBUS_TYPE_VOLUME_SKELETON, LGD_DBUS_TYPE_VOLUME)
 
 /* ---- inspection cache -------------------------------------------------- */
 
@@ -439,36 +407,27 @@ lgd_guest_new(LgdContext *context, const gchar *uri, const gchar *object_path)
 	return self;
 }
 
+/* A domain and a volume differ only in their interface and in how the
+ * session finds the drives: the rest of a guest is the same. */
 LgdGuest *
-lgd_guest_new_domain(LgdContext *context,
-		     const gchar *uri,
-		     const gchar *uuid,
-		     const gchar *object_path)
+lgd_guest_new_drive(LgdContext *context,
+		    const gchar *uri,
+		    LgdGuestKind kind,
+		    const gchar *id,
+		    const gchar *object_path)
 {
 	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(LgdDBusDomain) iface = g_object_new(LGD_TYPE_DOMAIN_IMPL, NULL);
+	gboolean is_domain = kind == LGD_GUEST_DOMAIN;
+	g_autoptr(GDBusInterfaceSkeleton) iface =
+	    g_object_new(is_domain ? LGD_TYPE_DOMAIN_IMPL : LGD_TYPE_VOLUME_IMPL, NULL);
+	LgdDriveSource *source = is_domain ? lgd_drive_source_new_domain(uri, id, context->run_dir)
+					   : lgd_drive_source_new_volume(uri, id, context->run_dir);
 
-	self->uuid = g_strdup(uuid);
-	lgd_dbus_object_skeleton_set_domain(self->object, iface);
-	self->session = lgd_session_new(&context->session,
-					lgd_drive_source_new_domain(uri, uuid, context->run_dir),
-					G_OBJECT(iface));
-	return self;
-}
-
-LgdGuest *
-lgd_guest_new_volume(LgdContext *context,
-		     const gchar *uri,
-		     const gchar *key,
-		     const gchar *object_path)
-{
-	LgdGuest *self = lgd_guest_new(context, uri, object_path);
-	g_autoptr(LgdDBusVolume) iface = g_object_new(LGD_TYPE_VOLUME_IMPL, NULL);
-
-	self->key = g_strdup(key);
-	lgd_dbus_object_skeleton_set_volume(self->object, iface);
-	self->session = lgd_session_new(&context->session,
-					lgd_drive_source_new_volume(uri, key, context->run_dir),
-					G_OBJECT(iface));
+	if (is_domain)
+		self->uuid = g_strdup(id);
+	else
+		self->key = g_strdup(id);
+	g_dbus_object_skeleton_add_interface(G_DBUS_OBJECT_SKELETON(self->object), iface);
+	self->session = lgd_session_new(&context->session, source, G_OBJECT(iface));
 	return self;
 }

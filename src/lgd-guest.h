@@ -13,15 +13,19 @@ G_BEGIN_DECLS
 #define LGD_TYPE_GUEST (lgd_guest_get_type())
 G_DECLARE_FINAL_TYPE(LgdGuest, lgd_guest, LGD, GUEST, GObject)
 
-LgdGuest *lgd_guest_new_domain(LgdContext *context,
-			       const gchar *uri,
-			       const gchar *uuid,
-			       const gchar *object_path);
+/* What a guest publishes: a domain (found by UUID) or a storage volume
+ * (found by key). */
+typedef enum {
+	LGD_GUEST_DOMAIN,
+	LGD_GUEST_VOLUME,
+} LgdGuestKind;
 
-LgdGuest *lgd_guest_new_volume(LgdContext *context,
-			       const gchar *uri,
-			       const gchar *key,
-			       const gchar *object_path);
+/* @id is the domain's UUID or the volume's key. */
+LgdGuest *lgd_guest_new_drive(LgdContext *context,
+			      const gchar *uri,
+			      LgdGuestKind kind,
+			      const gchar *id,
+			      const gchar *object_path);
 
 LgdDBusObjectSkeleton *lgd_guest_get_object(LgdGuest *self);
 

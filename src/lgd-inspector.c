@@ -5,6 +5,7 @@
 #include "lgd-args.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-inspector.h"
 #include "lgd-mount.h"
 
@@ -242,8 +243,22 @@ lgd_inspector_filesystems(LgdSession *session, guestfs_h **g, GError **error)
 	return fs;
 }
 
+/* Adds to @builder the a{sv} that describes the filesystem @device of
+ * @type, or nothing to leave it out. */
+typedef void (*LgdFilesystemDescribe)(LgdSession *session,
+				      guestfs_h *g,
+				      const gchar *device,
+				      const gchar *type,
+				      GVariantBuilder *builder);
+
+/* The (aa{sv}) reply of ListFilesystems and DiskUsage: one dict per
+ * filesystem that @describe keeps. @unmount first releases what earlier
+ * calls left mounted, for a @describe that mounts. */
 static GVariant *
-lgd_list_filesystems_job(LgdSession *session, LgdCall *data, GError **error)
+lgd_inspector_describe_filesystems(LgdSession *session,
+				   gboolean unmount,
+				   LgdFilesystemDescribe describe,
+				   GError **error)
 {
 	GVariantBuilder builder;
 	guestfs_h *g;
@@ -251,66 +266,80 @@ lgd_list_filesystems_job(LgdSession *session, LgdCall *data, GError **error)
 
 	if (fs == NULL)
 		return NULL;
+	if (unmount)
+		lgd_mount_release(session, g);
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
-	for (guint i = 0; fs[i] != NULL; i += 2) {
-		int64_t size;
-
-		g_variant_builder_open(&builder, G_VARIANT_TYPE_VARDICT);
-		g_variant_builder_add(&builder, "{sv}", "device", g_variant_new_string(fs[i]));
-		g_variant_builder_add(&builder, "{sv}", "type", g_variant_new_string(fs[i + 1]));
-		/* not every content has a label, a UUID or a size */
-		lgd_dict_add_string(&builder, "label", guestfs_vfs_label(g, fs[i]));
-		lgd_dict_add_string(&builder, "uuid", guestfs_vfs_uuid(g, fs[i]));
-		size = guestfs_blockdev_getsize64(g, fs[i]);
-		if (size >= 0)
-			g_variant_builder_add(&builder, "{sv}", "size",
-					      g_variant_new_uint64((guint64)size));
-		g_variant_builder_close(&builder);
-	}
+	for (guint i = 0; fs[i] != NULL; i += 2)
+		describe(session, g, fs[i], fs[i + 1], &builder);
 	lgd_strv_free(fs);
 	return g_variant_new("(aa{sv})", &builder);
+}
+
+static void
+lgd_list_filesystems_describe(LgdSession *session,
+			      guestfs_h *g,
+			      const gchar *device,
+			      const gchar *type,
+			      GVariantBuilder *builder)
+{
+	int64_t size;
+
+	g_variant_builder_open(builder, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add(builder, "{sv}", "device", g_variant_new_string(device));
+	g_variant_builder_add(builder, "{sv}", "type", g_variant_new_string(type));
+	/* not every content has a label, a UUID or a size */
+	lgd_dict_add_string(builder, "label", guestfs_vfs_label(g, device));
+	lgd_dict_add_string(builder, "uuid", guestfs_vfs_uuid(g, device));
+	size = guestfs_blockdev_getsize64(g, device);
+	if (size >= 0)
+		g_variant_builder_add(builder, "{sv}", "size", g_variant_new_uint64((guint64)size));
+	g_variant_builder_close(builder);
+}
+
+static GVariant *
+lgd_list_filesystems_job(LgdSession *session, LgdCall *data, GError **error)
+{
+	return lgd_inspector_describe_filesystems(session, FALSE, lgd_list_filesystems_describe,
+						  error);
+}
+
+static void
+lgd_disk_usage_describe(LgdSession *session,
+			guestfs_h *g,
+			const gchar *device,
+			const gchar *type,
+			GVariantBuilder *builder)
+{
+	struct guestfs_statvfs *st;
+
+	if (strcmp(type, "swap") == 0 || strcmp(type, "unknown") == 0)
+		return;
+	if (guestfs_mount_ro(g, device, "/") < 0)
+		return; /* as virt-df: what does not mount is left out */
+	st = guestfs_statvfs(g, "/");
+	lgd_mount_release(session, g);
+	if (st == NULL)
+		return;
+	g_variant_builder_open(builder, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add(builder, "{sv}", "device", g_variant_new_string(device));
+	g_variant_builder_add(builder, "{sv}", "size",
+			      g_variant_new_uint64((guint64)(st->frsize * st->blocks)));
+	g_variant_builder_add(
+	    builder, "{sv}", "used",
+	    g_variant_new_uint64((guint64)(st->frsize * (st->blocks - st->bfree))));
+	g_variant_builder_add(builder, "{sv}", "available",
+			      g_variant_new_uint64((guint64)(st->frsize * st->bavail)));
+	g_variant_builder_add(builder, "{sv}", "inodes", g_variant_new_uint64((guint64)st->files));
+	g_variant_builder_add(builder, "{sv}", "inodes-free",
+			      g_variant_new_uint64((guint64)st->ffree));
+	g_variant_builder_close(builder);
+	guestfs_free_statvfs(st);
 }
 
 static GVariant *
 lgd_disk_usage_job(LgdSession *session, LgdCall *data, GError **error)
 {
-	GVariantBuilder builder;
-	guestfs_h *g;
-	char **fs = lgd_inspector_filesystems(session, &g, error);
-
-	if (fs == NULL)
-		return NULL;
-	lgd_mount_release(session, g);
-	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
-	for (guint i = 0; fs[i] != NULL; i += 2) {
-		struct guestfs_statvfs *st;
-
-		if (strcmp(fs[i + 1], "swap") == 0 || strcmp(fs[i + 1], "unknown") == 0)
-			continue;
-		if (guestfs_mount_ro(g, fs[i], "/") < 0)
-			continue; /* as virt-df: what does not mount is left out */
-		st = guestfs_statvfs(g, "/");
-		lgd_mount_release(session, g);
-		if (st == NULL)
-			continue;
-		g_variant_builder_open(&builder, G_VARIANT_TYPE_VARDICT);
-		g_variant_builder_add(&builder, "{sv}", "device", g_variant_new_string(fs[i]));
-		g_variant_builder_add(&builder, "{sv}", "size",
-				      g_variant_new_uint64((guint64)(st->frsize * st->blocks)));
-		g_variant_builder_add(
-		    &builder, "{sv}", "used",
-		    g_variant_new_uint64((guint64)(st->frsize * (st->blocks - st->bfree))));
-		g_variant_builder_add(&builder, "{sv}", "available",
-				      g_variant_new_uint64((guint64)(st->frsize * st->bavail)));
-		g_variant_builder_add(&builder, "{sv}", "inodes",
-				      g_variant_new_uint64((guint64)st->files));
-		g_variant_builder_add(&builder, "{sv}", "inodes-free",
-				      g_variant_new_uint64((guint64)st->ffree));
-		g_variant_builder_close(&builder);
-		guestfs_free_statvfs(st);
-	}
-	lgd_strv_free(fs);
-	return g_variant_new("(aa{sv})", &builder);
+	return lgd_inspector_describe_filesystems(session, TRUE, lgd_disk_usage_describe, error);
 }
 
 /* ---- handlers (main loop) ----------------------------------------------- */
@@ -335,16 +364,13 @@ static const LgdInspectorMethod lgd_inspector_methods[] = {
     {"DiskUsage", lgd_no_options, lgd_disk_usage_job, lgd_dbus_inspector_complete_disk_usage},
 };
 
+/* lgd_call_find_method reads the name at the start of each entry */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdInspectorMethod, name) == 0);
+
 static const LgdInspectorMethod *
 lgd_inspector_method(GDBusMethodInvocation *invocation)
 {
-	const gchar *name = g_dbus_method_invocation_get_method_name(invocation);
-
-	for (guint i = 0; i < G_N_ELEMENTS(lgd_inspector_methods); i++) {
-		if (g_str_equal(lgd_inspector_methods[i].name, name))
-			return &lgd_inspector_methods[i];
-	}
-	g_assert_not_reached();
+	return LGD_CALL_FIND_METHOD(invocation, lgd_inspector_methods);
 }
 
 static void
@@ -402,21 +428,10 @@ lgd_inspector_impl_iface_init(LgdDBusInspectorIface *iface)
 	iface->handle_disk_usage = lgd_inspector_handle;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdInspectorImpl,
-			lgd_inspector_impl,
-			LGD_DBUS_TYPE_INSPECTOR_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_INSPECTOR,
-					      lgd_inspector_impl_iface_init))
-
-static void
-lgd_inspector_impl_class_init(LgdInspectorImplClass *klass)
-{
-}
-
-static void
-lgd_inspector_impl_init(LgdInspectorImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdInspectorImpl,
+		lgd_inspector_impl,
+		LGD_DBUS_TYPE_INSPECTOR_SKELETON,
+		LGD_DBUS_TYPE_INSPECTOR)
 
 /* The handlers find their guest through the object the interface is on. */
 LgdDBusInspector *

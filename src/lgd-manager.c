@@ -3,6 +3,7 @@
 #include "lgd-batch.h"
 #include "lgd-connection.h"
 #include "lgd-error.h"
+#include "lgd-impl.h"
 #include "lgd-manager.h"
 #include "lgd-path.h"
 
@@ -104,20 +105,10 @@ lgd_manager_impl_iface_init(LgdDBusManagerIface *iface)
 	iface->handle_inspect_domains = lgd_manager_handle_inspect_domains;
 }
 
-G_DEFINE_TYPE_WITH_CODE(LgdManagerImpl,
-			lgd_manager_impl,
-			LGD_DBUS_TYPE_MANAGER_SKELETON,
-			G_IMPLEMENT_INTERFACE(LGD_DBUS_TYPE_MANAGER, lgd_manager_impl_iface_init))
-
-static void
-lgd_manager_impl_class_init(LgdManagerImplClass *klass)
-{
-}
-
-static void
-lgd_manager_impl_init(LgdManagerImpl *self)
-{
-}
+LGD_DEFINE_IMPL(LgdManagerImpl,
+		lgd_manager_impl,
+		LGD_DBUS_TYPE_MANAGER_SKELETON,
+		LGD_DBUS_TYPE_MANAGER)
 
 /* @connections (of LgdConnection) and @context must outlive the returned
  * object. */

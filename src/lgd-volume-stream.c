@@ -240,6 +240,19 @@ lgd_source_data(virStreamPtr st, char *data, size_t nbytes, void *opaque)
 	return (int)n;
 }
 
+/* Puts the source's file offset back at @source->pos, where the next
+ * read starts: 0, or -1 with the source's error set. */
+static int
+lgd_source_seek(LgdSource *source)
+{
+	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
+		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot seek in the source: %s", g_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Where the next section of a sparse source ends, and whether it is data:
  * SEEK_DATA and SEEK_HOLE, bounded by what is left to send. */
 static int
@@ -275,12 +288,7 @@ lgd_source_section(virStreamPtr st, int *in_data, long long *length, void *opaqu
 		if (hole > source->pos)
 			*length = MIN(*length, (long long)(hole - source->pos));
 	}
-	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
-		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot seek in the source: %s", g_strerror(errno));
-		return -1;
-	}
-	return 0;
+	return lgd_source_seek(source);
 }
 
 static int
@@ -290,12 +298,7 @@ lgd_source_skip(virStreamPtr st, long long length, void *opaque)
 
 	source->pos += length;
 	source->remaining -= length;
-	if (lseek(source->fd, source->pos, SEEK_SET) < 0) {
-		g_set_error(&source->error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot seek in the source: %s", g_strerror(errno));
-		return -1;
-	}
-	return 0;
+	return lgd_source_seek(source);
 }
 
 /* ---- the transfer thread ----------------------------------------------- */
@@ -356,6 +359,15 @@ lgd_volume_stream_end(virConnectPtr conn,
 	return TRUE;
 }
 
+/* The volume a transfer reads or writes, with its sizes. */
+typedef struct {
+	virConnectPtr conn;
+	virStorageVolPtr vol;
+	const gchar *path;
+	guint64 stored;
+	guint64 capacity;
+} LgdVolumeTarget;
+
 /* The volume's bytes as stored: the file's or device's size, which is
  * less than the capacity for a qcow2 image. */
 static gboolean
@@ -374,19 +386,44 @@ lgd_volume_stream_sizes(
 	return TRUE;
 }
 
+/* A stream over @count bytes of @vol from @offset, read from the volume
+ * or (@upload) written to it; NULL when libvirt refuses. */
+static virStreamPtr
+lgd_volume_stream_open(virConnectPtr conn,
+		       virStorageVolPtr vol,
+		       gboolean upload,
+		       guint64 offset,
+		       guint64 count,
+		       gboolean sparse,
+		       const gchar *path,
+		       GError **error)
+{
+	g_autoptr(virStream) st = virStreamNew(conn, 0);
+	int rc = -1;
+
+	if (st != NULL && upload)
+		rc = virStorageVolUpload(vol, st, offset, count,
+					 sparse ? VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM : 0);
+	else if (st != NULL)
+		rc = virStorageVolDownload(vol, st, offset, count,
+					   sparse ? VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0);
+	if (rc < 0) {
+		lgd_error_set_from_libvirt(error, "Cannot %s volume %s",
+					   upload ? "upload to" : "download", path);
+		return NULL;
+	}
+	return g_steal_pointer(&st);
+}
+
 static gboolean
-lgd_volume_stream_download(
-    LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+lgd_volume_stream_download(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSink sink = {.fd = t->fd};
-	guint64 stored;
-	guint64 capacity;
 	guint64 count;
 	int rc;
 
-	if (!lgd_volume_stream_sizes(vol, path, &stored, &capacity, error) ||
-	    !lgd_volume_stream_check_range(stored, t->offset, t->length, &count, error))
+	if (!lgd_volume_stream_check_range(v->stored, t->offset, t->length, &count, error))
 		return FALSE;
 	if (count == 0)
 		return TRUE; /* and libvirt would read 0 as "to the end" */
@@ -399,24 +436,21 @@ lgd_volume_stream_download(
 			return FALSE;
 		}
 	}
-	st = virStreamNew(conn, 0);
-	if (st == NULL ||
-	    virStorageVolDownload(vol, st, t->offset, count,
-				  t->sparse ? VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0) < 0) {
-		lgd_error_set_from_libvirt(error, "Cannot download volume %s", path);
+	st = lgd_volume_stream_open(v->conn, v->vol, FALSE, t->offset, count, t->sparse, v->path,
+				    error);
+	if (st == NULL)
 		return FALSE;
-	}
 	if (t->sparse)
 		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
 	else
 		rc = virStreamRecvAll(st, lgd_sink_data, &sink);
-	if (!lgd_volume_stream_end(conn, st, rc, &sink.error, "Download", path, error))
+	if (!lgd_volume_stream_end(v->conn, st, rc, &sink.error, "Download", v->path, error))
 		return FALSE;
 	if (sink.done != count) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
 			    "Volume %s gave %" G_GUINT64_FORMAT
 			    " bytes instead of %" G_GUINT64_FORMAT " (did it shrink?)",
-			    path, sink.done, count);
+			    v->path, sink.done, count);
 		return FALSE;
 	}
 	return !t->sparse || lgd_sink_finish_sparse(&sink, error);
@@ -484,13 +518,11 @@ static gboolean
 lgd_volume_stream_cut(
     virConnectPtr conn, virStorageVolPtr vol, guint64 offset, const gchar *path, GError **error)
 {
-	g_autoptr(virStream) st = virStreamNew(conn, 0);
+	g_autoptr(virStream) st =
+	    lgd_volume_stream_open(conn, vol, TRUE, offset, 1, TRUE, path, error);
 
-	if (st == NULL ||
-	    virStorageVolUpload(vol, st, offset, 1, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
-		lgd_error_set_from_libvirt(error, "Cannot upload to volume %s", path);
+	if (st == NULL)
 		return FALSE;
-	}
 	if (virStreamSendHole(st, 1, 0) < 0 || virStreamFinish(st) < 0) {
 		lgd_error_set_from_libvirt(error, "Sparse upload to volume %s failed", path);
 		virStreamAbort(st);
@@ -500,18 +532,15 @@ lgd_volume_stream_cut(
 }
 
 static gboolean
-lgd_volume_stream_upload(
-    LgdCall *t, virConnectPtr conn, virStorageVolPtr vol, const gchar *path, GError **error)
+lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSource source = {.fd = t->fd};
-	guint64 stored;
-	guint64 capacity;
 	int rc;
 
-	if (!lgd_volume_stream_sizes(vol, path, &stored, &capacity, error) ||
-	    !lgd_volume_stream_upload_count(t, &source, stored, MAX(stored, capacity), error) ||
-	    !lgd_volume_usage_check_unused(conn, vol, error))
+	if (!lgd_volume_stream_upload_count(t, &source, v->stored, MAX(v->stored, v->capacity),
+					    error) ||
+	    !lgd_volume_usage_check_unused(v->conn, v->vol, error))
 		return FALSE;
 	if (source.count == 0) {
 		/* libvirt would read 0 as "no limit" */
@@ -521,22 +550,19 @@ lgd_volume_stream_upload(
 		}
 		return TRUE;
 	}
-	if (t->sparse && !lgd_volume_stream_cut(conn, vol, t->offset, path, error))
+	if (t->sparse && !lgd_volume_stream_cut(v->conn, v->vol, t->offset, v->path, error))
 		return FALSE;
 	source.first_as_data = t->sparse;
-	st = virStreamNew(conn, 0);
-	if (st == NULL ||
-	    virStorageVolUpload(vol, st, t->offset, source.count,
-				t->sparse ? VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM : 0) < 0) {
-		lgd_error_set_from_libvirt(error, "Cannot upload to volume %s", path);
+	st = lgd_volume_stream_open(v->conn, v->vol, TRUE, t->offset, source.count, t->sparse,
+				    v->path, error);
+	if (st == NULL)
 		return FALSE;
-	}
 	if (t->sparse)
 		rc = virStreamSparseSendAll(st, lgd_source_data, lgd_source_section,
 					    lgd_source_skip, &source);
 	else
 		rc = virStreamSendAll(st, lgd_source_data, &source);
-	if (!lgd_volume_stream_end(conn, st, rc, &source.error, "Upload", path, error))
+	if (!lgd_volume_stream_end(v->conn, st, rc, &source.error, "Upload", v->path, error))
 		return FALSE;
 	return TRUE;
 }
@@ -548,6 +574,7 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 	g_autoptr(virConnect) conn = lgd_libvirt_connect(lgd_guest_get_uri(t->guest), error);
 	g_autoptr(virStorageVol) vol = NULL;
 	g_autofree gchar *path = NULL;
+	LgdVolumeTarget target;
 	gboolean ok;
 
 	if (conn == NULL)
@@ -557,10 +584,13 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 		lgd_error_set_from_libvirt(error, "Volume %s", key);
 		return NULL;
 	}
+	target = (LgdVolumeTarget){.conn = conn, .vol = vol, .path = path};
+	if (!lgd_volume_stream_sizes(vol, path, &target.stored, &target.capacity, error))
+		return NULL;
 	if (t->flag)
-		ok = lgd_volume_stream_upload(t, conn, vol, path, error);
+		ok = lgd_volume_stream_upload(t, &target, error);
 	else
-		ok = lgd_volume_stream_download(t, conn, vol, path, error);
+		ok = lgd_volume_stream_download(t, &target, error);
 	if (!ok)
 		return NULL;
 	/* a file system may report a failed write only now (NFS) */

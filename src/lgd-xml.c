@@ -206,12 +206,17 @@ lgd_domain_xml_parse(const gchar *xml, GError **error)
 	return g_steal_pointer(&info);
 }
 
-static void
-lgd_variant_dict_add_str(GVariantBuilder *builder, const gchar *key, const gchar *value)
-{
-	if (value != NULL)
-		g_variant_builder_add(builder, "{sv}", key, g_variant_new_string(value));
-}
+/* The string members of a disk in DeclaredDisks, each given only when set. */
+static const struct {
+	const gchar *key;
+	gsize offset;
+} lgd_disk_strings[] = {
+    {"target", G_STRUCT_OFFSET(LgdDisk, target)},     {"device", G_STRUCT_OFFSET(LgdDisk, device)},
+    {"type", G_STRUCT_OFFSET(LgdDisk, type)},	      {"path", G_STRUCT_OFFSET(LgdDisk, path)},
+    {"pool", G_STRUCT_OFFSET(LgdDisk, pool)},	      {"volume", G_STRUCT_OFFSET(LgdDisk, volume)},
+    {"protocol", G_STRUCT_OFFSET(LgdDisk, protocol)}, {"name", G_STRUCT_OFFSET(LgdDisk, name)},
+    {"format", G_STRUCT_OFFSET(LgdDisk, format)},
+};
 
 GVariant *
 lgd_disks_to_variant(GPtrArray *disks)
@@ -223,15 +228,14 @@ lgd_disks_to_variant(GPtrArray *disks)
 		LgdDisk *disk = g_ptr_array_index(disks, i);
 
 		g_variant_builder_open(&builder, G_VARIANT_TYPE("a{sv}"));
-		lgd_variant_dict_add_str(&builder, "target", disk->target);
-		lgd_variant_dict_add_str(&builder, "device", disk->device);
-		lgd_variant_dict_add_str(&builder, "type", disk->type);
-		lgd_variant_dict_add_str(&builder, "path", disk->path);
-		lgd_variant_dict_add_str(&builder, "pool", disk->pool);
-		lgd_variant_dict_add_str(&builder, "volume", disk->volume);
-		lgd_variant_dict_add_str(&builder, "protocol", disk->protocol);
-		lgd_variant_dict_add_str(&builder, "name", disk->name);
-		lgd_variant_dict_add_str(&builder, "format", disk->format);
+		for (guint k = 0; k < G_N_ELEMENTS(lgd_disk_strings); k++) {
+			const gchar *value =
+			    G_STRUCT_MEMBER(const gchar *, disk, lgd_disk_strings[k].offset);
+
+			if (value != NULL)
+				g_variant_builder_add(&builder, "{sv}", lgd_disk_strings[k].key,
+						      g_variant_new_string(value));
+		}
 		g_variant_builder_add(&builder, "{sv}", "read-only",
 				      g_variant_new_boolean(disk->read_only));
 		g_variant_builder_add(&builder, "{sv}", "shareable",
@@ -241,28 +245,28 @@ lgd_disks_to_variant(GPtrArray *disks)
 	return g_variant_builder_end(&builder);
 }
 
+/* The child @name of the root of a storage volume's XML, NULL when the
+ * XML is no volume or has no such child. */
+static xmlNode *
+lgd_volume_xml_child(xmlDoc *doc, const gchar *name)
+{
+	xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
+
+	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
+		return NULL;
+	return lgd_xml_child(root, name);
+}
+
 /* The format of a storage volume (<target><format type=.../>), NULL when
  * the XML gives none. */
 gchar *
 lgd_volume_xml_format(const gchar *xml)
 {
 	g_autoptr(xmlDoc) doc = lgd_xml_read(xml);
-	xmlNode *root;
-	xmlNode *target;
-	xmlNode *format;
+	xmlNode *target = lgd_volume_xml_child(doc, "target");
+	xmlNode *format = target != NULL ? lgd_xml_child(target, "format") : NULL;
 
-	if (doc == NULL)
-		return NULL;
-	root = xmlDocGetRootElement(doc);
-	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
-		return NULL;
-	target = lgd_xml_child(root, "target");
-	if (target == NULL)
-		return NULL;
-	format = lgd_xml_child(target, "format");
-	if (format == NULL)
-		return NULL;
-	return lgd_xml_prop(format, "type");
+	return format != NULL ? lgd_xml_prop(format, "type") : NULL;
 }
 
 /* The backing file a storage volume's XML declares (<backingStore><path>);
@@ -272,18 +276,8 @@ gchar *
 lgd_volume_xml_backing(const gchar *xml, gboolean *has_backing)
 {
 	g_autoptr(xmlDoc) doc = lgd_xml_read(xml);
-	xmlNode *root;
-	xmlNode *backing;
+	xmlNode *backing = lgd_volume_xml_child(doc, "backingStore");
 
-	*has_backing = FALSE;
-	if (doc == NULL)
-		return NULL;
-	root = xmlDocGetRootElement(doc);
-	if (root == NULL || strcmp((const char *)root->name, "volume") != 0)
-		return NULL;
-	backing = lgd_xml_child(root, "backingStore");
-	if (backing == NULL)
-		return NULL;
-	*has_backing = TRUE;
-	return lgd_xml_child_text(backing, "path");
+	*has_backing = backing != NULL;
+	return backing != NULL ? lgd_xml_child_text(backing, "path") : NULL;
 }
