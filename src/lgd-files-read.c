@@ -139,7 +139,9 @@ lgd_files_stat_job(LgdSession *session, LgdCall *call, GError **error)
 	}
 	if ((st->st_mode & S_IFMT) == S_IFLNK)
 		link = guestfs_readlink(g, call->path);
-	name = g_path_get_basename(call->path);
+	/* the name the caller asked for, also when a link was followed */
+	name =
+	    g_path_get_basename(call->requested_path != NULL ? call->requested_path : call->path);
 	info = lgd_files_stat_dict(name, st, link);
 	guestfs_free_statns(st);
 	free(link);
