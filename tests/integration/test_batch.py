@@ -86,8 +86,10 @@ def env():
 
 
 def watch(env):
-    """An ApplianceWatch whose markers are the four images."""
-    return ApplianceWatch(env.conn, env.image_paths)
+    """An ApplianceWatch whose markers are the four domains' UUIDs: an
+    appliance reads a shut-off domain's disks through the NBD socket of a
+    share named after the domain, not through the image path."""
+    return ApplianceWatch(env.conn, env.uuids)
 
 
 def results_by_index(env, results):
@@ -193,7 +195,7 @@ def test_shared_launches_one_appliance(env, shared):
     assert len(appeared) == 1, 'appliances: %s' % {name: sorted(held) for name, held
                                                    in shared.watch.seen.items()}
     # ...holding the disks of the four.
-    assert shared.watch.seen[appeared[0]] == set(env.image_paths)
+    assert shared.watch.seen[appeared[0]] == set(env.uuids)
     entries = results_by_index(env, shared.results)
     for entry, hostname in zip(entries, env.hostnames):
         assert_found(entry, hostname, cached=False)
@@ -259,7 +261,7 @@ def test_apart_one_appliance_each(env, apart):
     assert len(held) == N_DOMAINS, 'appliances: %s' % held
     # One domain's disk each, every domain once.
     assert sorted(images[0] for images in held.values() if len(images) == 1) == \
-        sorted(env.image_paths), held
+        sorted(env.uuids), held
     assert seen.most_at_once <= 2, 'up to %d appliances ran at once with ' \
         '--max-appliances 2' % seen.most_at_once
     assert seen.samples >= 10, seen.samples
@@ -330,7 +332,7 @@ class InThread:
 
 def nobody_batch(sysenv, paths):
     """InspectDomains as nobody, appliances sampled meanwhile."""
-    seen = ApplianceWatch(sysenv.conn, sysenv.image_paths)
+    seen = ApplianceWatch(sysenv.conn, sysenv.uuids)
     call = InThread(call_as_nobody, sysenv.stack, MANAGER_PATH, MANAGER_IFACE,
                     'InspectDomains', '(aoa{sv})', [paths, {}])
     seen.during(call, interval=0.5, after=1.0)
@@ -344,7 +346,7 @@ def denied(env, polkit):
     """The service on a private system bus with polkitd and
     --batch-inspection; nobody may inspect all domains but the last."""
     polkit.check(RULE_FILE)
-    sysenv = SimpleNamespace(conn=env.conn, image_paths=env.image_paths)
+    sysenv = SimpleNamespace(conn=env.conn, uuids=env.uuids)
     sysenv.denied = env.paths[-1]
     sysenv.cache_dir = tempfile.mkdtemp(prefix='lgd-test-cache-system-')
     polkit.add_cleanup(lambda: shutil.rmtree(sysenv.cache_dir, ignore_errors=True))
@@ -381,7 +383,7 @@ def test_denied_domain_gets_its_own_error(env, denied):
     # went into it.
     seen = denied.first.watch
     assert len(seen.appeared()) == 1, seen.seen
-    assert seen.seen[seen.appeared()[0]] == set(env.image_paths[:-1])
+    assert seen.seen[seen.appeared()[0]] == set(env.uuids[:-1])
 
 
 def test_shared_results_are_not_cached_on_system_bus(env, denied):
