@@ -94,8 +94,10 @@ lgd_call_option(LgdCall *call, const gchar *key)
 	return value;
 }
 
-gboolean
-lgd_call_authorize(LgdCall *call, GError **error)
+/* What polkit is told of @call, with @path (and @requested_path) as the
+ * path the check is about. */
+static gboolean
+lgd_call_check(LgdCall *call, const gchar *path, const gchar *requested_path, GError **error)
 {
 	LgdAuth *auth = lgd_guest_get_context(call->guest)->auth;
 	LgdAuthDetails details = {
@@ -106,23 +108,35 @@ lgd_call_authorize(LgdCall *call, GError **error)
 	    .volume = call->volume,
 	    .volume_key = lgd_guest_get_volume_key(call->guest),
 	    .volume_path = call->volume_path,
-	    .path = call->path,
-	    .requested_path = call->requested_path,
+	    .path = path,
+	    .requested_path = requested_path,
 	    .root = call->root != NULL ? call->root : lgd_call_option(call, "root"),
 	    .filesystem = lgd_call_option(call, "filesystem"),
 	};
 
-	if (!lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
-			    error))
-		return FALSE;
-	/* each path the call touches is authorized on its own, so that a
-	 * rule on "path" cannot be escaped by renaming out of its tree */
-	if (call->path2 == NULL)
-		return TRUE;
-	details.path = call->path2;
-	details.requested_path = call->requested_path2;
 	return lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
 			      error);
+}
+
+gboolean
+lgd_call_authorize(LgdCall *call, GError **error)
+{
+	/* each path the call touches is authorized on its own, so that a
+	 * rule on "path" cannot be escaped by renaming out of its tree */
+	return lgd_call_check(call, call->path, call->requested_path, error) &&
+	       (call->path2 == NULL ||
+		lgd_call_check(call, call->path2, call->requested_path2, error));
+}
+
+/* Authorizes @call for one other path than its own (where a link led,
+ * "/" for special files); the call's own paths are left as they are. */
+gboolean
+lgd_call_authorize_path(LgdCall *call,
+			const gchar *path,
+			const gchar *requested_path,
+			GError **error)
+{
+	return lgd_call_check(call, path, requested_path, error);
 }
 
 /* ---- the reply, on the main loop --------------------------------------- */

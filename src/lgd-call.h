@@ -87,6 +87,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdCall, lgd_call_free)
 
 gboolean lgd_call_authorize(LgdCall *call, GError **error);
 
+gboolean lgd_call_authorize_path(LgdCall *call,
+				 const gchar *path,
+				 const gchar *requested_path,
+				 GError **error);
+
 gboolean lgd_call_return_error(LgdCall *call, GError *error);
 
 gboolean lgd_call_run_on_session(LgdCall *call, LgdJobFunc func);

@@ -288,18 +288,11 @@ lgd_files_resolve_one(LgdCall *call,
 		/* a link led the walk elsewhere before it failed: what the error
 		 * says of that place (missing, a loop) is for callers allowed
 		 * there only */
-		if (reached != NULL) {
-			g_autoptr(GError) denied = NULL;
-			gchar *given = *path;
+		g_autoptr(GError) denied = NULL;
 
-			*path = reached;
-			*requested = given;
-			if (!lgd_call_authorize(call, &denied)) {
-				g_clear_error(error);
-				g_propagate_error(error, g_steal_pointer(&denied));
-			}
-			*path = given;
-			*requested = NULL;
+		if (reached != NULL && !lgd_call_authorize_path(call, reached, *path, &denied)) {
+			g_clear_error(error);
+			g_propagate_error(error, g_steal_pointer(&denied));
 		}
 		return FALSE;
 	}

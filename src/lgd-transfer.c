@@ -229,23 +229,6 @@ lgd_transfer_tar_check_disk(
 	return TRUE;
 }
 
-/* Keeping setuid files, capabilities and device nodes can change any file
- * of the guest in effect: it takes write authorization on "/". */
-static gboolean
-lgd_transfer_authorize_special(LgdCall *call, GError **error)
-{
-	gchar *path = call->path;
-	gchar *requested = call->requested_path;
-	gboolean ok;
-
-	call->path = (gchar *)"/";
-	call->requested_path = NULL;
-	ok = lgd_call_authorize(call, error);
-	call->path = path;
-	call->requested_path = requested;
-	return ok;
-}
-
 /* The archive is read whole and checked before anything is written: into
  * a spool file, which the appliance then unpacks. */
 GVariant *
@@ -268,7 +251,9 @@ lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 
 	if (g == NULL || !lgd_transfer_compress(call->options, &compress, error) ||
 	    !lgd_files_check_type(session, g, call->path, S_IFDIR, error) ||
-	    (preserve && !lgd_transfer_authorize_special(call, error)))
+	    /* keeping setuid files, capabilities and device nodes can
+	     * change any file of the guest in effect */
+	    (preserve && !lgd_call_authorize_path(call, "/", NULL, error)))
 		return NULL;
 	policy.target = call->path;
 	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call), LGD_PUMP_SIZE_UNKNOWN, error);
