@@ -21,7 +21,8 @@ struct _LgdPump {
 
 	/* written by the thread, read after joining it */
 	guint64 bytes;
-	gint client_errno; /* the client's fd failed */
+	gint client_errno;  /* the client's fd failed */
+	gint guestfs_errno; /* a source: the pipe to libguestfs failed */
 	gboolean client_gone;
 };
 
@@ -54,6 +55,8 @@ lgd_pump_thread(gpointer user_data)
 		if (!lgd_fd_io_write_all(out, buf, (gsize)n, NULL, self->to_client)) {
 			if (self->to_client)
 				self->client_errno = errno;
+			else
+				self->guestfs_errno = errno;
 			break;
 		}
 		self->bytes += (guint64)n;
@@ -154,6 +157,27 @@ lgd_pump_finish(LgdPump *self, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* After lgd_pump_finish(): the bytes that passed. */
+guint64
+lgd_pump_get_bytes(LgdPump *self)
+{
+	return self->bytes;
+}
+
+/* After lgd_pump_finish() of a source whose libguestfs call succeeded:
+ * FALSE (@error set) when not all the client's bytes reached libguestfs,
+ * so that a write cannot succeed with less than was sent. */
+gboolean
+lgd_pump_check_delivered(LgdPump *self, GError **error)
+{
+	if (self->to_client || self->guestfs_errno == 0)
+		return TRUE;
+	g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+		    "Only %" G_GUINT64_FORMAT " bytes reached the appliance: %s", self->bytes,
+		    g_strerror(self->guestfs_errno));
+	return FALSE;
 }
 
 void

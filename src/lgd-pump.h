@@ -22,6 +22,10 @@ const gchar *lgd_pump_get_path(LgdPump *self);
 
 gboolean lgd_pump_finish(LgdPump *self, GError **error);
 
+guint64 lgd_pump_get_bytes(LgdPump *self);
+
+gboolean lgd_pump_check_delivered(LgdPump *self, GError **error);
+
 void lgd_pump_free(LgdPump *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdPump, lgd_pump_free)

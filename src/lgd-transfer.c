@@ -43,7 +43,7 @@ lgd_transfer_finish(
 		g_propagate_error(error, g_steal_pointer(&guestfs_error));
 		return FALSE;
 	}
-	return TRUE;
+	return lgd_pump_check_delivered(pump, error);
 }
 
 /* The 'compress' option as libguestfs takes it: NULL for none. */
@@ -100,9 +100,25 @@ lgd_transfer_fill_from_pump(
 {
 	LgdUploadFill *fill = user_data;
 	gboolean ok = guestfs_upload(g, lgd_pump_get_path(fill->pump), tmp) == 0;
+	gint64 size;
 
 	/* a short source fails here, before the rename: the old file stays */
-	return lgd_transfer_finish(session, fill->pump, ok, fill->call->path, error);
+	if (!lgd_transfer_finish(session, fill->pump, ok, fill->call->path, error))
+		return FALSE;
+	/* and so does a file that did not get every byte that came */
+	size = guestfs_filesize(g, tmp);
+	if (size < 0) {
+		lgd_session_set_error_from_guestfs(session, error, fill->call->path);
+		return FALSE;
+	}
+	if ((guint64)size != lgd_pump_get_bytes(fill->pump)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "%s: the appliance wrote %" G_GINT64_FORMAT
+			    " bytes of the %" G_GUINT64_FORMAT " received; the file is unchanged",
+			    fill->call->path, size, lgd_pump_get_bytes(fill->pump));
+		return FALSE;
+	}
+	return TRUE;
 }
 
 GVariant *

@@ -444,6 +444,8 @@ def test_write_drops_inspection(env):
     # an Upload is a write too
     api.stop_appliance(obj)
     api.upload(obj, '/etc/hostname', b'lgd-uploaded-host\n')
+    # what was uploaded is there, before inspection reads it
+    assert api.read_file(obj, '/etc/hostname') == b'lgd-uploaded-host\n'
     (system,) = api.inspect(obj)
     assert system['hostname'] == 'lgd-uploaded-host'
 
