@@ -156,6 +156,8 @@ lgd_nbd_share_wait_ready(LgdNbdShare *self, GError **error)
 	return TRUE;
 }
 
+static gint lgd_nbd_share_serial = 1;
+
 /* Starts qemu-storage-daemon serving @exports on a unix socket under
  * @run_dir; returns once they are served. @id names the session (a UUID). */
 LgdNbdShare *
@@ -169,6 +171,7 @@ lgd_nbd_share_start(const gchar *run_dir,
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
 	g_autofree gchar *socket = NULL;
 	g_autofree gchar *program = g_find_program_in_path("qemu-storage-daemon");
+	guint serial;
 
 	if (program == NULL) {
 		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_FAILED,
@@ -176,8 +179,11 @@ lgd_nbd_share_start(const gchar *run_dir,
 				    "qemu-system-common); it serves shut-off domains' disks");
 		return NULL;
 	}
-	self->dir = g_strdup_printf("%s/share-%s", run_dir, id);
-	self->pidfile = g_strdup_printf("%s/share-%s.pid", run_dir, id);
+	/* a domain's own session and an InspectDomains batch may each share
+	 * the same domain's disks at once: each share has its own files */
+	serial = (guint)g_atomic_int_add(&lgd_nbd_share_serial, 1);
+	self->dir = g_strdup_printf("%s/share-%s-%u", run_dir, id, serial);
+	self->pidfile = g_strdup_printf("%s.pid", self->dir);
 	self->pid = 0;
 	socket = g_build_filename(self->dir, "nbd.sock", NULL);
 	/* a user's default run dir is under their home without

@@ -347,10 +347,14 @@ def test_inspect_in_the_sandbox(env, service):
     path = lookup_domain(env, env.dom_name)
     inspect(env, path)
     assert os.path.isfile(cache_file(env.cache, SYSTEM_URI, env.uuid)), os.listdir(env.cache)
-    share = os.path.join(env.runtime, 'share-' + env.uuid)
-    assert os.path.isdir(share), os.listdir(env.runtime)
+    shares = [name for name in os.listdir(env.runtime)
+              if name.startswith('share-' + env.uuid + '-')]
+    assert len(shares) == 2, os.listdir(env.runtime)   # its directory and pid file
+    share = os.path.join(env.runtime, min(shares))
+    assert os.path.isdir(share) and os.path.isfile(share + '.pid'), shares
     call(env, path, DOMAIN_IFACE, 'StopAppliance')
     wait_until(lambda: not os.path.exists(share), 30, 'the removal of ' + share)
+    assert not os.path.exists(share + '.pid')
 
 
 def test_inspect_running_domain_in_the_sandbox(env, service):

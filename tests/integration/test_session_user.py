@@ -608,7 +608,8 @@ def test_run_dir_too_long_is_a_clear_error(session):
     os.mkdir(cache_home, 0o700)
     os.chown(cache_home, user.uid, user.gid)
     run_dir = os.path.join(cache_home, 'libvirt-guestfs-dbus-run')
-    socket = '%s/share-%s/nbd.sock' % (run_dir, session.uuid)
+    # the first share of a fresh service is share-UUID-1
+    socket = '%s/share-%s-1/nbd.sock' % (run_dir, session.uuid)
     assert len(socket) >= 108 and len(cache_home + '/libvirt/libvirt-admin-sock') < 108
     env = user.env(runtime_dir=False, XDG_CACHE_HOME=cache_home)
     bus = UserBus(user, os.path.join(user.home, '.lgd-test-bus2'), session.servicedir, env)
