@@ -245,6 +245,7 @@ static const struct {
     {"Cancelled", GCTL_EXIT_CANCELLED},
     {"NotSupported", GCTL_EXIT_NOT_SUPPORTED},
     {"Unavailable", GCTL_EXIT_UNAVAILABLE},
+    {"AuthorizationFailed", GCTL_EXIT_UNAVAILABLE},
 };
 
 /* The polkit action a method needs, as the README's table says. */

@@ -34,7 +34,23 @@ typedef struct {
 #define LGD_TYPE_AUTH (lgd_auth_get_type())
 G_DECLARE_FINAL_TYPE(LgdAuth, lgd_auth, LGD, AUTH, GObject)
 
+/* How long polkit may take to decide, without and with a dialog. */
+#define LGD_AUTH_DEFAULT_TIMEOUT 30
+#define LGD_AUTH_DEFAULT_INTERACTIVE_TIMEOUT 300
+
 LgdAuth *lgd_auth_new(LgdBusType bus_type, GError **error);
+
+void lgd_auth_set_timeouts(LgdAuth *self, guint seconds, guint interactive_seconds);
+
+void lgd_auth_check_async(LgdAuth *self,
+			  GDBusMethodInvocation *invocation,
+			  const gchar *action_id,
+			  const LgdAuthDetails *details,
+			  const gchar *message,
+			  GAsyncReadyCallback callback,
+			  gpointer user_data);
+
+gboolean lgd_auth_check_finish(LgdAuth *self, GAsyncResult *result, GError **error);
 
 gboolean lgd_auth_check(LgdAuth *self,
 			GDBusMethodInvocation *invocation,

@@ -82,8 +82,6 @@ lgd_call_free(LgdCall *call)
 	g_free(call);
 }
 
-/* The one authorization step: asks polkit (or, on the session bus, checks
- * the caller). May block: never on the main loop. */
 static const gchar *
 lgd_call_option(LgdCall *call, const gchar *key)
 {
@@ -95,12 +93,14 @@ lgd_call_option(LgdCall *call, const gchar *key)
 }
 
 /* What polkit is told of @call, with @path (and @requested_path) as the
- * path the check is about. */
-static gboolean
-lgd_call_check(LgdCall *call, const gchar *path, const gchar *requested_path, GError **error)
+ * path the check is about; @details' strings belong to @call. */
+static void
+lgd_call_details(LgdCall *call,
+		 const gchar *path,
+		 const gchar *requested_path,
+		 LgdAuthDetails *details)
 {
-	LgdAuth *auth = lgd_guest_get_context(call->guest)->auth;
-	LgdAuthDetails details = {
+	*details = (LgdAuthDetails){
 	    .connection = lgd_guest_get_uri(call->guest),
 	    .domain = call->domain,
 	    .domain_uuid = lgd_guest_is_domain(call->guest) ? lgd_guest_get_id(call->guest) : NULL,
@@ -113,11 +113,25 @@ lgd_call_check(LgdCall *call, const gchar *path, const gchar *requested_path, GE
 	    .root = call->root != NULL ? call->root : lgd_call_option(call, "root"),
 	    .filesystem = lgd_call_option(call, "filesystem"),
 	};
-
-	return lgd_auth_check(auth, call->invocation, call->action_id, &details, call->message,
-			      error);
 }
 
+static LgdAuth *
+lgd_call_auth(LgdCall *call)
+{
+	return lgd_guest_get_context(call->guest)->auth;
+}
+
+static gboolean
+lgd_call_check(LgdCall *call, const gchar *path, const gchar *requested_path, GError **error)
+{
+	LgdAuthDetails details;
+
+	lgd_call_details(call, path, requested_path, &details);
+	return lgd_auth_check(lgd_call_auth(call), call->invocation, call->action_id, &details,
+			      call->message, error);
+}
+
+/* For a thread that may wait; the handlers' path is lgd_call_run_*(). */
 gboolean
 lgd_call_authorize(LgdCall *call, GError **error)
 {
@@ -216,33 +230,57 @@ lgd_call_thread(gpointer user_data)
 /* A denied call reaches neither the session nor a thread, so it starts
  * no appliance and opens no stream. */
 static void
-lgd_call_authorize_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+lgd_call_dispatch(LgdCall *call)
 {
-	LgdCall *call = g_task_get_task_data(task);
-	GError *error = NULL;
-
-	g_task_set_task_data(task, NULL, NULL);
-	if (!lgd_call_authorize(call, &error))
-		lgd_call_complete(call, NULL, error);
-	else if (call->session == NULL)
+	if (call->session == NULL)
 		lgd_call_complete(
 		    call, NULL,
 		    g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND, "The object is gone"));
 	else if (call->own_thread)
-		/* a transfer: may take long, so not a thread of the shared pool */
+		/* a transfer: may take long, so a thread of its own */
 		g_thread_unref(g_thread_new("lgd-call", lgd_call_thread, call));
 	else
 		lgd_session_push(call->session, call);
-	g_task_return_boolean(task, TRUE);
+}
+
+static void lgd_call_authorize_step(LgdCall *call, guint step);
+
+static void
+lgd_call_authorized(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	LgdCall *call = user_data;
+	GError *error = NULL;
+
+	if (!lgd_auth_check_finish(LGD_AUTH(source), result, &error)) {
+		lgd_call_complete(call, NULL, error);
+		return;
+	}
+	lgd_call_authorize_step(call, call->auth_step + 1);
+}
+
+/* Step 0 checks the call's path, step 1 its second path (Rename), then
+ * the call runs. On the main loop: polkit's answer holds no thread. */
+static void
+lgd_call_authorize_step(LgdCall *call, guint step)
+{
+	const gchar *path = step == 0 ? call->path : call->path2;
+	const gchar *requested = step == 0 ? call->requested_path : call->requested_path2;
+	LgdAuthDetails details;
+
+	call->auth_step = step;
+	if (step > 1 || (step == 1 && call->path2 == NULL)) {
+		lgd_call_dispatch(call);
+		return;
+	}
+	lgd_call_details(call, path, requested, &details);
+	lgd_auth_check_async(lgd_call_auth(call), call->invocation, call->action_id, &details,
+			     call->message, lgd_call_authorized, call);
 }
 
 static void
 lgd_call_authorize_async(LgdCall *call)
 {
-	g_autoptr(GTask) task = g_task_new(NULL, NULL, NULL, NULL);
-
-	g_task_set_task_data(task, call, NULL);
-	g_task_run_in_thread(task, lgd_call_authorize_thread);
+	lgd_call_authorize_step(call, 0);
 }
 
 /* Authorizes @call (taken) off the main loop, then queues @func on the

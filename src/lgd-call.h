@@ -3,7 +3,7 @@
  * call carries along its one path (see HACKING.md):
  *
  *   handler (main loop): parse and validate -> lgd_call_run_*()
- *   a thread of GLib's pool: lgd_call_authorize() (polkit may wait)
+ *   main loop: polkit asked asynchronously, bounded (lgd_auth_check_async)
  *   the object's session thread, or a transfer thread: the work
  *   main loop: state applied and flushed, then the reply
  */
@@ -70,6 +70,7 @@ struct _LgdCall {
 
 	LgdJobFunc func;
 	gboolean own_thread; /* runs in a thread of its own, not on the session */
+	guint auth_step;     /* which of its paths polkit is asked about */
 	LgdCallDone done;
 	gpointer done_data;
 };

@@ -76,6 +76,7 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 		return FALSE;
 	}
 	self->context.auth = self->auth;
+	lgd_auth_set_timeouts(self->auth, options->auth_timeout, options->interactive_auth_timeout);
 	self->context.run_dir = options->run_dir;
 	self->context.max_read_size = options->max_read_size;
 	self->context.cache = lgd_cache_new(options->cache_dir, options->cache_max_size, error);

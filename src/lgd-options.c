@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 #include <unistd.h>
 
+#include "lgd-auth.h"
 #include "lgd-options.h"
 
 #define LGD_DEFAULT_VOLUME_RESCAN_INTERVAL 2
@@ -73,6 +74,8 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gint write_grace = LGD_DEFAULT_WRITE_GRACE;
 	gint transfer_idle = LGD_DEFAULT_TRANSFER_IDLE_TIMEOUT;
 	gint launch_timeout = LGD_DEFAULT_LAUNCH_TIMEOUT;
+	gint auth_timeout = LGD_AUTH_DEFAULT_TIMEOUT;
+	gint interactive_auth_timeout = LGD_AUTH_DEFAULT_INTERACTIVE_TIMEOUT;
 	gint max_appliances = 0;
 	gint appliance_memory = 0;
 	gboolean force_tcg = FALSE;
@@ -108,6 +111,11 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	     "Seconds a read-write appliance is kept after the last write; it holds the "
 	     "domain's disks, so the domain cannot start meanwhile (default 5)",
 	     "SECONDS"},
+	    {"auth-timeout", 0, 0, G_OPTION_ARG_INT, &auth_timeout,
+	     "Seconds polkit may take to decide on a call before it is refused (default 30)",
+	     "SECONDS"},
+	    {"interactive-auth-timeout", 0, 0, G_OPTION_ARG_INT, &interactive_auth_timeout,
+	     "The same for a call that allows an authentication dialog (default 300)", "SECONDS"},
 	    {"launch-timeout", 0, 0, G_OPTION_ARG_INT, &launch_timeout,
 	     "Seconds an appliance may take to launch before it is given up (default 300)",
 	     "SECONDS"},
@@ -173,6 +181,9 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    !lgd_options_check_range("transfer-idle-timeout", transfer_idle, 1, LGD_MAX_TIMEOUT,
 				     error) ||
 	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
+	    !lgd_options_check_range("auth-timeout", auth_timeout, 1, LGD_MAX_TIMEOUT, error) ||
+	    !lgd_options_check_range("interactive-auth-timeout", interactive_auth_timeout, 1,
+				     LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
 				     error) ||
 	    !lgd_options_check_range("max-read-size", max_read_mib, 1, LGD_MAX_MAX_READ_MIB, error))
@@ -221,6 +232,8 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->write_grace = (guint)write_grace;
 	options->transfer_idle_timeout = (guint)transfer_idle;
 	options->launch_timeout = (guint)launch_timeout;
+	options->auth_timeout = (guint)auth_timeout;
+	options->interactive_auth_timeout = (guint)interactive_auth_timeout;
 	options->max_appliances = (guint)max_appliances;
 	options->appliance_memory = (guint)appliance_memory;
 	options->force_tcg = force_tcg;

@@ -14,13 +14,15 @@ typedef struct {
 	LgdBusType bus_type;
 	gchar **connect_uris; /* never empty after parsing */
 	gboolean verbose;
-	guint volume_rescan_interval; /* seconds */
-	guint idle_timeout;	      /* seconds */
-	guint write_grace;	      /* seconds a read-write appliance outlives its last call */
-	guint transfer_idle_timeout;  /* seconds a client fd may stall a transfer */
-	guint launch_timeout;	      /* seconds */
-	guint max_appliances;	      /* 0: derived from memory */
-	guint appliance_memory;	      /* MiB, 0: libguestfs's default */
+	guint volume_rescan_interval;	/* seconds */
+	guint idle_timeout;		/* seconds */
+	guint write_grace;		/* seconds a read-write appliance outlives its last call */
+	guint transfer_idle_timeout;	/* seconds a client fd may stall a transfer */
+	guint launch_timeout;		/* seconds */
+	guint auth_timeout;		/* seconds polkit may take */
+	guint interactive_auth_timeout; /* the same with a dialog */
+	guint max_appliances;		/* 0: derived from memory */
+	guint appliance_memory;		/* MiB, 0: libguestfs's default */
 	gboolean force_tcg;
 	guint64 max_read_size;	   /* bytes */
 	gchar *run_dir;		   /* never NULL after parsing */

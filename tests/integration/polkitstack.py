@@ -181,6 +181,7 @@ class Stack:
         polkitd = Process([POLKITD, '--no-debug'], self.clean_env, 'polkitd')
         cleanups.append(polkitd.stop)
         polkitd.wait_owner(self.bus, POLKIT_NAME)
+        self.polkitd = polkitd
 
         self.service = Daemon(self.bus, [], service_args, system=True,
                               expected_warnings=expected_warnings, stop_timeout=STOP_TIMEOUT)
