@@ -154,8 +154,9 @@ lgd_files_check_mode(gint64 mode, GError **error)
 	return FALSE;
 }
 
-/* A method of the interface: what it needs, which job does it, and the
- * generated function that sends its reply (one of the three). */
+/* A method of the interface: what it needs, which job does it, the
+ * generated function that sends its reply (one of the three), and the
+ * handler of its argument signature. */
 typedef struct {
 	const gchar *name;
 	gboolean write; /* also: a transfer's fd is a source */
@@ -168,7 +169,10 @@ typedef struct {
 	void (*complete)(LgdDBusFiles *iface, GDBusMethodInvocation *invocation);
 	void (*complete_value)(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GVariant *value);
 	void (*complete_fds)(LgdDBusFiles *iface, GDBusMethodInvocation *inv, GUnixFDList *fds);
+	LgdHandler handler;
 } LgdFilesMethod;
+
+static const LgdFilesMethod *lgd_files_method(GDBusMethodInvocation *invocation);
 
 #define LGD_FOLLOW LGD_RESOLVE_FOLLOW_FINAL
 #define LGD_NEW LGD_RESOLVE_MISSING_FINAL
@@ -210,52 +214,6 @@ static const LgdOptionSpec lgd_tar_in_options[] = {
     {"preserve-special", "b"},
     {NULL},
 };
-
-#define LGD_FILES_REPLY(how, what) .how = lgd_dbus_files_complete_##what
-
-/* Reads follow a final link, like cat and ls; so do the writes that
- * change a file's content or mode, like cp and chmod (the file a link
- * points to is what changes). Remove, Rename, Readlink and Chown act on a
- * link itself, like rm, mv, readlink and chown -h (libguestfs's lchown);
- * Symlink creates one. */
-static const LgdFilesMethod lgd_files_methods[] = {
-    {"ReadDir", FALSE, NULL, lgd_files_read_dir_job, .resolve = LGD_FOLLOW,
-     LGD_FILES_REPLY(complete_value, read_dir)},
-    {"Stat", FALSE, lgd_stat_options, lgd_files_stat_job, LGD_FILES_REPLY(complete_value, stat)},
-    {"ReadFile", FALSE, lgd_read_file_options, lgd_files_read_file_job, .resolve = LGD_FOLLOW,
-     LGD_FILES_REPLY(complete_value, read_file)},
-    {"Readlink", FALSE, NULL, lgd_files_readlink_job,
-     .complete_value = lgd_files_complete_readlink},
-    {"WriteFile", TRUE, lgd_write_file_options, lgd_files_write_file_job,
-     .resolve = LGD_FOLLOW | LGD_NEW, LGD_FILES_REPLY(complete, write_file)},
-    {"Mkdir", TRUE, lgd_mkdir_options, lgd_files_mkdir_job, .resolve = LGD_FOLLOW | LGD_NEW,
-     LGD_FILES_REPLY(complete, mkdir)},
-    {"Remove", TRUE, lgd_remove_options, lgd_files_remove_job, LGD_FILES_REPLY(complete, remove)},
-    {"Rename", TRUE, NULL, lgd_files_rename_job, .resolve2 = LGD_NEW,
-     LGD_FILES_REPLY(complete, rename)},
-    {"Chmod", TRUE, NULL, lgd_files_chmod_job, .resolve = LGD_FOLLOW,
-     LGD_FILES_REPLY(complete, chmod)},
-    {"Chown", TRUE, NULL, lgd_files_chown_job, LGD_FILES_REPLY(complete, chown)},
-    {"Symlink", TRUE, NULL, lgd_files_symlink_job, .resolve = LGD_NEW,
-     LGD_FILES_REPLY(complete, symlink)},
-    {"Download", FALSE, NULL, lgd_transfer_download, .resolve = LGD_FOLLOW,
-     LGD_FILES_REPLY(complete_fds, download)},
-    {"Upload", TRUE, lgd_upload_options, lgd_transfer_upload, .resolve = LGD_FOLLOW | LGD_NEW,
-     LGD_FILES_REPLY(complete_fds, upload)},
-    {"TarOut", FALSE, lgd_tar_out_options, lgd_transfer_tar_out, .resolve = LGD_FOLLOW,
-     LGD_FILES_REPLY(complete_fds, tar_out)},
-    {"TarIn", TRUE, lgd_tar_in_options, lgd_transfer_tar_in, .resolve = LGD_FOLLOW,
-     LGD_FILES_REPLY(complete_fds, tar_in)},
-};
-
-/* lgd_call_find_method reads the name at the start of each entry */
-G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdFilesMethod, name) == 0);
-
-static const LgdFilesMethod *
-lgd_files_method(GDBusMethodInvocation *invocation)
-{
-	return LGD_CALL_FIND_METHOD(invocation, lgd_files_methods);
-}
 
 /* The flags of one path of @call, with its options applied. */
 static LgdResolveFlags
@@ -496,6 +454,60 @@ lgd_files_handle_transfer(LgdDBusFiles *f,
 	return lgd_files_run(lgd_files_call_new(f, inv, path, opts), fd_list, handle);
 }
 
+/* What the generated code has of a method: its reply, in member @how of
+ * the entry, and the member of the vtable that lgd_files_handle_@args
+ * (the handler of its arguments) fills. */
+#define LGD_FILES_DBUS(how, what, args)                                                            \
+	.how = lgd_dbus_files_complete_##what,                                                     \
+	.handler = LGD_HANDLER(Files, what, lgd_files_handle_##args)
+
+/* Reads follow a final link, like cat and ls; so do the writes that
+ * change a file's content or mode, like cp and chmod (the file a link
+ * points to is what changes). Remove, Rename, Readlink and Chown act on a
+ * link itself, like rm, mv, readlink and chown -h (libguestfs's lchown);
+ * Symlink creates one. */
+static const LgdFilesMethod lgd_files_methods[] = {
+    {"ReadDir", LGD_FILES_DBUS(complete_value, read_dir, path), .job = lgd_files_read_dir_job,
+     .resolve = LGD_FOLLOW},
+    {"Stat", LGD_FILES_DBUS(complete_value, stat, path), .options = lgd_stat_options,
+     .job = lgd_files_stat_job},
+    {"ReadFile", LGD_FILES_DBUS(complete_value, read_file, path), .options = lgd_read_file_options,
+     .job = lgd_files_read_file_job, .resolve = LGD_FOLLOW},
+    {"Readlink", .complete_value = lgd_files_complete_readlink,
+     .handler = LGD_HANDLER(Files, readlink, lgd_files_handle_path), .job = lgd_files_readlink_job},
+    {"WriteFile", LGD_FILES_DBUS(complete, write_file, write_file), .write = TRUE,
+     .options = lgd_write_file_options, .job = lgd_files_write_file_job,
+     .resolve = LGD_FOLLOW | LGD_NEW},
+    {"Mkdir", LGD_FILES_DBUS(complete, mkdir, path), .write = TRUE, .options = lgd_mkdir_options,
+     .job = lgd_files_mkdir_job, .resolve = LGD_FOLLOW | LGD_NEW},
+    {"Remove", LGD_FILES_DBUS(complete, remove, path), .write = TRUE, .options = lgd_remove_options,
+     .job = lgd_files_remove_job},
+    {"Rename", LGD_FILES_DBUS(complete, rename, two_names), .write = TRUE,
+     .job = lgd_files_rename_job, .resolve2 = LGD_NEW},
+    {"Chmod", LGD_FILES_DBUS(complete, chmod, chmod), .write = TRUE, .job = lgd_files_chmod_job,
+     .resolve = LGD_FOLLOW},
+    {"Chown", LGD_FILES_DBUS(complete, chown, chown), .write = TRUE, .job = lgd_files_chown_job},
+    {"Symlink", LGD_FILES_DBUS(complete, symlink, two_names), .write = TRUE,
+     .job = lgd_files_symlink_job, .resolve = LGD_NEW},
+    {"Download", LGD_FILES_DBUS(complete_fds, download, transfer), .job = lgd_transfer_download,
+     .resolve = LGD_FOLLOW},
+    {"Upload", LGD_FILES_DBUS(complete_fds, upload, transfer), .write = TRUE,
+     .options = lgd_upload_options, .job = lgd_transfer_upload, .resolve = LGD_FOLLOW | LGD_NEW},
+    {"TarOut", LGD_FILES_DBUS(complete_fds, tar_out, transfer), .options = lgd_tar_out_options,
+     .job = lgd_transfer_tar_out, .resolve = LGD_FOLLOW},
+    {"TarIn", LGD_FILES_DBUS(complete_fds, tar_in, transfer), .write = TRUE,
+     .options = lgd_tar_in_options, .job = lgd_transfer_tar_in, .resolve = LGD_FOLLOW},
+};
+
+/* lgd_call_find_method reads the name at the start of each entry */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdFilesMethod, name) == 0);
+
+static const LgdFilesMethod *
+lgd_files_method(GDBusMethodInvocation *invocation)
+{
+	return LGD_CALL_FIND_METHOD(invocation, lgd_files_methods);
+}
+
 /* ---- the implementation of org.libvirt.GuestFS.Files -------------------- */
 
 #define LGD_TYPE_FILES_IMPL (lgd_files_impl_get_type())
@@ -505,27 +517,7 @@ struct _LgdFilesImpl {
 	LgdDBusFilesSkeleton parent_instance;
 };
 
-static void
-lgd_files_impl_iface_init(LgdDBusFilesIface *iface)
-{
-	iface->handle_read_dir = lgd_files_handle_path;
-	iface->handle_stat = lgd_files_handle_path;
-	iface->handle_read_file = lgd_files_handle_path;
-	iface->handle_readlink = lgd_files_handle_path;
-	iface->handle_mkdir = lgd_files_handle_path;
-	iface->handle_remove = lgd_files_handle_path;
-	iface->handle_write_file = lgd_files_handle_write_file;
-	iface->handle_rename = lgd_files_handle_two_names;
-	iface->handle_symlink = lgd_files_handle_two_names;
-	iface->handle_chmod = lgd_files_handle_chmod;
-	iface->handle_chown = lgd_files_handle_chown;
-	iface->handle_download = lgd_files_handle_transfer;
-	iface->handle_upload = lgd_files_handle_transfer;
-	iface->handle_tar_out = lgd_files_handle_transfer;
-	iface->handle_tar_in = lgd_files_handle_transfer;
-}
-
-LGD_DEFINE_IMPL(LgdFilesImpl, lgd_files_impl, LGD_DBUS_TYPE_FILES_SKELETON, LGD_DBUS_TYPE_FILES)
+LGD_DEFINE_IMPL(LgdFilesImpl, lgd_files_impl, FILES, LGD_METHOD_HANDLERS(lgd_files_methods))
 
 /* The handlers find their guest through the object the interface is on. */
 LgdDBusFiles *

@@ -129,25 +129,21 @@ struct _LgdVolumeImpl {
 LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(lgd_domain_impl, LgdDBusDomain)
 LGD_GUEST_DEFINE_APPLIANCE_HANDLERS(lgd_volume_impl, LgdDBusVolume)
 
-static void
-lgd_domain_impl_iface_init(LgdDBusDomainIface *iface)
-{
-	iface->handle_start_appliance = lgd_domain_impl_handle_start;
-	iface->handle_stop_appliance = lgd_domain_impl_handle_stop;
-}
+static const LgdHandler lgd_domain_handlers[] = {
+    LGD_HANDLER(Domain, start_appliance, lgd_domain_impl_handle_start),
+    LGD_HANDLER(Domain, stop_appliance, lgd_domain_impl_handle_stop),
+};
 
-static void
-lgd_volume_impl_iface_init(LgdDBusVolumeIface *iface)
-{
-	iface->handle_start_appliance = lgd_volume_impl_handle_start;
-	iface->handle_stop_appliance = lgd_volume_impl_handle_stop;
-	iface->handle_download = lgd_volume_stream_handle_download;
-	iface->handle_upload = lgd_volume_stream_handle_upload;
-}
+static const LgdHandler lgd_volume_handlers[] = {
+    LGD_HANDLER(Volume, start_appliance, lgd_volume_impl_handle_start),
+    LGD_HANDLER(Volume, stop_appliance, lgd_volume_impl_handle_stop),
+    LGD_HANDLER(Volume, download, lgd_volume_stream_handle_download),
+    LGD_HANDLER(Volume, upload, lgd_volume_stream_handle_upload),
+};
 
-LGD_DEFINE_IMPL(LgdDomainImpl, lgd_domain_impl, LGD_DBUS_TYPE_DOMAIN_SKELETON, LGD_DBUS_TYPE_DOMAIN)
+LGD_DEFINE_IMPL(LgdDomainImpl, lgd_domain_impl, DOMAIN, LGD_HANDLERS(lgd_domain_handlers))
 
-LGD_DEFINE_IMPL(LgdVolumeImpl, lgd_volume_impl, LGD_DBUS_TYPE_VOLUME_SKELETON, LGD_DBUS_TYPE_VOLUME)
+LGD_DEFINE_IMPL(LgdVolumeImpl, lgd_volume_impl, VOLUME, LGD_HANDLERS(lgd_volume_handlers))
 
 /* ---- inspection cache -------------------------------------------------- */
 

@@ -344,34 +344,17 @@ lgd_disk_usage_job(LgdSession *session, LgdCall *data, GError **error)
 
 /* ---- handlers (main loop) ----------------------------------------------- */
 
-/* A method: its options, its job, and the generated function that sends
- * its reply (every Inspector method replies with one value). */
+/* A method: its options, its job, the generated function that sends its
+ * reply (every Inspector method replies with one value), and its handler. */
 typedef struct {
 	const gchar *name;
 	const LgdOptionSpec *options;
 	LgdJobFunc job;
 	void (*complete)(LgdDBusInspector *iface, GDBusMethodInvocation *inv, GVariant *value);
+	LgdHandler handler;
 } LgdInspectorMethod;
 
-static const LgdInspectorMethod lgd_inspector_methods[] = {
-    {"Inspect", lgd_inspect_options, lgd_inspector_inspect_job,
-     lgd_dbus_inspector_complete_inspect},
-    {"ListApplications", lgd_no_options, lgd_list_applications_job,
-     lgd_dbus_inspector_complete_list_applications},
-    {"GetIcon", lgd_icon_options, lgd_get_icon_job, lgd_dbus_inspector_complete_get_icon},
-    {"ListFilesystems", lgd_no_options, lgd_list_filesystems_job,
-     lgd_dbus_inspector_complete_list_filesystems},
-    {"DiskUsage", lgd_no_options, lgd_disk_usage_job, lgd_dbus_inspector_complete_disk_usage},
-};
-
-/* lgd_call_find_method reads the name at the start of each entry */
-G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdInspectorMethod, name) == 0);
-
-static const LgdInspectorMethod *
-lgd_inspector_method(GDBusMethodInvocation *invocation)
-{
-	return LGD_CALL_FIND_METHOD(invocation, lgd_inspector_methods);
-}
+static const LgdInspectorMethod *lgd_inspector_method(GDBusMethodInvocation *invocation);
 
 static void
 lgd_inspector_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
@@ -408,6 +391,34 @@ lgd_inspector_handle(LgdDBusInspector *iface, GDBusMethodInvocation *invocation,
 	return lgd_inspector_handle_root(iface, invocation, NULL, options);
 }
 
+/* What the generated code has of a method: its reply, and the member of
+ * the vtable that @func fills. */
+#define LGD_INSPECTOR_DBUS(what, func)                                                             \
+	.complete = lgd_dbus_inspector_complete_##what,                                            \
+	.handler = LGD_HANDLER(Inspector, what, func)
+
+static const LgdInspectorMethod lgd_inspector_methods[] = {
+    {"Inspect", lgd_inspect_options, lgd_inspector_inspect_job,
+     LGD_INSPECTOR_DBUS(inspect, lgd_inspector_handle)},
+    {"ListApplications", lgd_no_options, lgd_list_applications_job,
+     LGD_INSPECTOR_DBUS(list_applications, lgd_inspector_handle_root)},
+    {"GetIcon", lgd_icon_options, lgd_get_icon_job,
+     LGD_INSPECTOR_DBUS(get_icon, lgd_inspector_handle_root)},
+    {"ListFilesystems", lgd_no_options, lgd_list_filesystems_job,
+     LGD_INSPECTOR_DBUS(list_filesystems, lgd_inspector_handle)},
+    {"DiskUsage", lgd_no_options, lgd_disk_usage_job,
+     LGD_INSPECTOR_DBUS(disk_usage, lgd_inspector_handle)},
+};
+
+/* lgd_call_find_method reads the name at the start of each entry */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(LgdInspectorMethod, name) == 0);
+
+static const LgdInspectorMethod *
+lgd_inspector_method(GDBusMethodInvocation *invocation)
+{
+	return LGD_CALL_FIND_METHOD(invocation, lgd_inspector_methods);
+}
+
 /* ---- the implementation of org.libvirt.GuestFS.Inspector --------------- */
 
 #define LGD_TYPE_INSPECTOR_IMPL (lgd_inspector_impl_get_type())
@@ -418,20 +429,10 @@ struct _LgdInspectorImpl {
 	LgdDBusInspectorSkeleton parent_instance;
 };
 
-static void
-lgd_inspector_impl_iface_init(LgdDBusInspectorIface *iface)
-{
-	iface->handle_inspect = lgd_inspector_handle;
-	iface->handle_list_applications = lgd_inspector_handle_root;
-	iface->handle_get_icon = lgd_inspector_handle_root;
-	iface->handle_list_filesystems = lgd_inspector_handle;
-	iface->handle_disk_usage = lgd_inspector_handle;
-}
-
 LGD_DEFINE_IMPL(LgdInspectorImpl,
 		lgd_inspector_impl,
-		LGD_DBUS_TYPE_INSPECTOR_SKELETON,
-		LGD_DBUS_TYPE_INSPECTOR)
+		INSPECTOR,
+		LGD_METHOD_HANDLERS(lgd_inspector_methods))
 
 /* The handlers find their guest through the object the interface is on. */
 LgdDBusInspector *

@@ -97,18 +97,13 @@ lgd_manager_handle_inspect_domains(LgdDBusManager *iface,
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static void
-lgd_manager_impl_iface_init(LgdDBusManagerIface *iface)
-{
-	iface->handle_lookup_domain = lgd_manager_handle_lookup;
-	iface->handle_lookup_volume = lgd_manager_handle_lookup;
-	iface->handle_inspect_domains = lgd_manager_handle_inspect_domains;
-}
+static const LgdHandler lgd_manager_handlers[] = {
+    LGD_HANDLER(Manager, lookup_domain, lgd_manager_handle_lookup),
+    LGD_HANDLER(Manager, lookup_volume, lgd_manager_handle_lookup),
+    LGD_HANDLER(Manager, inspect_domains, lgd_manager_handle_inspect_domains),
+};
 
-LGD_DEFINE_IMPL(LgdManagerImpl,
-		lgd_manager_impl,
-		LGD_DBUS_TYPE_MANAGER_SKELETON,
-		LGD_DBUS_TYPE_MANAGER)
+LGD_DEFINE_IMPL(LgdManagerImpl, lgd_manager_impl, MANAGER, LGD_HANDLERS(lgd_manager_handlers))
 
 /* @connections (of LgdConnection) and @context must outlive the returned
  * object. */
