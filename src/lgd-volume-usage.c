@@ -8,45 +8,21 @@
 #include "lgd-volume-usage.h"
 #include "lgd-xml.h"
 
-static void
-lgd_volume_ref_free(LgdVolumeRef *ref)
-{
-	g_free(ref->target);
-	g_free(ref->path);
-	g_free(ref->pool);
-	g_free(ref->volume);
-	g_free(ref->network);
-	g_free(ref);
-}
-
-/* @node is a <disk>, a <backingStore>, a <mirror> or a <dataStore>: each
- * has a type and a <source> of that type (an old-style <mirror> has its
- * file as an attribute). */
+/* @node is a <disk>, or an image it refers to: see lgd_disk_read_source(). */
 static void
 lgd_volume_refs_add(GPtrArray *refs, const gchar *target, xmlNode *node, guint depth)
 {
-	g_autofree gchar *type = lgd_xml_prop(node, "type");
 	xmlNode *source = lgd_xml_child(node, "source");
-	const gchar *path_attr = lgd_xml_source_path_attr(type);
-	LgdVolumeRef *ref = g_new0(LgdVolumeRef, 1);
+	LgdDisk *ref = g_new0(LgdDisk, 1);
 	xmlNode *next;
 
 	ref->target = g_strdup(target);
 	ref->depth = depth;
-	if (source != NULL && path_attr != NULL)
-		ref->path = lgd_xml_prop(source, path_attr);
-	else if (source != NULL && g_strcmp0(type, "volume") == 0) {
-		ref->pool = lgd_xml_prop(source, "pool");
-		ref->volume = lgd_xml_prop(source, "volume");
-	} else if (source != NULL && g_strcmp0(type, "network") == 0)
-		ref->network = lgd_xml_prop(source, "name");
-	else if (source == NULL && strcmp((const char *)node->name, "mirror") == 0)
-		ref->path = lgd_xml_prop(node, "file");
-
-	if (ref->path != NULL || ref->volume != NULL || ref->network != NULL)
+	lgd_disk_read_source(ref, node);
+	if (ref->path != NULL || ref->volume != NULL || ref->name != NULL)
 		g_ptr_array_add(refs, ref);
 	else
-		lgd_volume_ref_free(ref);
+		lgd_disk_free(ref);
 
 	if (source != NULL && (next = lgd_xml_child(source, "dataStore")) != NULL)
 		lgd_volume_refs_add(refs, target, next, depth);
@@ -63,8 +39,7 @@ lgd_volume_refs_add(GPtrArray *refs, const gchar *target, xmlNode *node, guint d
 GPtrArray *
 lgd_volume_refs_parse(const gchar *domain_xml, GError **error)
 {
-	g_autoptr(GPtrArray) refs =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)lgd_volume_ref_free);
+	g_autoptr(GPtrArray) refs = g_ptr_array_new_with_free_func((GDestroyNotify)lgd_disk_free);
 	g_autoptr(xmlDoc) doc = NULL;
 	xmlNode *root;
 	xmlNode *devices;
@@ -108,19 +83,16 @@ lgd_volume_paths_equal(const gchar *a, const gchar *b)
 /* Whether @ref names the volume with this @path, in @pool under @name,
  * from what the definition says alone. */
 gboolean
-lgd_volume_ref_matches(const LgdVolumeRef *ref,
-		       const gchar *path,
-		       const gchar *pool,
-		       const gchar *name)
+lgd_volume_ref_matches(const LgdDisk *ref, const gchar *path, const gchar *pool, const gchar *name)
 {
 	if (ref->volume != NULL)
 		return g_strcmp0(ref->pool, pool) == 0 && g_strcmp0(ref->volume, name) == 0;
 	if (ref->path != NULL && path != NULL)
 		return lgd_volume_paths_equal(ref->path, path);
-	if (ref->network != NULL && path != NULL) {
-		g_autofree gchar *suffix = g_strconcat("/", ref->network, NULL);
+	if (ref->name != NULL && path != NULL) {
+		g_autofree gchar *suffix = g_strconcat("/", ref->name, NULL);
 		/* rbd volumes have "pool/image" as path, gluster ones a URL */
-		return g_strcmp0(ref->network, path) == 0 ||
+		return g_strcmp0(ref->name, path) == 0 ||
 		       (strstr(path, "://") != NULL && g_str_has_suffix(path, suffix));
 	}
 	return FALSE;
@@ -167,7 +139,7 @@ lgd_volume_usage_check_domain(virConnectPtr conn,
 	if (refs == NULL)
 		return FALSE;
 	for (guint i = 0; i < refs->len; i++) {
-		LgdVolumeRef *ref = g_ptr_array_index(refs, i);
+		LgdDisk *ref = g_ptr_array_index(refs, i);
 
 		if (!lgd_volume_ref_matches(ref, path, pool, name) &&
 		    (ref->path == NULL ||

@@ -13,7 +13,7 @@
 #define LGD_APPLIANCE_RANDOM_LEN 16
 #define LGD_APPLIANCE_CHANNEL "org.libguestfs.channel.0"
 
-static void
+void
 lgd_disk_free(LgdDisk *disk)
 {
 	g_free(disk->target);
@@ -95,7 +95,7 @@ lgd_xml_child_text(xmlNode *parent, const gchar *name)
 
 /* Which attribute of <source> holds the path for a disk (or backing image,
  * mirror, data file) of @type: NULL for types without a local path. */
-const gchar *
+static const gchar *
 lgd_xml_source_path_attr(const gchar *type)
 {
 	if (g_strcmp0(type, "file") == 0)
@@ -107,16 +107,37 @@ lgd_xml_source_path_attr(const gchar *type)
 	return NULL;
 }
 
+/* @node is a <disk>, a <backingStore>, a <mirror> or a <dataStore>: each
+ * has a type and a <source> of that type (an old-style <mirror> has its
+ * file as an attribute). */
+void
+lgd_disk_read_source(LgdDisk *disk, xmlNode *node)
+{
+	xmlNode *source = lgd_xml_child(node, "source");
+	const gchar *path_attr;
+
+	disk->type = lgd_xml_prop(node, "type");
+	path_attr = lgd_xml_source_path_attr(disk->type);
+	if (source != NULL && path_attr != NULL)
+		disk->path = lgd_xml_prop(source, path_attr);
+	else if (source != NULL && g_strcmp0(disk->type, "volume") == 0) {
+		disk->pool = lgd_xml_prop(source, "pool");
+		disk->volume = lgd_xml_prop(source, "volume");
+	} else if (source != NULL && g_strcmp0(disk->type, "network") == 0) {
+		disk->protocol = lgd_xml_prop(source, "protocol");
+		disk->name = lgd_xml_prop(source, "name");
+	} else if (source == NULL && strcmp((const char *)node->name, "mirror") == 0)
+		disk->path = lgd_xml_prop(node, "file");
+}
+
 static LgdDisk *
 lgd_disk_parse(xmlNode *node)
 {
 	LgdDisk *disk = g_new0(LgdDisk, 1);
-	xmlNode *source = lgd_xml_child(node, "source");
 	xmlNode *target = lgd_xml_child(node, "target");
 	xmlNode *driver = lgd_xml_child(node, "driver");
-	const gchar *path_attr;
 
-	disk->type = lgd_xml_prop(node, "type");
+	lgd_disk_read_source(disk, node);
 	disk->device = lgd_xml_prop(node, "device");
 	if (disk->device == NULL)
 		disk->device = g_strdup("disk");
@@ -126,18 +147,6 @@ lgd_disk_parse(xmlNode *node)
 		disk->format = lgd_xml_prop(driver, "type");
 	disk->read_only = lgd_xml_child(node, "readonly") != NULL;
 	disk->shareable = lgd_xml_child(node, "shareable") != NULL;
-	if (source == NULL)
-		return disk;
-	path_attr = lgd_xml_source_path_attr(disk->type);
-	if (path_attr != NULL)
-		disk->path = lgd_xml_prop(source, path_attr);
-	else if (g_strcmp0(disk->type, "volume") == 0) {
-		disk->pool = lgd_xml_prop(source, "pool");
-		disk->volume = lgd_xml_prop(source, "volume");
-	} else if (g_strcmp0(disk->type, "network") == 0) {
-		disk->protocol = lgd_xml_prop(source, "protocol");
-		disk->name = lgd_xml_prop(source, "name");
-	}
 	return disk;
 }
 

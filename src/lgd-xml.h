@@ -6,15 +6,18 @@
 
 G_BEGIN_DECLS
 
+/* A domain's disk, or an image its disk refers to (an image of its
+ * backing chain, a block job's mirror, a data file): see lgd-volume-usage.h. */
 typedef struct {
 	gchar *target;	 /* "vda" */
+	guint depth;	 /* 0: the disk's source; 1...: down its backing chain */
 	gchar *device;	 /* "disk", "cdrom", ... */
 	gchar *type;	 /* "file", "block", "volume", "network", ... */
-	gchar *path;	 /* file and block disks */
-	gchar *pool;	 /* volume disks */
-	gchar *volume;	 /* volume disks */
-	gchar *protocol; /* network disks */
-	gchar *name;	 /* network disks */
+	gchar *path;	 /* file, block and dir sources */
+	gchar *pool;	 /* volume sources */
+	gchar *volume;	 /* volume sources */
+	gchar *protocol; /* network sources */
+	gchar *name;	 /* network sources: "rbdpool/image" */
 	gchar *format;	 /* driver type, NULL when not given */
 	gboolean read_only;
 	gboolean shareable;
@@ -26,6 +29,10 @@ typedef struct {
 	gboolean is_appliance; /* one of libguestfs's own appliance domains */
 	GPtrArray *disks;      /* of LgdDisk */
 } LgdDomainXml;
+
+void lgd_disk_free(LgdDisk *disk);
+
+void lgd_disk_read_source(LgdDisk *disk, xmlNode *node);
 
 LgdDomainXml *lgd_domain_xml_parse(const gchar *xml, GError **error);
 
@@ -47,8 +54,6 @@ xmlDoc *lgd_xml_read(const gchar *xml);
 xmlNode *lgd_xml_child(xmlNode *parent, const gchar *name);
 
 gchar *lgd_xml_prop(xmlNode *node, const gchar *name);
-
-const gchar *lgd_xml_source_path_attr(const gchar *type);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 

@@ -122,25 +122,25 @@ static const gchar *live_xml =
     "  </devices>\n"
     "</domain>\n";
 
-static const LgdVolumeRef *
+static const LgdDisk *
 find_ref(GPtrArray *refs, const gchar *path, const gchar *volume, const gchar *network)
 {
 	for (guint i = 0; i < refs->len; i++) {
-		const LgdVolumeRef *ref = g_ptr_array_index(refs, i);
+		const LgdDisk *ref = g_ptr_array_index(refs, i);
 
 		if ((path != NULL && g_strcmp0(ref->path, path) == 0) ||
 		    (volume != NULL && g_strcmp0(ref->volume, volume) == 0) ||
-		    (network != NULL && g_strcmp0(ref->network, network) == 0))
+		    (network != NULL && g_strcmp0(ref->name, network) == 0))
 			return ref;
 	}
 	return NULL;
 }
 
 /* g_error() does not return, so the compiler knows the result is set. */
-static const LgdVolumeRef *
+static const LgdDisk *
 must_find(GPtrArray *refs, const gchar *path, const gchar *volume, const gchar *network)
 {
-	const LgdVolumeRef *ref = find_ref(refs, path, volume, network);
+	const LgdDisk *ref = find_ref(refs, path, volume, network);
 
 	if (ref == NULL)
 		g_error("no reference to %s", path != NULL     ? path
@@ -154,7 +154,7 @@ test_refs_parse(void)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) refs = lgd_volume_refs_parse(live_xml, &error);
-	const LgdVolumeRef *ref;
+	const LgdDisk *ref;
 
 	g_assert_no_error(error);
 	g_assert_nonnull(refs);
