@@ -55,7 +55,7 @@ lgd_auth_new(LgdBusType bus_type, GError **error)
 }
 
 static PolkitDetails *
-lgd_auth_details_new(const LgdAuthDetails *details, const gchar *message)
+lgd_auth_details_new(const LgdAuthDetails *details)
 {
 	PolkitDetails *pk = polkit_details_new();
 	const struct {
@@ -79,8 +79,8 @@ lgd_auth_details_new(const LgdAuthDetails *details, const gchar *message)
 		if (items[i].value != NULL)
 			polkit_details_insert(pk, items[i].key, items[i].value);
 	}
-	if (message != NULL) {
-		polkit_details_insert(pk, "polkit.message", message);
+	if (details->message != NULL) {
+		polkit_details_insert(pk, "polkit.message", details->message);
 		polkit_details_insert(pk, "polkit.gettext_domain", GETTEXT_PACKAGE);
 	}
 	return pk;
@@ -217,20 +217,18 @@ lgd_auth_polkit_done(GObject *source, GAsyncResult *res, gpointer user_data)
 					"Not authorized for %s", check->action_id);
 }
 
-/* Asks whether the caller of @invocation may perform @action_id on the
- * object that @details describe; @message is shown in authentication
- * dialogs and is already translated. Holds no thread while polkit (or an
+/* Asks whether the caller of @invocation may perform the action of
+ * @details on the object that they describe. Holds no thread while polkit (or an
  * authentication dialog) decides, and gives up after the timeout;
  * @callback runs in the thread-default main context of the caller. */
 void
 lgd_auth_check_async(LgdAuth *self,
 		     GDBusMethodInvocation *invocation,
-		     const gchar *action_id,
 		     const LgdAuthDetails *details,
-		     const gchar *message,
 		     GAsyncReadyCallback callback,
 		     gpointer user_data)
 {
+	const gchar *action_id = details->action_id;
 	GDBusMessage *msg = g_dbus_method_invocation_get_message(invocation);
 	gboolean interactive = (g_dbus_message_get_flags(msg) &
 				G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION) != 0;
@@ -260,7 +258,7 @@ lgd_auth_check_async(LgdAuth *self,
 	if (interactive)
 		flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
 	subject = polkit_system_bus_name_new(g_dbus_method_invocation_get_sender(invocation));
-	pk_details = lgd_auth_details_new(details, message);
+	pk_details = lgd_auth_details_new(details);
 	polkit_authority_check_authorization(self->authority, subject, action_id, pk_details, flags,
 					     check->cancellable, lgd_auth_polkit_done, task);
 }
@@ -283,17 +281,14 @@ lgd_auth_sync_done(GObject *source, GAsyncResult *result, gpointer user_data)
 gboolean
 lgd_auth_check(LgdAuth *self,
 	       GDBusMethodInvocation *invocation,
-	       const gchar *action_id,
 	       const LgdAuthDetails *details,
-	       const gchar *message,
 	       GError **error)
 {
 	g_autoptr(GMainContext) context = g_main_context_new();
 	g_autoptr(GAsyncResult) result = NULL;
 
 	g_main_context_push_thread_default(context);
-	lgd_auth_check_async(self, invocation, action_id, details, message, lgd_auth_sync_done,
-			     &result);
+	lgd_auth_check_async(self, invocation, details, lgd_auth_sync_done, &result);
 	while (result == NULL)
 		g_main_context_iteration(context, TRUE);
 	g_main_context_pop_thread_default(context);

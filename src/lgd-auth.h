@@ -16,8 +16,11 @@ G_BEGIN_DECLS
 #define LGD_ACTION_VOLUME_READ "org.libvirt.guestfs.volume-read"
 #define LGD_ACTION_VOLUME_WRITE "org.libvirt.guestfs.volume-write"
 
-/* What polkit rules can match on; NULL members are left out. */
+/* What polkit is asked: the action, what its rules can match on (NULL
+ * members are left out) and the message of the authentication dialog. */
 typedef struct {
+	const gchar *action_id;
+	const gchar *message; /* translated already; NULL: polkit's own */
 	const gchar *connection;
 	const gchar *domain;
 	const gchar *domain_uuid;
@@ -44,9 +47,7 @@ void lgd_auth_set_timeouts(LgdAuth *self, guint seconds, guint interactive_secon
 
 void lgd_auth_check_async(LgdAuth *self,
 			  GDBusMethodInvocation *invocation,
-			  const gchar *action_id,
 			  const LgdAuthDetails *details,
-			  const gchar *message,
 			  GAsyncReadyCallback callback,
 			  gpointer user_data);
 
@@ -54,9 +55,7 @@ gboolean lgd_auth_check_finish(LgdAuth *self, GAsyncResult *result, GError **err
 
 gboolean lgd_auth_check(LgdAuth *self,
 			GDBusMethodInvocation *invocation,
-			const gchar *action_id,
 			const LgdAuthDetails *details,
-			const gchar *message,
 			GError **error);
 
 gchar *lgd_auth_message(const gchar *action_id, const gchar *what);

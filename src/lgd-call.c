@@ -92,6 +92,20 @@ lgd_call_option(LgdCall *call, const gchar *key)
 	return value;
 }
 
+/* What @call mounts, as polkit is told: the operating system (Inspector's
+ * root argument or the 'root' option), or the one filesystem. */
+const gchar *
+lgd_call_root(LgdCall *call)
+{
+	return call->root != NULL ? call->root : lgd_call_option(call, "root");
+}
+
+const gchar *
+lgd_call_filesystem(LgdCall *call)
+{
+	return lgd_call_option(call, "filesystem");
+}
+
 /* What polkit is told of @call, with @path (and @requested_path) as the
  * path the check is about; @details' strings belong to @call. */
 static void
@@ -101,6 +115,8 @@ lgd_call_details(LgdCall *call,
 		 LgdAuthDetails *details)
 {
 	*details = (LgdAuthDetails){
+	    .action_id = call->action_id,
+	    .message = call->message,
 	    .connection = lgd_guest_get_uri(call->guest),
 	    .domain = call->domain,
 	    .domain_uuid = lgd_guest_is_domain(call->guest) ? lgd_guest_get_id(call->guest) : NULL,
@@ -110,8 +126,8 @@ lgd_call_details(LgdCall *call,
 	    .volume_path = call->volume_path,
 	    .path = path,
 	    .requested_path = requested_path,
-	    .root = call->root != NULL ? call->root : lgd_call_option(call, "root"),
-	    .filesystem = lgd_call_option(call, "filesystem"),
+	    .root = lgd_call_root(call),
+	    .filesystem = lgd_call_filesystem(call),
 	};
 }
 
@@ -127,8 +143,7 @@ lgd_call_check(LgdCall *call, const gchar *path, const gchar *requested_path, GE
 	LgdAuthDetails details;
 
 	lgd_call_details(call, path, requested_path, &details);
-	return lgd_auth_check(lgd_call_auth(call), call->invocation, call->action_id, &details,
-			      call->message, error);
+	return lgd_auth_check(lgd_call_auth(call), call->invocation, &details, error);
 }
 
 /* For a thread that may wait; the handlers' path is lgd_call_run_*(). */
@@ -273,8 +288,8 @@ lgd_call_authorize_step(LgdCall *call, guint step)
 		return;
 	}
 	lgd_call_details(call, path, requested, &details);
-	lgd_auth_check_async(lgd_call_auth(call), call->invocation, call->action_id, &details,
-			     call->message, lgd_call_authorized, call);
+	lgd_auth_check_async(lgd_call_auth(call), call->invocation, &details, lgd_call_authorized,
+			     call);
 }
 
 static void

@@ -86,6 +86,10 @@ void lgd_call_free(LgdCall *call);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdCall, lgd_call_free)
 
+const gchar *lgd_call_root(LgdCall *call);
+
+const gchar *lgd_call_filesystem(LgdCall *call);
+
 gboolean lgd_call_authorize(LgdCall *call, GError **error);
 
 gboolean lgd_call_authorize_path(LgdCall *call,

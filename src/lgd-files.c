@@ -32,8 +32,7 @@ lgd_files_prepare(LgdSession *session, LgdCall *call, gboolean write, GError **e
 		  : lgd_session_get_handle(session, error);
 	if (g == NULL)
 		return NULL;
-	if (!lgd_mount_guest(session, g, lgd_args_get_string(call->options, "root", NULL),
-			     lgd_args_get_string(call->options, "filesystem", NULL), FALSE, error))
+	if (!lgd_mount_guest(session, g, call, FALSE, error))
 		return NULL;
 	if (!lgd_files_resolve(call, g, error))
 		return NULL;
@@ -45,8 +44,7 @@ lgd_files_prepare(LgdSession *session, LgdCall *call, gboolean write, GError **e
 gboolean
 lgd_files_begin_write(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error)
 {
-	return lgd_mount_guest(session, g, lgd_args_get_string(call->options, "root", NULL),
-			       lgd_args_get_string(call->options, "filesystem", NULL), TRUE, error);
+	return lgd_mount_guest(session, g, call, TRUE, error);
 }
 
 /* lgd_files_begin_write() as lgd_replace_file() calls it. */

@@ -129,7 +129,7 @@ lgd_list_applications_job(LgdSession *session, LgdCall *data, GError **error)
 	guestfs_h *g;
 
 	g = lgd_session_get_handle(session, error);
-	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, FALSE, error))
+	if (g == NULL || !lgd_mount_guest(session, g, data, FALSE, error))
 		return NULL;
 	apps = guestfs_inspect_list_applications2(g, data->root);
 	if (apps == NULL) {
@@ -202,7 +202,7 @@ lgd_get_icon_job(LgdSession *session, LgdCall *data, GError **error)
 	}
 
 	g = lgd_session_get_handle(session, error);
-	if (g == NULL || !lgd_mount_guest(session, g, data->root, NULL, FALSE, error))
+	if (g == NULL || !lgd_mount_guest(session, g, data, FALSE, error))
 		return NULL;
 	png = guestfs_inspect_get_icon(g, data->root, &size, GUESTFS_INSPECT_GET_ICON_FAVICON,
 				       favicon ? 1 : 0, GUESTFS_INSPECT_GET_ICON_HIGHQUALITY,

@@ -130,19 +130,17 @@ lgd_mount_check_filesystem(LgdSession *session,
 	return found;
 }
 
-/* Mounts @filesystem alone at "/", or else the operating system @root (or
- * the only one) as the guest does, read-write when @rw. What is mounted
+/* Mounts what @call names (lgd_call_filesystem() and lgd_call_root()):
+ * the filesystem alone at "/", or else the operating system (or the only
+ * one) as the guest does, read-write when @rw. What is mounted
  * stays mounted for the next call that wants the same. Writes mount
  * read-only until their checks pass: mounting read-write changes the
  * filesystem (mount count and times), and a refused call must not. */
 gboolean
-lgd_mount_guest(LgdSession *session,
-		guestfs_h *g,
-		const gchar *root,
-		const gchar *filesystem,
-		gboolean rw,
-		GError **error)
+lgd_mount_guest(LgdSession *session, guestfs_h *g, LgdCall *call, gboolean rw, GError **error)
 {
+	const gchar *root = lgd_call_root(call);
+	const gchar *filesystem = lgd_call_filesystem(call);
 	g_autofree gchar *chosen = NULL;
 	g_autofree gchar *tag = NULL;
 	g_autofree gchar *tag_rw = NULL;

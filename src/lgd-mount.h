@@ -4,17 +4,14 @@
  */
 #pragma once
 
+#include "lgd-call.h"
 #include "lgd-guestfs.h"
 #include "lgd-session.h"
 
 G_BEGIN_DECLS
 
-gboolean lgd_mount_guest(LgdSession *session,
-			 guestfs_h *g,
-			 const gchar *root,
-			 const gchar *filesystem,
-			 gboolean rw,
-			 GError **error);
+gboolean
+lgd_mount_guest(LgdSession *session, guestfs_h *g, LgdCall *call, gboolean rw, GError **error);
 
 void lgd_mount_release(LgdSession *session, guestfs_h *g);
 
