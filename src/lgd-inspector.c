@@ -243,13 +243,17 @@ lgd_inspector_filesystems(LgdSession *session, guestfs_h **g, GError **error)
 	return fs;
 }
 
-/* Adds to @builder the a{sv} that describes the filesystem @device of
- * @type, or nothing to leave it out. */
-typedef void (*LgdFilesystemDescribe)(LgdSession *session,
-				      guestfs_h *g,
-				      const gchar *device,
-				      const gchar *type,
-				      GVariantBuilder *builder);
+/* A filesystem on the disks of the appliance of @session. */
+typedef struct {
+	LgdSession *session;
+	guestfs_h *g;
+	const gchar *device;
+	const gchar *type;
+} LgdFilesystem;
+
+/* Adds to @builder the a{sv} that describes @fs, or nothing to leave it
+ * out. */
+typedef void (*LgdFilesystemDescribe)(const LgdFilesystem *fs, GVariantBuilder *builder);
 
 /* The (aa{sv}) reply of ListFilesystems and DiskUsage: one dict per
  * filesystem that @describe keeps. @unmount first releases what earlier
@@ -269,28 +273,26 @@ lgd_inspector_describe_filesystems(LgdSession *session,
 	if (unmount)
 		lgd_mount_release(session, g);
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
-	for (guint i = 0; fs[i] != NULL; i += 2)
-		describe(session, g, fs[i], fs[i + 1], &builder);
+	for (guint i = 0; fs[i] != NULL; i += 2) {
+		LgdFilesystem one = {session, g, fs[i], fs[i + 1]};
+		describe(&one, &builder);
+	}
 	lgd_strv_free(fs);
 	return g_variant_new("(aa{sv})", &builder);
 }
 
 static void
-lgd_list_filesystems_describe(LgdSession *session,
-			      guestfs_h *g,
-			      const gchar *device,
-			      const gchar *type,
-			      GVariantBuilder *builder)
+lgd_list_filesystems_describe(const LgdFilesystem *fs, GVariantBuilder *builder)
 {
 	int64_t size;
 
 	g_variant_builder_open(builder, G_VARIANT_TYPE_VARDICT);
-	g_variant_builder_add(builder, "{sv}", "device", g_variant_new_string(device));
-	g_variant_builder_add(builder, "{sv}", "type", g_variant_new_string(type));
+	g_variant_builder_add(builder, "{sv}", "device", g_variant_new_string(fs->device));
+	g_variant_builder_add(builder, "{sv}", "type", g_variant_new_string(fs->type));
 	/* not every content has a label, a UUID or a size */
-	lgd_dict_add_string(builder, "label", guestfs_vfs_label(g, device));
-	lgd_dict_add_string(builder, "uuid", guestfs_vfs_uuid(g, device));
-	size = guestfs_blockdev_getsize64(g, device);
+	lgd_dict_add_string(builder, "label", guestfs_vfs_label(fs->g, fs->device));
+	lgd_dict_add_string(builder, "uuid", guestfs_vfs_uuid(fs->g, fs->device));
+	size = guestfs_blockdev_getsize64(fs->g, fs->device);
 	if (size >= 0)
 		g_variant_builder_add(builder, "{sv}", "size", g_variant_new_uint64((guint64)size));
 	g_variant_builder_close(builder);
@@ -304,24 +306,20 @@ lgd_list_filesystems_job(LgdSession *session, LgdCall *data, GError **error)
 }
 
 static void
-lgd_disk_usage_describe(LgdSession *session,
-			guestfs_h *g,
-			const gchar *device,
-			const gchar *type,
-			GVariantBuilder *builder)
+lgd_disk_usage_describe(const LgdFilesystem *fs, GVariantBuilder *builder)
 {
 	struct guestfs_statvfs *st;
 
-	if (strcmp(type, "swap") == 0 || strcmp(type, "unknown") == 0)
+	if (strcmp(fs->type, "swap") == 0 || strcmp(fs->type, "unknown") == 0)
 		return;
-	if (guestfs_mount_ro(g, device, "/") < 0)
+	if (guestfs_mount_ro(fs->g, fs->device, "/") < 0)
 		return; /* as virt-df: what does not mount is left out */
-	st = guestfs_statvfs(g, "/");
-	lgd_mount_release(session, g);
+	st = guestfs_statvfs(fs->g, "/");
+	lgd_mount_release(fs->session, fs->g);
 	if (st == NULL)
 		return;
 	g_variant_builder_open(builder, G_VARIANT_TYPE_VARDICT);
-	g_variant_builder_add(builder, "{sv}", "device", g_variant_new_string(device));
+	g_variant_builder_add(builder, "{sv}", "device", g_variant_new_string(fs->device));
 	g_variant_builder_add(builder, "{sv}", "size",
 			      g_variant_new_uint64((guint64)(st->frsize * st->blocks)));
 	g_variant_builder_add(
