@@ -22,14 +22,30 @@
 /* D-Bus messages are at most 128 MiB */
 #define LGD_MAX_MAX_READ_MIB 100
 
-/* Range checks shared by the numeric options. */
+/* An option of the command line; an integer one with the range that its
+ * value must be in. */
+typedef struct {
+	GOptionEntry entry;
+	gint min;
+	gint max;
+	gboolean or_zero; /* 0, the default, is accepted too */
+} LgdOptionDef;
+
+#define LGD_RANGE(lowest, highest) .min = (lowest), .max = (highest)
+
+/* The one range check of the integer options. */
 static gboolean
-lgd_options_check_range(const gchar *name, gint value, gint min, gint max, GError **error)
+lgd_options_check_range(const LgdOptionDef *def, GError **error)
 {
-	if (value >= min && value <= max)
+	gint value;
+
+	if (def->entry.arg != G_OPTION_ARG_INT)
+		return TRUE;
+	value = *(const gint *)def->entry.arg_data;
+	if ((value >= def->min && value <= def->max) || (def->or_zero && value == 0))
 		return TRUE;
 	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-		    "--%s must be between %d and %d", name, min, max);
+		    "--%s must be between %d and %d", def->entry.long_name, def->min, def->max);
 	return FALSE;
 }
 
@@ -88,74 +104,88 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	g_auto(GStrv) uris = NULL;
 	g_autoptr(LgdOptions) options = g_new0(LgdOptions, 1);
 	g_autoptr(GOptionContext) context = NULL;
-	const GOptionEntry entries[] = {
-	    {"system", 0, 0, G_OPTION_ARG_NONE, &system, "Serve on the system bus", NULL},
-	    {"session", 0, 0, G_OPTION_ARG_NONE, &session, "Serve on the session bus (default)",
-	     NULL},
-	    {"connect", 'c', 0, G_OPTION_ARG_STRING_ARRAY, &uris,
-	     "libvirt URI to serve (repeatable; default qemu:///system on the system bus, "
-	     "qemu:///session on the session bus)",
-	     "URI"},
-	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL},
-	    {"volume-rescan-interval", 0, 0, G_OPTION_ARG_INT, &rescan,
-	     "Seconds between re-listings of storage volumes (libvirt sends no event for "
-	     "volume creation or deletion; default 2)",
-	     "SECONDS"},
-	    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
-	     "Seconds an appliance is kept running without calls (default 60)", "SECONDS"},
-	    {"transfer-idle-timeout", 0, 0, G_OPTION_ARG_INT, &transfer_idle,
-	     "Seconds a transfer waits for a client's file descriptor to move before it "
-	     "ends with Cancelled (default 60)",
-	     "SECONDS"},
-	    {"write-grace", 0, 0, G_OPTION_ARG_INT, &write_grace,
-	     "Seconds a read-write appliance is kept after the last write; it holds the "
-	     "domain's disks, so the domain cannot start meanwhile (default 5)",
-	     "SECONDS"},
-	    {"auth-timeout", 0, 0, G_OPTION_ARG_INT, &auth_timeout,
-	     "Seconds polkit may take to decide on a call before it is refused (default 30)",
-	     "SECONDS"},
-	    {"interactive-auth-timeout", 0, 0, G_OPTION_ARG_INT, &interactive_auth_timeout,
-	     "The same for a call that allows an authentication dialog (default 300)", "SECONDS"},
-	    {"launch-timeout", 0, 0, G_OPTION_ARG_INT, &launch_timeout,
-	     "Seconds an appliance may take to launch before it is given up (default 300)",
-	     "SECONDS"},
-	    {"max-appliances", 0, 0, G_OPTION_ARG_INT, &max_appliances,
-	     "How many appliances may run at once; further calls wait their turn (default: "
-	     "as many as half of the memory holds)",
-	     "N"},
-	    {"appliance-memory", 0, 0, G_OPTION_ARG_INT, &appliance_memory,
-	     "Memory of each appliance in MiB (default: libguestfs's)", "MIB"},
-	    {"force-tcg", 0, 0, G_OPTION_ARG_NONE, &force_tcg,
-	     "Run appliances under software emulation (TCG) even where KVM exists; for hosts "
-	     "where KVM is broken or nested",
-	     NULL},
-	    {"max-read-size", 0, 0, G_OPTION_ARG_INT, &max_read_mib,
-	     "Most MiB that ReadFile returns and WriteFile takes; bigger files go through "
-	     "Download and Upload (default 16)",
-	     "MIB"},
-	    {"cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir,
-	     "Directory of the inspection cache (default $CACHE_DIRECTORY when systemd sets it, "
-	     "else /var/cache/libvirt-guestfs-dbus on the system bus, the XDG cache directory "
-	     "on the session bus)",
-	     "DIR"},
-	    {"cache-max-size", 0, 0, G_OPTION_ARG_INT, &cache_max_mib,
-	     "Most MiB the inspection cache keeps; the oldest entries go first (default 64)",
-	     "MIB"},
-	    {"batch-inspection", 0, 0, G_OPTION_ARG_NONE, &batch,
-	     "Let InspectDomains put several domains' disks into one appliance (default on the "
-	     "session bus only: see the README for the security trade-off)",
-	     NULL},
-	    {"no-batch-inspection", 0, 0, G_OPTION_ARG_NONE, &no_batch,
-	     "One appliance per domain in InspectDomains", NULL},
-	    {"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
-	     "Directory for runtime files such as backup sockets (default $RUNTIME_DIRECTORY "
-	     "when systemd sets it, else /run/libvirt-guestfs-dbus for root, "
-	     "$XDG_RUNTIME_DIR/libvirt-guestfs-dbus otherwise, "
-	     "$XDG_CACHE_HOME/libvirt-guestfs-dbus-run without XDG_RUNTIME_DIR)",
-	     "DIR"},
-	    {NULL},
+	const LgdOptionDef defs[] = {
+	    {{"system", 0, 0, G_OPTION_ARG_NONE, &system, "Serve on the system bus", NULL}},
+	    {{"session", 0, 0, G_OPTION_ARG_NONE, &session, "Serve on the session bus (default)",
+	      NULL}},
+	    {{"connect", 'c', 0, G_OPTION_ARG_STRING_ARRAY, &uris,
+	      "libvirt URI to serve (repeatable; default qemu:///system on the system bus, "
+	      "qemu:///session on the session bus)",
+	      "URI"}},
+	    {{"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL}},
+	    {{"volume-rescan-interval", 0, 0, G_OPTION_ARG_INT, &rescan,
+	      "Seconds between re-listings of storage volumes (libvirt sends no event for "
+	      "volume creation or deletion; default 2)",
+	      "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_VOLUME_RESCAN_INTERVAL)},
+	    {{"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+	      "Seconds an appliance is kept running without calls (default 60)", "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_TIMEOUT)},
+	    {{"transfer-idle-timeout", 0, 0, G_OPTION_ARG_INT, &transfer_idle,
+	      "Seconds a transfer waits for a client's file descriptor to move before it "
+	      "ends with Cancelled (default 60)",
+	      "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_TIMEOUT)},
+	    {{"write-grace", 0, 0, G_OPTION_ARG_INT, &write_grace,
+	      "Seconds a read-write appliance is kept after the last write; it holds the "
+	      "domain's disks, so the domain cannot start meanwhile (default 5)",
+	      "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_TIMEOUT)},
+	    {{"auth-timeout", 0, 0, G_OPTION_ARG_INT, &auth_timeout,
+	      "Seconds polkit may take to decide on a call before it is refused (default 30)",
+	      "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_TIMEOUT)},
+	    {{"interactive-auth-timeout", 0, 0, G_OPTION_ARG_INT, &interactive_auth_timeout,
+	      "The same for a call that allows an authentication dialog (default 300)", "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_TIMEOUT)},
+	    {{"launch-timeout", 0, 0, G_OPTION_ARG_INT, &launch_timeout,
+	      "Seconds an appliance may take to launch before it is given up (default 300)",
+	      "SECONDS"},
+	     LGD_RANGE(1, LGD_MAX_TIMEOUT)},
+	    {{"max-appliances", 0, 0, G_OPTION_ARG_INT, &max_appliances,
+	      "How many appliances may run at once; further calls wait their turn (default: "
+	      "as many as half of the memory holds)",
+	      "N"},
+	     LGD_RANGE(0, LGD_MAX_APPLIANCES)},
+	    {{"appliance-memory", 0, 0, G_OPTION_ARG_INT, &appliance_memory,
+	      "Memory of each appliance in MiB (default: libguestfs's)", "MIB"},
+	     LGD_RANGE(LGD_MIN_APPLIANCE_MEMORY, LGD_MAX_APPLIANCE_MEMORY),
+	     .or_zero = TRUE},
+	    {{"force-tcg", 0, 0, G_OPTION_ARG_NONE, &force_tcg,
+	      "Run appliances under software emulation (TCG) even where KVM exists; for hosts "
+	      "where KVM is broken or nested",
+	      NULL}},
+	    {{"max-read-size", 0, 0, G_OPTION_ARG_INT, &max_read_mib,
+	      "Most MiB that ReadFile returns and WriteFile takes; bigger files go through "
+	      "Download and Upload (default 16)",
+	      "MIB"},
+	     LGD_RANGE(1, LGD_MAX_MAX_READ_MIB)},
+	    {{"cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir,
+	      "Directory of the inspection cache (default $CACHE_DIRECTORY when systemd sets it, "
+	      "else /var/cache/libvirt-guestfs-dbus on the system bus, the XDG cache directory "
+	      "on the session bus)",
+	      "DIR"}},
+	    {{"cache-max-size", 0, 0, G_OPTION_ARG_INT, &cache_max_mib,
+	      "Most MiB the inspection cache keeps; the oldest entries go first (default 64)",
+	      "MIB"},
+	     LGD_RANGE(1, LGD_MAX_CACHE_MIB)},
+	    {{"batch-inspection", 0, 0, G_OPTION_ARG_NONE, &batch,
+	      "Let InspectDomains put several domains' disks into one appliance (default on the "
+	      "session bus only: see the README for the security trade-off)",
+	      NULL}},
+	    {{"no-batch-inspection", 0, 0, G_OPTION_ARG_NONE, &no_batch,
+	      "One appliance per domain in InspectDomains", NULL}},
+	    {{"run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
+	      "Directory for runtime files such as backup sockets (default $RUNTIME_DIRECTORY "
+	      "when systemd sets it, else /run/libvirt-guestfs-dbus for root, "
+	      "$XDG_RUNTIME_DIR/libvirt-guestfs-dbus otherwise, "
+	      "$XDG_CACHE_HOME/libvirt-guestfs-dbus-run without XDG_RUNTIME_DIR)",
+	      "DIR"}},
 	};
+	GOptionEntry entries[G_N_ELEMENTS(defs) + 1] = {{NULL}};
 
+	for (guint i = 0; i < G_N_ELEMENTS(defs); i++)
+		entries[i] = defs[i].entry;
 	context = g_option_context_new(NULL);
 	g_option_context_set_summary(
 	    context, "Publishes libvirt domains and storage volumes on D-Bus and gives "
@@ -174,32 +204,16 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 			    "unexpected argument '%s'", (*argv)[1]);
 		return NULL;
 	}
-	if (!lgd_options_check_range("volume-rescan-interval", rescan, 1,
-				     LGD_MAX_VOLUME_RESCAN_INTERVAL, error) ||
-	    !lgd_options_check_range("idle-timeout", idle_timeout, 1, LGD_MAX_TIMEOUT, error) ||
-	    !lgd_options_check_range("write-grace", write_grace, 1, LGD_MAX_TIMEOUT, error) ||
-	    !lgd_options_check_range("transfer-idle-timeout", transfer_idle, 1, LGD_MAX_TIMEOUT,
-				     error) ||
-	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
-	    !lgd_options_check_range("auth-timeout", auth_timeout, 1, LGD_MAX_TIMEOUT, error) ||
-	    !lgd_options_check_range("interactive-auth-timeout", interactive_auth_timeout, 1,
-				     LGD_MAX_TIMEOUT, error) ||
-	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
-				     error) ||
-	    !lgd_options_check_range("max-read-size", max_read_mib, 1, LGD_MAX_MAX_READ_MIB, error))
-		return NULL;
-	if (appliance_memory != 0 &&
-	    !lgd_options_check_range("appliance-memory", appliance_memory, LGD_MIN_APPLIANCE_MEMORY,
-				     LGD_MAX_APPLIANCE_MEMORY, error))
-		return NULL;
 	if (batch && no_batch) {
 		g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 				    "--batch-inspection and --no-batch-inspection cannot be used "
 				    "together");
 		return NULL;
 	}
-	if (!lgd_options_check_range("cache-max-size", cache_max_mib, 1, LGD_MAX_CACHE_MIB, error))
-		return NULL;
+	for (guint i = 0; i < G_N_ELEMENTS(defs); i++) {
+		if (!lgd_options_check_range(&defs[i], error))
+			return NULL;
+	}
 	if (cache_dir != NULL && !g_path_is_absolute(cache_dir)) {
 		g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 				    "--cache-dir needs an absolute path");
