@@ -13,6 +13,8 @@
 #define LGD_DEFAULT_LAUNCH_TIMEOUT 300
 #define LGD_MAX_TIMEOUT (24 * 3600)
 #define LGD_MAX_APPLIANCES 64
+#define LGD_DEFAULT_VOLUME_TRANSFERS 16
+#define LGD_MAX_VOLUME_TRANSFERS 256
 #define LGD_MIN_APPLIANCE_MEMORY 256
 #define LGD_MAX_APPLIANCE_MEMORY (64 * 1024)
 #define LGD_DEFAULT_MAX_READ_MIB 16
@@ -74,6 +76,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gint transfer_idle = LGD_DEFAULT_TRANSFER_IDLE_TIMEOUT;
 	gint launch_timeout = LGD_DEFAULT_LAUNCH_TIMEOUT;
 	gint max_appliances = 0;
+	gint max_volume_transfers = LGD_DEFAULT_VOLUME_TRANSFERS;
 	gint appliance_memory = 0;
 	gboolean force_tcg = FALSE;
 	gint max_read_mib = LGD_DEFAULT_MAX_READ_MIB;
@@ -114,6 +117,10 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    {"max-appliances", 0, 0, G_OPTION_ARG_INT, &max_appliances,
 	     "How many appliances may run at once; further calls wait their turn (default: "
 	     "as many as half of the memory holds)",
+	     "N"},
+	    {"max-volume-transfers", 0, 0, G_OPTION_ARG_INT, &max_volume_transfers,
+	     "How many volume downloads and uploads may run at once; further ones wait "
+	     "their turn (default 16)",
 	     "N"},
 	    {"appliance-memory", 0, 0, G_OPTION_ARG_INT, &appliance_memory,
 	     "Memory of each appliance in MiB (default: libguestfs's)", "MIB"},
@@ -175,6 +182,8 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	    !lgd_options_check_range("launch-timeout", launch_timeout, 1, LGD_MAX_TIMEOUT, error) ||
 	    !lgd_options_check_range("max-appliances", max_appliances, 0, LGD_MAX_APPLIANCES,
 				     error) ||
+	    !lgd_options_check_range("max-volume-transfers", max_volume_transfers, 1,
+				     LGD_MAX_VOLUME_TRANSFERS, error) ||
 	    !lgd_options_check_range("max-read-size", max_read_mib, 1, LGD_MAX_MAX_READ_MIB, error))
 		return NULL;
 	if (appliance_memory != 0 &&
@@ -222,6 +231,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->transfer_idle_timeout = (guint)transfer_idle;
 	options->launch_timeout = (guint)launch_timeout;
 	options->max_appliances = (guint)max_appliances;
+	options->max_volume_transfers = (guint)max_volume_transfers;
 	options->appliance_memory = (guint)appliance_memory;
 	options->force_tcg = force_tcg;
 	options->max_read_size = (guint64)max_read_mib * 1024 * 1024;

@@ -20,6 +20,7 @@ typedef struct {
 	guint transfer_idle_timeout;  /* seconds a client fd may stall a transfer */
 	guint launch_timeout;	      /* seconds */
 	guint max_appliances;	      /* 0: derived from memory */
+	guint max_volume_transfers;   /* volume streams running at once */
 	guint appliance_memory;	      /* MiB, 0: libguestfs's default */
 	gboolean force_tcg;
 	guint64 max_read_size;	   /* bytes */

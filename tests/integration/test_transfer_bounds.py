@@ -8,12 +8,14 @@
 #
 # Files.Download, TarOut, Upload and TarIn on the "files" domain's
 # appliance, then a call on the "data" domain with --max-appliances 1,
-# then Volume.Download and Upload (libvirt streams).  Against the real
+# then Volume.Download and Upload (libvirt streams), which run one at a
+# time with --max-volume-transfers 1.  Against the real
 # libvirtd (qemu:///system) with real appliances under TCG; the set-up is
 # filesenv.py's, and the tests run in file order.
 
 import fcntl
 import os
+import select
 import threading
 import time
 
@@ -38,11 +40,12 @@ NO_PROGRESS = 'made no progress for %d s' % IDLE
 @pytest.fixture(scope='module')
 def env(private_bus):
     """The files and data domains, and a volume, on a service that runs
-    one appliance at a time."""
+    one appliance and one volume transfer at a time."""
     yield from env_for(private_bus, files=True, data=True, volume=True,
                        idle_timeout=APPLIANCE_IDLE,
                        extra_args=['--transfer-idle-timeout', str(IDLE),
-                                   '--max-appliances', '1'])
+                                   '--max-appliances', '1',
+                                   '--max-volume-transfers', '1'])
 
 
 class Pipe:
@@ -54,8 +57,10 @@ class Pipe:
         assert os.get_blocking(self.r) and os.get_blocking(self.w)
 
     def close(self):
-        os.close(self.r)
-        os.close(self.w)
+        for fd in (self.r, self.w):
+            if fd is not None:
+                os.close(fd)
+        self.r = self.w = None
 
 
 def stalled_fd_call(env, method, path, options=None):
@@ -179,3 +184,71 @@ def test_volume_upload_from_a_pipe_never_written(env):
     finally:
         os.close(fd)
     assert sha256_file(sink) == before
+
+
+class VolumeCall(threading.Thread):
+    """volume_call in a thread, so that the test can drain a pipe
+    meanwhile; the fd is the test's and stays open."""
+
+    def __init__(self, env, method, fd):
+        super().__init__(daemon=True)
+        self.args = (env, method, fd)
+        self.error = None
+        self.finished = threading.Event()
+
+    def run(self):
+        try:
+            volume_call(*self.args)
+        except Exception as error:
+            self.error = error
+        self.finished.set()
+
+
+def test_volume_transfers_wait_their_turn(env):
+    """With --max-volume-transfers 1, a second transfer waits while the
+    first runs (kept alive by a reader that drains the pipe every 1.5 s),
+    and runs once the first has ended."""
+    whole = sha256_file(env.volume_image)
+    pipe = Pipe()
+    os.set_blocking(pipe.r, False)  # the test's end
+    first = VolumeCall(env, 'Download', pipe.w)
+    first.start()
+    ready, _, _ = select.select([pipe.r], [], [], CALL_TIMEOUT)
+    assert ready, 'the first download sent nothing'
+    stop = threading.Event()
+
+    def drain():
+        while not stop.is_set():
+            try:
+                while os.read(pipe.r, MIB):
+                    pass
+            except BlockingIOError:
+                pass
+            stop.wait(IDLE / 2)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    sink = os.path.join(env.images.dir, 'volume-second')
+    fd = os.open(sink, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        second = VolumeCall(env, 'Download', fd)
+        second.start()
+        # long enough for the whole volume many times over, and for the
+        # first to be cut off had its reader not kept up
+        assert not second.finished.wait(3 * IDLE), 'the second ran beside the first'
+        assert os.path.getsize(sink) == 0
+        assert not first.finished.is_set(), first.error
+        # the first ends when its reader goes away; then the second runs
+        stop.set()
+        reader.join()
+        pipe.close()
+        assert first.finished.wait(CALL_TIMEOUT), 'the first did not end'
+        assert second.finished.wait(CALL_TIMEOUT), 'the second did not run'
+    finally:
+        stop.set()
+        reader.join()
+        pipe.close()
+        os.close(fd)
+    assert first.error is not None and first.error.name.endswith('.Cancelled'), first.error
+    assert second.error is None, second.error
+    assert sha256_file(sink) == whole
