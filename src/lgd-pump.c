@@ -65,14 +65,16 @@ lgd_pump_thread(gpointer user_data)
 	return NULL;
 }
 
+/* Everything the thread reads is set before it starts. */
 static LgdPump *
-lgd_pump_new(gint client_fd, gboolean to_client, GError **error)
+lgd_pump_new(gint client_fd, gboolean to_client, guint64 expected, GError **error)
 {
 	LgdPump *self = g_new0(LgdPump, 1);
 	gint fds[2];
 
 	self->client_fd = client_fd;
 	self->to_client = to_client;
+	self->expected = expected;
 	self->pump_fd = -1;
 	self->guestfs_fd = -1;
 	if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -93,18 +95,14 @@ lgd_pump_new(gint client_fd, gboolean to_client, GError **error)
 LgdPump *
 lgd_pump_new_source(gint client_fd, guint64 expected_size, GError **error)
 {
-	LgdPump *self = lgd_pump_new(client_fd, FALSE, error);
-
-	if (self != NULL)
-		self->expected = expected_size;
-	return self;
+	return lgd_pump_new(client_fd, FALSE, expected_size, error);
 }
 
 /* libguestfs writes to lgd_pump_get_path(); the bytes go to the client. */
 LgdPump *
 lgd_pump_new_sink(gint client_fd, GError **error)
 {
-	return lgd_pump_new(client_fd, TRUE, error);
+	return lgd_pump_new(client_fd, TRUE, LGD_PUMP_SIZE_UNKNOWN, error);
 }
 
 const gchar *
