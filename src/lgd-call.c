@@ -231,15 +231,43 @@ lgd_call_return_error(LgdCall *call, GError *error)
 
 /* ---- authorize, then run ----------------------------------------------- */
 
-static gpointer
-lgd_call_thread(gpointer user_data)
+/* Transfers that need no appliance (volume streams) each take a thread
+ * and a libvirt connection: at most this many run at once, on a pool of
+ * their own; the others wait in the pool's queue, holding neither. A
+ * running one ends when done, or when its client has made no progress
+ * for the transfer idle timeout (lgd-fd-io.c). */
+static guint lgd_call_max_transfers = 16;
+
+/* Set once at start-up (--max-volume-transfers), before any call. */
+void
+lgd_call_set_max_transfers(guint n)
 {
-	LgdCall *call = user_data;
+	lgd_call_max_transfers = MAX(n, 1);
+}
+
+static void
+lgd_call_thread(gpointer data, gpointer user_data)
+{
+	LgdCall *call = data;
 	GError *error = NULL;
 	GVariant *reply = call->func(NULL, call, &error);
 
 	lgd_call_complete(call, reply, error);
-	return NULL;
+}
+
+static GThreadPool *
+lgd_call_transfer_pool(void)
+{
+	static GThreadPool *pool;
+
+	if (g_once_init_enter(&pool)) {
+		/* not exclusive: its threads come and go with the work */
+		GThreadPool *p = g_thread_pool_new(lgd_call_thread, NULL,
+						   (gint)lgd_call_max_transfers, FALSE, NULL);
+
+		g_once_init_leave(&pool, p);
+	}
+	return pool;
 }
 
 /* A denied call reaches neither the session nor a thread, so it starts
@@ -252,8 +280,9 @@ lgd_call_dispatch(LgdCall *call)
 		    call, NULL,
 		    g_error_new_literal(LGD_ERROR, LGD_ERROR_NOT_FOUND, "The object is gone"));
 	else if (call->own_thread)
-		/* a transfer: may take long, so a thread of its own */
-		g_thread_unref(g_thread_new("lgd-call", lgd_call_thread, call));
+		/* a transfer: may take long, so not a thread of GLib's shared
+		 * pool, but of a bounded one */
+		g_thread_pool_push(lgd_call_transfer_pool(), call, NULL);
 	else
 		lgd_session_push(call->session, call);
 }
@@ -309,7 +338,8 @@ lgd_call_run_on_session(LgdCall *call, LgdJobFunc func)
 }
 
 /* The same for work that needs no appliance (a volume stream): @func runs
- * in a thread of its own. */
+ * in a thread of the bounded transfer pool, in the order the calls were
+ * authorized. */
 gboolean
 lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func)
 {

@@ -4,7 +4,7 @@
  *
  *   handler (main loop): parse and validate -> lgd_call_run_*()
  *   main loop: polkit asked asynchronously, bounded (lgd_auth_check_async)
- *   the object's session thread, or a transfer thread: the work
+ *   the object's session thread, or the bounded transfer pool: the work
  *   main loop: state applied and flushed, then the reply
  */
 #pragma once
@@ -19,8 +19,8 @@ G_BEGIN_DECLS
 typedef struct _LgdGuest LgdGuest;
 
 /* The work of a call, in the session's thread (@session set) or in a
- * thread of its own (@session NULL): the reply (a tuple), or NULL with
- * @error set. */
+ * thread of the transfer pool (@session NULL): the reply (a tuple), or
+ * NULL with @error set. */
 typedef GVariant *(*LgdJobFunc)(LgdSession *session, LgdCall *call, GError **error);
 
 /* Gets the outcome of a call that is part of another (InspectDomains),
@@ -69,7 +69,7 @@ struct _LgdCall {
 	gboolean flag; /* the method's own switch (upload, read-only) */
 
 	LgdJobFunc func;
-	gboolean own_thread; /* runs in a thread of its own, not on the session */
+	gboolean own_thread; /* runs on the transfer pool, not on the session */
 	guint auth_step;     /* which of its paths polkit is asked about */
 	LgdCallDone done;
 	gpointer done_data;
@@ -102,6 +102,8 @@ gboolean lgd_call_return_error(LgdCall *call, GError *error);
 gboolean lgd_call_run_on_session(LgdCall *call, LgdJobFunc func);
 
 gboolean lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func);
+
+void lgd_call_set_max_transfers(guint n);
 
 void lgd_call_complete(LgdCall *call, GVariant *reply, GError *error);
 

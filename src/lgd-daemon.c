@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "lgd-auth.h"
+#include "lgd-call.h"
 #include "lgd-connection.h"
 #include "lgd-context.h"
 #include "lgd-daemon.h"
@@ -88,6 +89,7 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	self->context.session.idle_timeout = options->idle_timeout;
 	self->context.session.write_grace = options->write_grace;
 	lgd_fd_io_set_idle_timeout(options->transfer_idle_timeout);
+	lgd_call_set_max_transfers(options->max_volume_transfers);
 	self->context.session.launch_timeout = options->launch_timeout;
 	self->context.session.memsize = options->appliance_memory;
 	self->context.session.force_tcg = options->force_tcg;

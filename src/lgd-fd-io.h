@@ -1,7 +1,9 @@
 /*
- * Reading and writing a client's fd as if it blocked. The fd may be
- * non-blocking: that flag belongs to the open file, which the client
- * shares, so it is waited on with poll() rather than changed.
+ * Reading and writing a client's fd as if it blocked, with a bound on
+ * every wait: the transfer idle timeout. The fd may be blocking or not:
+ * that flag belongs to the open file, which the client shares, so it is
+ * left alone; every wait on a client's fd goes through poll() instead
+ * (see lgd-fd-io.c).
  */
 #pragma once
 

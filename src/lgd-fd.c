@@ -25,12 +25,38 @@ lgd_fd_list_drop(GUnixFDList *fd_list)
 		close(fds[i]);
 }
 
+/* A pipe gets a non-blocking file description of our own, on the same
+ * pipe: the one passed shares its file status (O_NONBLOCK included) with
+ * the client's, which the client may change, and through which it may
+ * read or write the pipe itself between our poll() and our read() or
+ * write(). With ours, no read or write can block, and lgd-fd-io.c bounds
+ * every wait with poll(). Where the pipe cannot be opened again (its
+ * reader is gone, which the write will tell; no /proc), the passed fd
+ * serves: lgd-fd-io.c bounds the waits on a blocking pipe too. */
+static gint
+lgd_fd_own_pipe(gint fd, LgdFdDirection direction)
+{
+	g_autofree gchar *path = g_strdup_printf("/proc/self/fd/%d", fd);
+	gint own = open(path, (direction == LGD_FD_READ ? O_RDONLY : O_WRONLY) | O_NONBLOCK |
+				  O_CLOEXEC | O_NOCTTY);
+
+	if (own < 0) {
+		g_debug("Cannot open the pipe passed again (%s); using the client's "
+			"file description",
+			g_strerror(errno));
+		return fd;
+	}
+	close(fd);
+	return own;
+}
+
 /* Takes the fd that @handle (a D-Bus 'h') names in @fd_list: checks the
  * index, duplicates the fd (the caller owns and closes the result), and
  * checks that it is a pipe, socket or regular file opened in the right
- * direction. Returns -1 with @error set otherwise. The fd may be
- * non-blocking: it shares its file status with the client's. The
- * message's own copies are closed, whatever the outcome. */
+ * direction. Returns -1 with @error set otherwise. A pipe comes back as a
+ * file description of our own (lgd_fd_own_pipe()); a socket or a file
+ * shares its file status with the client's and may be non-blocking or
+ * not. The message's own copies are closed, whatever the outcome. */
 gint
 lgd_fd_take(GUnixFDList *fd_list, GVariant *handle, LgdFdDirection direction, GError **error)
 {
@@ -76,5 +102,7 @@ lgd_fd_take(GUnixFDList *fd_list, GVariant *handle, LgdFdDirection direction, GE
 		close(fd);
 		return -1;
 	}
+	if (S_ISFIFO(st.st_mode))
+		return lgd_fd_own_pipe(fd, direction);
 	return fd;
 }

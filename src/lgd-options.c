@@ -14,6 +14,8 @@
 #define LGD_DEFAULT_LAUNCH_TIMEOUT 300
 #define LGD_MAX_TIMEOUT (24 * 3600)
 #define LGD_MAX_APPLIANCES 64
+#define LGD_DEFAULT_VOLUME_TRANSFERS 16
+#define LGD_MAX_VOLUME_TRANSFERS 256
 #define LGD_MIN_APPLIANCE_MEMORY 256
 #define LGD_MAX_APPLIANCE_MEMORY (64 * 1024)
 #define LGD_DEFAULT_MAX_READ_MIB 16
@@ -93,6 +95,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gint auth_timeout = LGD_AUTH_DEFAULT_TIMEOUT;
 	gint interactive_auth_timeout = LGD_AUTH_DEFAULT_INTERACTIVE_TIMEOUT;
 	gint max_appliances = 0;
+	gint max_volume_transfers = LGD_DEFAULT_VOLUME_TRANSFERS;
 	gint appliance_memory = 0;
 	gboolean force_tcg = FALSE;
 	gint max_read_mib = LGD_DEFAULT_MAX_READ_MIB;
@@ -147,6 +150,11 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	      "as many as half of the memory holds)",
 	      "N"},
 	     LGD_RANGE(0, LGD_MAX_APPLIANCES)},
+	    {{"max-volume-transfers", 0, 0, G_OPTION_ARG_INT, &max_volume_transfers,
+	      "How many volume downloads and uploads may run at once; further ones wait "
+	      "their turn (default 16)",
+	      "N"},
+	     LGD_RANGE(1, LGD_MAX_VOLUME_TRANSFERS)},
 	    {{"appliance-memory", 0, 0, G_OPTION_ARG_INT, &appliance_memory,
 	      "Memory of each appliance in MiB (default: libguestfs's)", "MIB"},
 	     LGD_RANGE(LGD_MIN_APPLIANCE_MEMORY, LGD_MAX_APPLIANCE_MEMORY),
@@ -249,6 +257,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->auth_timeout = (guint)auth_timeout;
 	options->interactive_auth_timeout = (guint)interactive_auth_timeout;
 	options->max_appliances = (guint)max_appliances;
+	options->max_volume_transfers = (guint)max_volume_transfers;
 	options->appliance_memory = (guint)appliance_memory;
 	options->force_tcg = force_tcg;
 	options->max_read_size = (guint64)max_read_mib * 1024 * 1024;

@@ -39,9 +39,11 @@ def stop_service(daemon, api, errors):
     api.close()
 
 
-def env_for(private_bus, files=False, data=False, run=False, maxread=False, volume=False):
+def env_for(private_bus, files=False, data=False, run=False, maxread=False, volume=False,
+            idle_timeout=900, extra_args=()):
     """Images and domains in libvirt (only those asked for), and the
-    service (one for the whole module) on the private bus:
+    service (one for the whole module, with the appliance idle_timeout and
+    extra_args) on the private bus:
       files:   the files root (a Debian look-alike, 400 MiB sparse);
       data:    a data disk without an operating system (ext4 + vfat);
       run:     a small Debian root, started by the running-domain test;
@@ -88,7 +90,8 @@ def env_for(private_bus, files=False, data=False, run=False, maxread=False, volu
             env.pool_name = unique_name('files-pool')
             virt.define_dir_pool(env.pool_name, pool_dir).create(0)
 
-        daemon, api = start_service(private_bus, '--idle-timeout', '900')
+        daemon, api = start_service(private_bus, '--idle-timeout', str(idle_timeout),
+                                    *extra_args)
         env.daemon = daemon
         env.bus = private_bus
         env.api = api

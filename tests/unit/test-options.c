@@ -44,6 +44,7 @@ test_defaults(void)
 	g_assert_cmpuint(options->idle_timeout, ==, 60);
 	g_assert_cmpuint(options->launch_timeout, ==, 300);
 	g_assert_cmpuint(options->max_appliances, ==, 0);
+	g_assert_cmpuint(options->max_volume_transfers, ==, 16);
 	g_assert_cmpuint(options->appliance_memory, ==, 0);
 	g_assert_false(options->force_tcg);
 	g_assert_nonnull(options->run_dir);
@@ -56,12 +57,14 @@ test_appliance_options(void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(LgdOptions) options =
 	    parse(&error, "--idle-timeout", "5", "--launch-timeout", "30", "--max-appliances", "3",
-		  "--appliance-memory", "512", "--force-tcg", "--run-dir", "/tmp/lgd-run", NULL);
+		  "--appliance-memory", "512", "--force-tcg", "--run-dir", "/tmp/lgd-run",
+		  "--max-volume-transfers", "2", NULL);
 
 	g_assert_no_error(error);
 	g_assert_cmpuint(options->idle_timeout, ==, 5);
 	g_assert_cmpuint(options->launch_timeout, ==, 30);
 	g_assert_cmpuint(options->max_appliances, ==, 3);
+	g_assert_cmpuint(options->max_volume_transfers, ==, 2);
 	g_assert_cmpuint(options->appliance_memory, ==, 512);
 	g_assert_true(options->force_tcg);
 	g_assert_cmpstr(options->run_dir, ==, "/tmp/lgd-run");
@@ -143,6 +146,8 @@ test_errors(void)
 	    {"--idle-timeout", "0", NULL},
 	    {"--launch-timeout", "-1", NULL},
 	    {"--max-appliances", "1000", NULL},
+	    {"--max-volume-transfers", "0", NULL},
+	    {"--max-volume-transfers", "100000", NULL},
 	    {"--appliance-memory", "10", NULL},
 	    {"--run-dir", "relative/dir", NULL},
 	};
