@@ -246,6 +246,7 @@ static const struct {
     {"NotSupported", GCTL_EXIT_NOT_SUPPORTED},
     {"Unavailable", GCTL_EXIT_UNAVAILABLE},
     {"AuthorizationFailed", GCTL_EXIT_UNAVAILABLE},
+    {"Busy", GCTL_EXIT_IN_USE},
 };
 
 /* The polkit action a method needs, as the README's table says. */

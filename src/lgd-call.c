@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "lgd-admit.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
 #include "lgd-guest.h"
@@ -59,6 +60,9 @@ lgd_call_free(LgdCall *call)
 {
 	if (call == NULL)
 		return;
+	if (call->caller != NULL)
+		lgd_admit_release(call->caller);
+	g_free(call->caller);
 	g_clear_object(&call->invocation);
 	g_clear_pointer(&call->session, lgd_session_unref);
 	g_object_unref(call->guest);
@@ -321,9 +325,21 @@ lgd_call_authorize_step(LgdCall *call, guint step)
 			     call);
 }
 
+/* Counted against its caller's bound from here until it is freed; refused
+ * with Busy beyond it, before polkit is asked. */
 static void
 lgd_call_authorize_async(LgdCall *call)
 {
+	const gchar *sender = g_dbus_method_invocation_get_sender(call->invocation);
+	GError *error = NULL;
+
+	if (sender != NULL) { /* NULL: a peer-to-peer connection, the only caller */
+		if (!lgd_admit_take(sender, &error)) {
+			lgd_call_complete(call, NULL, error);
+			return;
+		}
+		call->caller = g_strdup(sender);
+	}
 	lgd_call_authorize_step(call, 0);
 }
 

@@ -71,6 +71,7 @@ struct _LgdCall {
 	LgdJobFunc func;
 	gboolean own_thread; /* runs on the transfer pool, not on the session */
 	guint auth_step;     /* which of its paths polkit is asked about */
+	gchar *caller;	     /* counted against its bound (lgd-admit.h) */
 	LgdCallDone done;
 	gpointer done_data;
 };

@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 #include <unistd.h>
 
+#include "lgd-admit.h"
 #include "lgd-auth.h"
 #include "lgd-call.h"
 #include "lgd-connection.h"
@@ -90,6 +91,7 @@ lgd_daemon_init_context(LgdDaemon *self, GError **error)
 	self->context.session.write_grace = options->write_grace;
 	lgd_fd_io_set_idle_timeout(options->transfer_idle_timeout);
 	lgd_call_set_max_transfers(options->max_volume_transfers);
+	lgd_admit_set_max(options->max_calls_per_caller);
 	self->context.session.launch_timeout = options->launch_timeout;
 	self->context.session.memsize = options->appliance_memory;
 	self->context.session.force_tcg = options->force_tcg;

@@ -18,6 +18,7 @@ static const GDBusErrorEntry lgd_error_entries[] = {
     {LGD_ERROR_NOT_SUPPORTED, "org.libvirt.GuestFS.Error.NotSupported"},
     {LGD_ERROR_UNAVAILABLE, "org.libvirt.GuestFS.Error.Unavailable"},
     {LGD_ERROR_AUTHORIZATION_FAILED, "org.libvirt.GuestFS.Error.AuthorizationFailed"},
+    {LGD_ERROR_BUSY, "org.libvirt.GuestFS.Error.Busy"},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(lgd_error_entries) == LGD_ERROR_LAST);

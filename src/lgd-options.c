@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 #include <unistd.h>
 
+#include "lgd-admit.h"
 #include "lgd-auth.h"
 #include "lgd-options.h"
 
@@ -96,6 +97,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	gint interactive_auth_timeout = LGD_AUTH_DEFAULT_INTERACTIVE_TIMEOUT;
 	gint max_appliances = 0;
 	gint max_volume_transfers = LGD_DEFAULT_VOLUME_TRANSFERS;
+	gint max_caller_calls = LGD_DEFAULT_CALLS_PER_CALLER;
 	gint appliance_memory = 0;
 	gboolean force_tcg = FALSE;
 	gint max_read_mib = LGD_DEFAULT_MAX_READ_MIB;
@@ -155,6 +157,11 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	      "their turn (default 16)",
 	      "N"},
 	     LGD_RANGE(1, LGD_MAX_VOLUME_TRANSFERS)},
+	    {{"max-calls-per-caller", 0, 0, G_OPTION_ARG_INT, &max_caller_calls,
+	      "How many calls one client may have in progress at once; beyond that its calls "
+	      "are refused with Busy (default 64)",
+	      "N"},
+	     LGD_RANGE(1, LGD_MAX_CALLS_PER_CALLER)},
 	    {{"appliance-memory", 0, 0, G_OPTION_ARG_INT, &appliance_memory,
 	      "Memory of each appliance in MiB (default: libguestfs's)", "MIB"},
 	     LGD_RANGE(LGD_MIN_APPLIANCE_MEMORY, LGD_MAX_APPLIANCE_MEMORY),
@@ -258,6 +265,7 @@ lgd_options_parse(gint *argc, gchar ***argv, GError **error)
 	options->interactive_auth_timeout = (guint)interactive_auth_timeout;
 	options->max_appliances = (guint)max_appliances;
 	options->max_volume_transfers = (guint)max_volume_transfers;
+	options->max_calls_per_caller = (guint)max_caller_calls;
 	options->appliance_memory = (guint)appliance_memory;
 	options->force_tcg = force_tcg;
 	options->max_read_size = (guint64)max_read_mib * 1024 * 1024;

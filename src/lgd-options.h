@@ -22,6 +22,7 @@ typedef struct {
 	guint auth_timeout;		/* seconds polkit may take */
 	guint interactive_auth_timeout; /* the same with a dialog */
 	guint max_appliances;		/* 0: derived from memory */
+	guint max_calls_per_caller;	/* calls one client may have in progress */
 	guint max_volume_transfers;	/* volume streams running at once */
 	guint appliance_memory;		/* MiB, 0: libguestfs's default */
 	gboolean force_tcg;

@@ -4,8 +4,9 @@
 # answers (stopped with SIGSTOP) gets the call refused with NotAuthorized
 # saying so after --auth-timeout, while the service keeps answering
 # others; a polkitd that is gone gets AuthorizationFailed, which is not a
-# refusal; and either way nothing starts.  No appliance is needed: the
-# calls never get past authorization.
+# refusal; a caller with --max-calls-per-caller calls in progress gets
+# Busy at once for the next; and either way nothing starts.  No appliance
+# is needed: the calls never get past authorization.
 
 import json
 import os
@@ -15,14 +16,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from client import DOMAIN_IFACE, ERROR_PREFIX, MANAGER_IFACE, MANAGER_PATH
+from client import (DOMAIN_IFACE, ERROR_PREFIX, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
+                    DBusError)
 from conftest import (SYSTEM_URI, LibvirtObjects, appliance_domains, ensure_libvirtd_running,
                       unique_name, wait_until)
 from polkitstack import (CALL_CLIENT, POLKIT_NAME, POLKITD, NOBODY_UID, Process,
                          assert_denied, call_as_nobody)
 
 AUTH_TIMEOUT = 3
-INSPECTOR_IFACE = 'org.libvirt.GuestFS.Inspector'
+MAX_CALLS = 3
 # The nobody client's own D-Bus timeout is 600 s: the service must answer
 # long before that.
 CLIENT_TIMEOUT = 120
@@ -40,7 +42,8 @@ def env(polkit):
     # libpolkit's own warning when polkitd, stopped, answers the check that
     # timed out before it gets to the cancellation of that check
     env.stack = polkit.start(['--connect', SYSTEM_URI, '--force-tcg',
-                              '--auth-timeout', str(AUTH_TIMEOUT)], CALL_CLIENT,
+                              '--auth-timeout', str(AUTH_TIMEOUT),
+                              '--max-calls-per-caller', str(MAX_CALLS)], CALL_CLIENT,
                              expected_warnings=[r'Error cancelling authorization check: '
                                                 r'.*No such cancellation_id'])
     env.api = env.stack.service.client
@@ -98,6 +101,35 @@ def test_polkitd_that_never_answers(env):
     assert_nothing_started(env)
     # polkitd, running again, answers the next call
     assert_denied(inspect_as_nobody(env))
+
+
+def test_calls_per_caller_bounded(env):
+    """With MAX_CALLS of its calls waiting on a stopped polkitd, a caller's
+    next call is refused with Busy at once; another caller is not; once
+    they have ended, the caller is admitted again."""
+    polkitd = env.stack.polkitd.process
+    os.kill(polkitd.pid, signal.SIGSTOP)
+    try:
+        waiting = [env.api.inspect_async(env.path) for _ in range(MAX_CALLS)]
+        refused = env.api.inspect_async(env.path)
+        wait_until(refused.done, AUTH_TIMEOUT * 10, 'the reply to the call beyond the bound')
+        assert not any(call.done() for call in waiting)
+        with pytest.raises(DBusError) as error:
+            refused.wait()
+        assert error.value.name == ERROR_PREFIX + 'Busy', error.value
+        assert '%d calls in progress' % MAX_CALLS in str(error.value), error.value
+        # nobody's bound is its own: its call waits for polkit like root's
+        report = inspect_as_nobody(env)
+        assert report.get('error') == ERROR_PREFIX + 'NotAuthorized', report
+        for call in waiting:
+            with pytest.raises(DBusError) as error:
+                call.wait(AUTH_TIMEOUT * 10)
+            assert error.value.name == ERROR_PREFIX + 'NotAuthorized', error.value
+    finally:
+        os.kill(polkitd.pid, signal.SIGCONT)
+    # admitted again (root, whom polkit authorizes, stops what is stopped)
+    env.api.stop_appliance(env.path)
+    assert_nothing_started(env)
 
 
 def test_polkitd_gone(env):
