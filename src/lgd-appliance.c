@@ -17,12 +17,18 @@ typedef struct {
 	gboolean done;
 	gboolean fired;
 	gint64 deadline;
+	gboolean aborted; /* by lgd_appliance_abort_launches() */
 	gchar *uri;
 	gchar *sockdir;
 } LgdWatchdog;
 
+/* The launches in progress, for lgd_appliance_abort_launches(). */
+static GMutex lgd_launches_lock;
+static GSList *lgd_launches;
+static gboolean lgd_launches_aborted;
+
 static void
-lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
+lgd_kill_appliance(const gchar *uri, const gchar *sockdir, gboolean aborted)
 {
 	g_autoptr(virConnect) conn = lgd_libvirt_connect(uri, NULL);
 	virDomainPtr *doms = NULL;
@@ -37,8 +43,13 @@ lgd_kill_appliance(const gchar *uri, const gchar *sockdir)
 		if (g_str_has_prefix(virDomainGetName(doms[i]), "guestfs-"))
 			xml = virDomainGetXMLDesc(doms[i], 0);
 		if (xml != NULL && strstr(xml, sockdir) != NULL) {
-			g_warning("appliance %s did not launch in time; destroying it",
-				  virDomainGetName(doms[i]));
+			if (aborted)
+				g_info("the service is stopping: destroying appliance %s, "
+				       "still launching",
+				       virDomainGetName(doms[i]));
+			else
+				g_warning("appliance %s did not launch in time; destroying it",
+					  virDomainGetName(doms[i]));
 			virDomainDestroy(doms[i]);
 		}
 		virDomainFree(doms[i]);
@@ -58,7 +69,7 @@ lgd_watchdog_thread(gpointer user_data)
 	dog->fired = !dog->done;
 	g_mutex_unlock(&dog->lock);
 	if (dog->fired)
-		lgd_kill_appliance(dog->uri, dog->sockdir);
+		lgd_kill_appliance(dog->uri, dog->sockdir, dog->aborted);
 	return NULL;
 }
 
@@ -98,6 +109,7 @@ lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *
 {
 	LgdWatchdog dog = {0};
 	GThread *watchdog;
+	gboolean aborted;
 	int rc;
 
 	g_mutex_init(&dog.lock);
@@ -105,6 +117,19 @@ lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *
 	dog.deadline = g_get_monotonic_time() + (gint64)config->launch_timeout * G_USEC_PER_SEC;
 	dog.uri = (gchar *)uri;
 	dog.sockdir = guestfs_get_sockdir(g);
+	g_mutex_lock(&lgd_launches_lock);
+	aborted = lgd_launches_aborted;
+	if (!aborted)
+		lgd_launches = g_slist_prepend(lgd_launches, &dog);
+	g_mutex_unlock(&lgd_launches_lock);
+	if (aborted) {
+		free(dog.sockdir);
+		g_mutex_clear(&dog.lock);
+		g_cond_clear(&dog.done_cond);
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The service is stopping; no appliance is launched");
+		return FALSE;
+	}
 	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, &dog);
 
 	rc = guestfs_launch(g);
@@ -114,10 +139,19 @@ lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *
 	g_cond_signal(&dog.done_cond);
 	g_mutex_unlock(&dog.lock);
 	g_thread_join(watchdog);
+	g_mutex_lock(&lgd_launches_lock);
+	lgd_launches = g_slist_remove(lgd_launches, &dog);
+	g_mutex_unlock(&lgd_launches_lock);
 	g_mutex_clear(&dog.lock);
 	g_cond_clear(&dog.done_cond);
 	free(dog.sockdir);
 
+	if (dog.fired && dog.aborted) {
+		g_set_error_literal(
+		    error, LGD_ERROR, LGD_ERROR_CANCELLED,
+		    "The service is stopping; the appliance's launch was cancelled");
+		return FALSE;
+	}
 	if (dog.fired) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_APPLIANCE_FAILED,
 			    "The appliance did not launch within %u s (launch timeout): %s",
@@ -130,4 +164,24 @@ lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* The service is stopping: launches in progress end now (their watchdogs
+ * destroy the appliances), and none starts any more, so that the service
+ * exits within its grace period rather than after the launch timeout. */
+void
+lgd_appliance_abort_launches(void)
+{
+	g_mutex_lock(&lgd_launches_lock);
+	lgd_launches_aborted = TRUE;
+	for (GSList *l = lgd_launches; l != NULL; l = l->next) {
+		LgdWatchdog *dog = l->data;
+
+		g_mutex_lock(&dog->lock);
+		dog->aborted = TRUE;
+		dog->deadline = g_get_monotonic_time();
+		g_cond_signal(&dog->done_cond);
+		g_mutex_unlock(&dog->lock);
+	}
+	g_mutex_unlock(&lgd_launches_lock);
 }

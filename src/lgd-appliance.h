@@ -12,4 +12,6 @@ gboolean lgd_appliance_launch(guestfs_h *g,
 			      const gchar *uri,
 			      GError **error);
 
+void lgd_appliance_abort_launches(void);
+
 G_END_DECLS

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "lgd-admit.h"
+#include "lgd-appliance.h"
 #include "lgd-auth.h"
 #include "lgd-call.h"
 #include "lgd-connection.h"
@@ -110,6 +111,7 @@ lgd_daemon_stop(LgdDaemon *self)
 	g_clear_handle_id(&self->name_id, g_bus_unown_name);
 	for (guint i = 0; self->connections != NULL && i < self->connections->len; i++)
 		lgd_connection_stop(g_ptr_array_index(self->connections, i));
+	lgd_appliance_abort_launches();
 	if (!lgd_session_wait_all(LGD_EXIT_GRACE_SECONDS))
 		g_warning("appliances still shutting down after %d s; exiting anyway",
 			  LGD_EXIT_GRACE_SECONDS);

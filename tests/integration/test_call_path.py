@@ -248,3 +248,31 @@ def _published(connection, name):
     except DBusError as error:
         assert error.name == ERROR + 'NotFound', str(error)
         return False
+
+
+def test_sigterm_cancels_launches(private_bus, virt, images):
+    """SIGTERM while appliances launch: the launches are cancelled (their
+    watchdogs destroy the appliances) rather than waited for, so the
+    service exits within Daemon.stop()'s bound (15 s, less than a TCG
+    launch takes) with status 0, and no appliance is left running."""
+    daemon = Daemon(private_bus, [SYSTEM_URI], ['--force-tcg', '--idle-timeout', '600'])
+    _running_daemons.append(daemon)
+    try:
+        connection = private_bus.connection
+        paths = [wait_published(connection, define(virt, images, 'term%d' % i))
+                 for i in range(2)]
+        calls = [PendingCall(connection, path, DOMAIN_IFACE, 'StartAppliance',
+                             GLib.Variant('(a{sv})', ({},)), timeout=600.0) for path in paths]
+        wait_until(lambda: len(appliance_domains(virt.conn, [images.dir])) == 2
+                   or any(call.done() for call in calls), 300,
+                   'both appliances to be launching')
+        assert not any(call.done() for call in calls), 'a launch ended before SIGTERM'
+        daemon.stop()
+    finally:
+        if daemon in _running_daemons:
+            _running_daemons.remove(daemon)
+            daemon.process.kill()
+    for call in calls:
+        wait_until(call.done, 30, 'the end of ' + call.what)
+    wait_until(lambda: not appliance_domains(virt.conn, [images.dir]), 30,
+               'the cancelled appliances to go away')
