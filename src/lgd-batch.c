@@ -37,6 +37,7 @@ typedef struct {
 	GVariant *results;	    /* a{oa{sv}} */
 	gboolean refresh;
 	GPtrArray *items; /* of LgdBatchItem */
+	guint auth_next;  /* the next item polkit is asked about */
 	/* per-domain appliances report here */
 	GMutex lock;
 	GCond cond;
@@ -454,24 +455,33 @@ lgd_batch_reply_idle(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* Every item has its result: the reply, from the main loop. Any thread. */
+static void
+lgd_batch_reply(LgdBatch *batch)
+{
+	GVariantBuilder results;
+
+	g_variant_builder_init(&results, G_VARIANT_TYPE("a{oa{sv}}"));
+	for (guint i = 0; i < batch->items->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
+		g_variant_builder_add(&results, "{o@a{sv}}", item->path, item->result);
+	}
+	batch->results = g_variant_ref_sink(g_variant_builder_end(&results));
+	g_main_context_invoke(batch->main_context, lgd_batch_reply_idle, batch);
+}
+
 static gpointer
 lgd_batch_thread(gpointer user_data)
 {
 	LgdBatch *batch = user_data;
 	g_autoptr(GPtrArray) todo = g_ptr_array_new();
-	GVariantBuilder results;
 
 	for (guint i = 0; i < batch->items->len; i++) {
 		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
-		g_autoptr(GError) error = NULL;
 		g_autoptr(LgdCacheEntry) cached = NULL;
 
 		if (item->result != NULL)
-			continue; /* already an error */
-		if (!lgd_call_authorize(item->call, &error)) {
-			lgd_batch_fail(item, error);
-			continue;
-		}
+			continue; /* already an error, or refused */
 		item->identity = lgd_drives_identity(item->source);
 		if (!batch->refresh)
 			cached = lgd_guest_cached_inspection(item->guest, item->identity);
@@ -484,15 +494,48 @@ lgd_batch_thread(gpointer user_data)
 		lgd_batch_inspect_shared(batch, todo);
 	else if (todo->len > 0)
 		lgd_batch_inspect_apart(batch, todo);
-
-	g_variant_builder_init(&results, G_VARIANT_TYPE("a{oa{sv}}"));
-	for (guint i = 0; i < batch->items->len; i++) {
-		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
-		g_variant_builder_add(&results, "{o@a{sv}}", item->path, item->result);
-	}
-	batch->results = g_variant_ref_sink(g_variant_builder_end(&results));
-	g_main_context_invoke(batch->main_context, lgd_batch_reply_idle, batch);
+	lgd_batch_reply(batch);
 	return NULL;
+}
+
+/* ---- authorization, on the main loop, before any thread ---------------- */
+
+static void lgd_batch_authorize_next(LgdBatch *batch);
+
+static void
+lgd_batch_authorized(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	LgdBatch *batch = user_data;
+	LgdBatchItem *item = g_ptr_array_index(batch->items, batch->auth_next - 1);
+	g_autoptr(GError) error = NULL;
+
+	if (!lgd_call_check_finish(item->call, result, &error))
+		lgd_batch_fail(item, error);
+	lgd_batch_authorize_next(batch);
+}
+
+/* Polkit is asked about one domain after the other (its answers hold no
+ * thread); the thread that looks at disks starts once every domain is
+ * decided, and only if one was allowed. */
+static void
+lgd_batch_authorize_next(LgdBatch *batch)
+{
+	gboolean allowed = FALSE;
+
+	while (batch->auth_next < batch->items->len) {
+		LgdBatchItem *item = g_ptr_array_index(batch->items, batch->auth_next++);
+
+		if (item->result == NULL) {
+			lgd_call_check_async(item->call, lgd_batch_authorized, batch);
+			return;
+		}
+	}
+	for (guint i = 0; i < batch->items->len; i++)
+		allowed |= ((LgdBatchItem *)g_ptr_array_index(batch->items, i))->result == NULL;
+	if (allowed)
+		g_thread_unref(g_thread_new("lgd-batch", lgd_batch_thread, batch));
+	else
+		lgd_batch_reply(batch);
 }
 
 static LgdGuest *
@@ -507,7 +550,7 @@ lgd_batch_find(GPtrArray *connections, const gchar *path)
 	return NULL;
 }
 
-/* InspectDomains: objects are found in the main loop; authorization,
+/* InspectDomains: objects are found and polkit asked in the main loop;
  * cache look-ups and appliances run in a thread of the call's own. Takes
  * the handler's reference to @invocation. */
 void
@@ -572,5 +615,5 @@ lgd_batch_inspect(LgdDBusManager *iface,
 		item->source = lgd_drive_source_new_domain(
 		    lgd_guest_get_uri(guest), lgd_guest_get_id(guest), context->run_dir);
 	}
-	g_thread_unref(g_thread_new("lgd-batch", lgd_batch_thread, batch));
+	lgd_batch_authorize_next(batch);
 }

@@ -161,6 +161,24 @@ lgd_call_authorize(LgdCall *call, GError **error)
 		lgd_call_check(call, call->path2, call->requested_path2, error));
 }
 
+/* Asks polkit about @call's own path without running it, for a call that
+ * is part of another (InspectDomains runs once all of its are decided).
+ * Main loop; @callback gets lgd_call_check_finish(). */
+void
+lgd_call_check_async(LgdCall *call, GAsyncReadyCallback callback, gpointer user_data)
+{
+	LgdAuthDetails details;
+
+	lgd_call_details(call, call->path, call->requested_path, &details);
+	lgd_auth_check_async(lgd_call_auth(call), call->invocation, &details, callback, user_data);
+}
+
+gboolean
+lgd_call_check_finish(LgdCall *call, GAsyncResult *result, GError **error)
+{
+	return lgd_auth_check_finish(lgd_call_auth(call), result, error);
+}
+
 /* Authorizes @call for one other path than its own (where a link led,
  * "/" for special files); the call's own paths are left as they are. */
 gboolean

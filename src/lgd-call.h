@@ -93,6 +93,10 @@ const gchar *lgd_call_filesystem(LgdCall *call);
 
 gboolean lgd_call_authorize(LgdCall *call, GError **error);
 
+void lgd_call_check_async(LgdCall *call, GAsyncReadyCallback callback, gpointer user_data);
+
+gboolean lgd_call_check_finish(LgdCall *call, GAsyncResult *result, GError **error);
+
 gboolean lgd_call_authorize_path(LgdCall *call,
 				 const gchar *path,
 				 const gchar *requested_path,
