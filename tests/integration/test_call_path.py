@@ -259,11 +259,14 @@ def test_sigterm_cancels_launches(private_bus, virt, images):
     _running_daemons.append(daemon)
     try:
         connection = private_bus.connection
-        paths = [wait_published(connection, define(virt, images, 'term%d' % i))
-                 for i in range(2)]
+        names = [define(virt, images, 'term%d' % i) for i in range(2)]
+        paths = [wait_published(connection, name) for name in names]
+        # a shut-off domain's appliance reads its disks through a share
+        # named after the domain's UUID
+        markers = [images.dir] + [virt.conn.lookupByName(name).UUIDString() for name in names]
         calls = [PendingCall(connection, path, DOMAIN_IFACE, 'StartAppliance',
                              GLib.Variant('(a{sv})', ({},)), timeout=600.0) for path in paths]
-        wait_until(lambda: len(appliance_domains(virt.conn, [images.dir])) == 2
+        wait_until(lambda: len(appliance_domains(virt.conn, markers)) == 2
                    or any(call.done() for call in calls), 300,
                    'both appliances to be launching')
         assert not any(call.done() for call in calls), 'a launch ended before SIGTERM'
@@ -274,5 +277,5 @@ def test_sigterm_cancels_launches(private_bus, virt, images):
             daemon.process.kill()
     for call in calls:
         wait_until(call.done, 30, 'the end of ' + call.what)
-    wait_until(lambda: not appliance_domains(virt.conn, [images.dir]), 30,
+    wait_until(lambda: not appliance_domains(virt.conn, markers), 30,
                'the cancelled appliances to go away')
