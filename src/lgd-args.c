@@ -7,20 +7,45 @@
 
 #define LGD_ARGS_PATH_MAX 4096
 #define LGD_ARGS_NAME_MAX 255
+/* Option names are short words; a longer key is refused without being
+ * echoed back in the error. */
+#define LGD_ARGS_KEY_MAX 64
 
 /* Unknown keys and wrong types are errors, not ignored: a misspelt option
- * silently doing the default is a surprise. @specs ends with a NULL key. */
+ * silently doing the default is a surprise. @specs ends with a NULL key.
+ * At most one entry more than the method knows keys is looked at, so that
+ * a huge dictionary is refused at once (before polkit is asked): more
+ * entries than known keys means an unknown or a repeated key. A key longer
+ * than any option name is refused without being quoted back. */
 gboolean
 lgd_args_check_options(GVariant *options, const LgdOptionSpec *specs, GError **error)
 {
 	GVariantIter iter;
 	const gchar *key;
 	GVariant *value;
+	gsize n_specs = 0, n_seen = 0;
 
+	while (specs[n_specs].key != NULL)
+		n_specs++;
 	g_variant_iter_init(&iter, options);
 	while (g_variant_iter_loop(&iter, "{&sv}", &key, &value)) {
 		const LgdOptionSpec *spec = specs;
 
+		if (strlen(key) > LGD_ARGS_KEY_MAX) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "An option name is %zu bytes long; none is longer than %d",
+				    strlen(key), LGD_ARGS_KEY_MAX);
+			g_variant_unref(value);
+			return FALSE;
+		}
+		if (++n_seen > n_specs && n_specs > 0) {
+			g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+				    "%" G_GSIZE_FORMAT " options given; this method knows "
+				    "%" G_GSIZE_FORMAT ", each taken once",
+				    g_variant_n_children(options), n_specs);
+			g_variant_unref(value);
+			return FALSE;
+		}
 		while (spec->key != NULL && g_strcmp0(spec->key, key) != 0)
 			spec++;
 		if (spec->key == NULL) {
@@ -76,15 +101,16 @@ lgd_args_check_path(const gchar *what, const gchar *path, GError **error)
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "The %s is empty", what);
 		return FALSE;
 	}
-	if (path[0] != '/') {
-		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
-			    "The %s '%s' is relative; guest paths start with '/'", what, path);
-		return FALSE;
-	}
+	/* first: the messages below quote the path */
 	if (strlen(path) >= LGD_ARGS_PATH_MAX) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "The %s is %zu bytes long; the limit is %d", what, strlen(path),
 			    LGD_ARGS_PATH_MAX - 1);
+		return FALSE;
+	}
+	if (path[0] != '/') {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+			    "The %s '%s' is relative; guest paths start with '/'", what, path);
 		return FALSE;
 	}
 	parts = g_strsplit(path, "/", -1);
