@@ -89,33 +89,37 @@ lgd_transfer_download(LgdSession *session, LgdCall *call, GError **error)
 	return g_variant_new("()");
 }
 
-typedef struct {
-	LgdCall *call;
-	LgdPump *pump;
-} LgdUploadFill;
-
+/* The pump starts only here, once the target is known to be fine: an
+ * Upload refused earlier never waits on its client's fd. */
 static gboolean
 lgd_transfer_fill_from_pump(
     LgdSession *session, guestfs_h *g, const gchar *tmp, gpointer user_data, GError **error)
 {
-	LgdUploadFill *fill = user_data;
-	gboolean ok = guestfs_upload(g, lgd_pump_get_path(fill->pump), tmp) == 0;
+	LgdCall *call = user_data;
+	g_autoptr(LgdPump) pump = NULL;
+	gboolean ok;
 	gint64 size;
 
+	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call),
+				   lgd_args_get_u64(call->options, "size", LGD_PUMP_SIZE_UNKNOWN),
+				   error);
+	if (pump == NULL)
+		return FALSE;
+	ok = guestfs_upload(g, lgd_pump_get_path(pump), tmp) == 0;
 	/* a short source fails here, before the rename: the old file stays */
-	if (!lgd_transfer_finish(session, fill->pump, ok, fill->call->path, error))
+	if (!lgd_transfer_finish(session, pump, ok, call->path, error))
 		return FALSE;
 	/* and so does a file that did not get every byte that came */
 	size = guestfs_filesize(g, tmp);
 	if (size < 0) {
-		lgd_session_set_error_from_guestfs(session, error, fill->call->path);
+		lgd_session_set_error_from_guestfs(session, error, call->path);
 		return FALSE;
 	}
-	if ((guint64)size != lgd_pump_get_bytes(fill->pump)) {
+	if ((guint64)size != lgd_pump_get_bytes(pump)) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
 			    "%s: the appliance wrote %" G_GINT64_FORMAT
 			    " bytes of the %" G_GUINT64_FORMAT " received; the file is unchanged",
-			    fill->call->path, size, lgd_pump_get_bytes(fill->pump));
+			    call->path, size, lgd_pump_get_bytes(pump));
 		return FALSE;
 	}
 	return TRUE;
@@ -125,20 +129,12 @@ GVariant *
 lgd_transfer_upload(LgdSession *session, LgdCall *call, GError **error)
 {
 	guestfs_h *g;
-	g_autoptr(LgdPump) pump = NULL;
-	LgdUploadFill fill = {call, NULL};
 	LgdReplaceAttrs attrs = lgd_files_replace_attrs(call, TRUE);
 
 	g = lgd_files_prepare(session, call, TRUE, error);
 	if (g == NULL)
 		return NULL;
-	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call),
-				   lgd_args_get_u64(call->options, "size", LGD_PUMP_SIZE_UNKNOWN),
-				   error);
-	if (pump == NULL)
-		return NULL;
-	fill.pump = pump;
-	if (!lgd_replace_file(session, g, call->path, &attrs, lgd_transfer_fill_from_pump, &fill,
+	if (!lgd_replace_file(session, g, call->path, &attrs, lgd_transfer_fill_from_pump, call,
 			      error))
 		return NULL;
 	return lgd_files_finish_write(session, call, g, error);

@@ -141,6 +141,23 @@ def test_upload_from_a_pipe_never_written(env):
     assert names(env.api.read_dir(env.files, '/srv/data')) == before
 
 
+def test_upload_refused_target_does_not_wait_for_the_client(env):
+    """An Upload whose target is refused (a directory) answers at once:
+    the service does not start reading the client's pipe, so it does not
+    wait the idle timeout for a client that never writes."""
+    env.api.stat(env.files, '/srv/data')  # the appliance is up
+    pipe = Pipe()
+    try:
+        started = time.monotonic()
+        expect_error('InvalidArgument', env.api.fd_call, env.files, 'Upload', '/srv/data',
+                     pipe.r, None, timeout=CALL_TIMEOUT, contains='not a regular file')
+        elapsed = time.monotonic() - started
+    finally:
+        pipe.close()
+    # the old code read the pipe first and answered after IDLE seconds
+    assert elapsed < IDLE, 'the refusal took %.1f s, the idle timeout is %d s' % (elapsed, IDLE)
+
+
 def test_tar_in_stalled_in_the_middle_of_an_entry(env):
     """A client that stops writing halfway through an entry is a stalled
     client (Cancelled), not a bad archive (InvalidArgument)."""
