@@ -209,7 +209,7 @@ class Target:
         self.services = []
         self.cache_dir = tempfile.mkdtemp(prefix='lgd-fuzz-cache-')
         args = ['--max-appliances', '2', '--idle-timeout', str(idle_timeout),
-                '--transfer-idle-timeout', '20',
+                '--transfer-idle-timeout', '5',
                 '--launch-timeout', str(launch_timeout), '--volume-rescan-interval', '1',
                 '--force-tcg']
         try:
