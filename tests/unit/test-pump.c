@@ -57,7 +57,8 @@ test_source_whole(gconstpointer data)
 		g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
 		g_assert_cmpint(write(fds[1], sent, len), ==, (gssize)len);
 		close(fds[1]);
-		pump = lgd_pump_new_source(fds[0], announce ? len : LGD_PUMP_SIZE_UNKNOWN, &error);
+		pump = lgd_pump_new_source(fds[0], announce ? len : LGD_PUMP_SIZE_UNKNOWN, NULL,
+					   &error);
 		g_assert_no_error(error);
 		got = drain_path(lgd_pump_get_path(pump));
 		g_assert_true(lgd_pump_finish(pump, &error));
@@ -82,7 +83,7 @@ test_source_announced(void)
 	fill(sent, sizeof sent, 7);
 	g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
 	g_assert_cmpint(write(fds[1], sent, sizeof sent), ==, (gssize)sizeof sent);
-	pump = lgd_pump_new_source(fds[0], 60, &error);
+	pump = lgd_pump_new_source(fds[0], 60, NULL, &error);
 	g_assert_no_error(error);
 	got = drain_path(lgd_pump_get_path(pump)); /* fds[1] is still open */
 	g_assert_cmpuint(got->len, ==, 60);
@@ -94,7 +95,7 @@ test_source_announced(void)
 	g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
 	g_assert_cmpint(write(fds[1], sent, sizeof sent), ==, (gssize)sizeof sent);
 	close(fds[1]);
-	pump = lgd_pump_new_source(fds[0], 1000, &error);
+	pump = lgd_pump_new_source(fds[0], 1000, NULL, &error);
 	g_assert_no_error(error);
 	got = drain_path(lgd_pump_get_path(pump));
 	g_assert_cmpuint(got->len, ==, sizeof sent);
@@ -122,7 +123,7 @@ test_sink_whole(void)
 
 		fill(sent, len, round);
 		g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
-		pump = lgd_pump_new_sink(fds[1], &error);
+		pump = lgd_pump_new_sink(fds[1], NULL, &error);
 		g_assert_no_error(error);
 		out = open(lgd_pump_get_path(pump), O_WRONLY | O_CLOEXEC);
 		g_assert_cmpint(out, >=, 0);
