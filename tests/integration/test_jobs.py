@@ -59,9 +59,10 @@ class JobRecorder(SignalRecorder):
                 if s.member == 'InterfacesAdded' and s.path.startswith(JOBS_PREFIX)
                 and JOB_IFACE in s.args[0]}
 
-    def job_with_id(self, job_id):
+    def job_with_id(self, job_id, operation):
+        """The (path, properties) of the job of operation with job_id."""
         found = [(path, props) for path, props in self.jobs_added().items()
-                 if props['JobId'] == job_id]
+                 if props['JobId'] == job_id and props['Operation'] == operation]
         assert len(found) <= 1, found
         return found[0] if found else None
 
@@ -136,7 +137,8 @@ def test_launch_is_a_job(env, recorder):
     api, obj = env.api, env.files
     call = PendingCall(env.bus.connection, obj, DOMAIN_IFACE, 'StartAppliance',
                        GLib.Variant('(a{sv})', ({'job-id': GLib.Variant('s', 'launch-1')},)))
-    found = wait_until(lambda: recorder.job_with_id('launch-1'), 60, 'the launch job')
+    found = wait_until(lambda: recorder.job_with_id('launch-1', 'appliance-launch'), 60,
+                       'the launch job')
     path, props = found
     assert path.startswith(JOBS_PREFIX)
     assert props['Operation'] == 'appliance-launch'
@@ -171,7 +173,8 @@ def test_upload_job(env, recorder):
                              {'size': t(BIG_SIZE), 'job-id': s('upload-1')})
     assert writer.size == BIG_SIZE and not writer.broken
     recorder.note('reply', None)
-    path, props = wait_until(lambda: recorder.job_with_id('upload-1'), 10, 'the upload job')
+    path, props = wait_until(lambda: recorder.job_with_id('upload-1', 'files-upload'), 10,
+                             'the upload job')
     assert props['Operation'] == 'files-upload'
     assert props['Objects'] == [obj]
     assert props['StartedByUid'] == os.getuid()
@@ -189,6 +192,12 @@ def test_upload_job(env, recorder):
         (BIG_SIZE, BIG_SIZE, 1.0), final
     assert done == sorted(done) and len(set(done)) > 2, done
     assert api.stat(obj, BIG_PATH)['size'] == BIG_SIZE
+    # a write needs a read-write appliance: its launch was a job of its
+    # own, with the caller's job-id, done before the upload was
+    launch = recorder.job_with_id('upload-1', 'appliance-launch')
+    assert launch is not None, recorder.jobs_added()
+    check_finished_job(recorder, launch[0], True)
+    assert recorder.index('Completed', launch[0]) < recorder.index('Completed', path)
 
 
 class SlowReader(threading.Thread):
@@ -249,7 +258,8 @@ def test_download_progress_and_cancel(env, recorder):
                                  recorder)
     finally:
         os.close(w)  # the message holds its own copy
-    path, props = wait_until(lambda: recorder.job_with_id('dl-1'), 60, 'the download job')
+    path, props = wait_until(lambda: recorder.job_with_id('dl-1', 'files-download'),
+                             LAUNCH_TIMEOUT, 'the download job')
     assert props['Operation'] == 'files-download'
     assert props['Objects'] == [obj]
     assert props['StartedByUid'] == os.getuid()
@@ -317,7 +327,8 @@ def test_cancel_by_another_user_needs_manage(env, pk):
     try:
         call = PendingCall(pk.bus.connection, obj, DOMAIN_IFACE, 'StartAppliance',
                            GLib.Variant('(a{sv})', ({'job-id': GLib.Variant('s', 'pk-1')},)))
-        path, props = wait_until(lambda: rec.job_with_id('pk-1'), 60, 'the launch job')
+        path, props = wait_until(lambda: rec.job_with_id('pk-1', 'appliance-launch'), 60,
+                                 'the launch job')
         assert props['StartedByUid'] == 0
         report = call_as_nobody(pk.stack, path, JOB_IFACE, 'Cancel', '(a{sv})', [{}])
         assert_denied(report)
