@@ -245,8 +245,8 @@ lgd_call_start_job(LgdCall *call, const gchar *operation, GCancellable *cancella
 
 	if (call->caller_uid < 0) {
 		if (!lgd_job_lookup_uid(call->invocation, &uid, &error)) {
-			g_warning("no job for %s: cannot find the caller's uid: %s", operation,
-				  error->message);
+			g_info("no job for %s: cannot find the caller's uid: %s", operation,
+			       error->message);
 			return NULL;
 		}
 		call->caller_uid = uid;
