@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import pytest
 from gi.repository import Gio, GLib
 
-from client import (ERROR_PREFIX, FILES_IFACE, MIB, DOMAIN_IFACE, BUS_NAME, DBusError,
+from client import (ERROR_PREFIX, FILES_IFACE, MANAGER_IFACE, MANAGER_PATH, MIB, DOMAIN_IFACE,
+                    BUS_NAME, DBusError,
                     GuestFSClient, PendingCall, call_method, dbus_error, expect_error,
                     pump, s, t, u, wait_until)
 from conftest import SYSTEM_URI, SignalRecorder
@@ -74,6 +75,19 @@ class JobRecorder(SignalRecorder):
             if signal.member == member and signal.path == path:
                 return i
         raise AssertionError('no %s for %s in %r' % (member, path, self.signals))
+
+
+class NotedCall(PendingCall):
+    """A PendingCall whose reply is noted in recorder as 'reply' when it
+    is dispatched, in the order of the signals around it."""
+
+    def __init__(self, recorder, *args, **kwargs):
+        self.recorder = recorder
+        super().__init__(*args, **kwargs)
+
+    def _on_reply(self, connection, result):
+        self.recorder.note('reply', None)
+        super()._on_reply(connection, result)
 
 
 @pytest.fixture(scope='module')
@@ -135,8 +149,8 @@ def test_job_id_is_validated_before_anything(env):
 
 def test_launch_is_a_job(env, recorder):
     api, obj = env.api, env.files
-    call = PendingCall(env.bus.connection, obj, DOMAIN_IFACE, 'StartAppliance',
-                       GLib.Variant('(a{sv})', ({'job-id': GLib.Variant('s', 'launch-1')},)))
+    call = NotedCall(recorder, env.bus.connection, obj, DOMAIN_IFACE, 'StartAppliance',
+                     GLib.Variant('(a{sv})', ({'job-id': GLib.Variant('s', 'launch-1')},)))
     found = wait_until(lambda: recorder.job_with_id('launch-1', 'appliance-launch'), 60,
                        'the launch job')
     path, props = found
@@ -148,7 +162,6 @@ def test_launch_is_a_job(env, recorder):
     assert props['Progress'] == -1.0
     assert props['ExpectedEndTime'] == 0
     call.wait(LAUNCH_TIMEOUT)
-    recorder.note('reply', None)
     recorder.flush()
     assert api.state(obj) == 'running'
     wait_until(lambda: recorder.completed(path), 10, 'Completed of ' + path)
@@ -307,6 +320,31 @@ def test_download_progress_and_cancel(env, recorder):
     # the appliance is free for the next call, which has no job
     assert api.stat(obj, BIG_PATH)['size'] == BIG_SIZE
     assert not [p for p in api.get_managed_objects() if p.startswith(JOBS_PREFIX)]
+
+
+# --- InspectDomains -----------------------------------------------------------------
+
+def test_inspect_domains_job(env, recorder):
+    api, obj = env.api, env.files
+    options = {'refresh': GLib.Variant('b', True), 'job-id': GLib.Variant('s', 'insp-1')}
+    call = NotedCall(recorder, env.bus.connection, MANAGER_PATH, MANAGER_IFACE,
+                     'InspectDomains', GLib.Variant('(aoa{sv})', ([obj], options)),
+                     '(a{oa{sv}})')
+    (results,) = call.wait(LAUNCH_TIMEOUT)
+    assert results[obj]['systems'], results
+    path, props = wait_until(lambda: recorder.job_with_id('insp-1', 'inspect-domains'), 10,
+                             'the InspectDomains job')
+    assert props['Objects'] == [obj]
+    assert props['StartedByUid'] == os.getuid()
+    assert props['BytesTotal'] == 1
+    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
+    check_finished_job(recorder, path, True)
+    final = dict(props)
+    for changes in recorder.changed(path, JOB_IFACE):
+        final.update(changes)
+    # domains, not bytes: no rate
+    assert (final['BytesDone'], final['Progress'], final['Rate']) == (1, 1.0, 0), final
+    assert recorder.index('Completed', path) < recorder.index('reply', None)
 
 
 # --- Cancel by another user, under polkit -------------------------------------------
