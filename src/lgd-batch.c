@@ -557,11 +557,12 @@ lgd_batch_start_job(LgdBatch *batch)
 			g_ptr_array_add(objects, item->path);
 	}
 	g_ptr_array_add(objects, NULL);
-	batch->job = lgd_job_start(batch->context->jobs, "inspect-domains",
-				   (const gchar *const *)objects->pdata, uid, batch->job_id,
-				   batch->cancellable);
+	batch->job = lgd_job_new(batch->context->jobs, "inspect-domains",
+				 (const gchar *const *)objects->pdata, uid, batch->job_id,
+				 batch->cancellable);
 	lgd_job_set_counts_items(batch->job);
 	lgd_job_set_total(batch->job, objects->len - 1);
+	lgd_job_publish(batch->job);
 }
 
 static gpointer

@@ -294,7 +294,7 @@ lgd_job_tick(gpointer user_data)
 }
 
 static gboolean
-lgd_job_publish(gpointer user_data)
+lgd_job_publish_idle(gpointer user_data)
 {
 	LgdJob *job = user_data; /* the main loop's reference */
 	LgdDBusJob *iface;
@@ -346,18 +346,20 @@ lgd_job_finish(gpointer user_data)
 
 /* ---- the working thread's side ----------------------------------------- */
 
-/* Publishes a job (any thread; the object appears on the main loop) for
- * @operation on @objects, started by @uid with the caller's @job_id (NULL:
- * none). The job watches @cancellable when given (a launch for a call
- * that has a job of its own: cancelling either ends both), else one of
- * its own. The caller owns the job until lgd_job_complete(). */
+/* A job (any thread) for @operation on @objects, started by @uid with the
+ * caller's @job_id (NULL: none), not published yet: what is known before
+ * the work begins (lgd_job_set_total()) is set first, then
+ * lgd_job_publish() shows it. The job watches @cancellable when given (a
+ * launch for a call that has a job of its own: cancelling either ends
+ * both), else one of its own. The caller owns the job until
+ * lgd_job_complete(). */
 LgdJob *
-lgd_job_start(LgdJobs *jobs,
-	      const gchar *operation,
-	      const gchar *const *objects,
-	      guint32 uid,
-	      const gchar *job_id,
-	      GCancellable *cancellable)
+lgd_job_new(LgdJobs *jobs,
+	    const gchar *operation,
+	    const gchar *const *objects,
+	    guint32 uid,
+	    const gchar *job_id,
+	    GCancellable *cancellable)
 {
 	LgdJob *job = g_new0(LgdJob, 1);
 	guint id = (guint)g_atomic_int_add(&jobs->next_id, 1);
@@ -372,8 +374,31 @@ lgd_job_start(LgdJobs *jobs,
 	job->cancellable = cancellable != NULL ? g_object_ref(cancellable) : g_cancellable_new();
 	job->cancel_fd = g_cancellable_get_fd(job->cancellable);
 	g_mutex_init(&job->lock);
-	g_debug("job %s: %s", job->path, operation);
-	g_main_context_invoke(jobs->main_context, lgd_job_publish, lgd_job_ref(job));
+	return job;
+}
+
+/* The object appears on the main loop (any thread), before anything the
+ * caller queues there later. Once per job, before lgd_job_complete(). */
+void
+lgd_job_publish(LgdJob *job)
+{
+	g_debug("job %s: %s", job->path, job->operation);
+	g_main_context_invoke(job->jobs->main_context, lgd_job_publish_idle, lgd_job_ref(job));
+}
+
+/* lgd_job_new() and lgd_job_publish() at once, for a job whose totals
+ * come later or never. */
+LgdJob *
+lgd_job_start(LgdJobs *jobs,
+	      const gchar *operation,
+	      const gchar *const *objects,
+	      guint32 uid,
+	      const gchar *job_id,
+	      GCancellable *cancellable)
+{
+	LgdJob *job = lgd_job_new(jobs, operation, objects, uid, job_id, cancellable);
+
+	lgd_job_publish(job);
 	return job;
 }
 

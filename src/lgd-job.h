@@ -29,6 +29,15 @@ void lgd_jobs_free(LgdJobs *jobs);
 
 gboolean lgd_job_check_id(GVariant *options, GError **error);
 
+LgdJob *lgd_job_new(LgdJobs *jobs,
+		    const gchar *operation,
+		    const gchar *const *objects,
+		    guint32 uid,
+		    const gchar *job_id,
+		    GCancellable *cancellable);
+
+void lgd_job_publish(LgdJob *job);
+
 LgdJob *lgd_job_start(LgdJobs *jobs,
 		      const gchar *operation,
 		      const gchar *const *objects,
