@@ -18,7 +18,7 @@ import pytest
 from gi.repository import Gio, GLib
 
 from client import (ERROR_PREFIX, FILES_IFACE, MANAGER_IFACE, MANAGER_PATH, MIB, DOMAIN_IFACE,
-                    BUS_NAME, DBusError,
+                    BUS_NAME, VOLUME_IFACE, DBusError,
                     GuestFSClient, PendingCall, call_method, dbus_error, expect_error,
                     pump, s, t, u, wait_until)
 from conftest import SYSTEM_URI, SignalRecorder
@@ -92,7 +92,7 @@ class NotedCall(PendingCall):
 
 @pytest.fixture(scope='module')
 def env(private_bus):
-    yield from env_for(private_bus, files=True)
+    yield from env_for(private_bus, files=True, volume=True)
 
 
 @pytest.fixture
@@ -236,9 +236,10 @@ class SlowReader(threading.Thread):
             os.close(self.fd)
 
 
-def download_async(env, path, fd, options, recorder):
-    """Files.Download(path, fd) sent without waiting; the reply (or error)
-    is noted in recorder as 'reply' when it comes."""
+def download_async(env, path, fd, options, recorder, volume=False):
+    """Files.Download(path, fd) (or, with volume, Volume.Download(fd) of
+    the volume object path) sent without waiting; the reply (or error) is
+    noted in recorder as 'reply' when it comes."""
     outcome = {}
     fd_list = Gio.UnixFDList.new()
     fd_list.append(fd)
@@ -254,9 +255,13 @@ def download_async(env, path, fd, options, recorder):
         for copy in fd_list.steal_fds():
             os.close(copy)
 
+    if volume:
+        target, iface, args = path, VOLUME_IFACE, GLib.Variant('(ha{sv})', (0, options))
+    else:
+        target, iface, args = env.files, FILES_IFACE, GLib.Variant('(sha{sv})',
+                                                                   (path, 0, options))
     env.bus.connection.call_with_unix_fd_list(
-        BUS_NAME, env.files, FILES_IFACE, 'Download',
-        GLib.Variant('(sha{sv})', (path, 0, options)), None, Gio.DBusCallFlags.NONE,
+        BUS_NAME, target, iface, 'Download', args, None, Gio.DBusCallFlags.NONE,
         int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
     return outcome
 
@@ -320,6 +325,45 @@ def test_download_progress_and_cancel(env, recorder):
     # the appliance is free for the next call, which has no job
     assert api.stat(obj, BIG_PATH)['size'] == BIG_SIZE
     assert not [p for p in api.get_managed_objects() if p.startswith(JOBS_PREFIX)]
+
+
+def test_volume_download_progress_and_cancel(env, recorder):
+    """A libvirt storage stream, no appliance: the same job, the same
+    Cancel."""
+    api, vol = env.api, env.volume
+    size = os.path.getsize(env.volume_image)
+    r, w = os.pipe()
+    reader = SlowReader(r)
+    reader.start()
+    try:
+        outcome = download_async(env, vol, w, {'job-id': GLib.Variant('s', 'vol-1')},
+                                 recorder, volume=True)
+    finally:
+        os.close(w)
+    path, props = wait_until(lambda: recorder.job_with_id('vol-1', 'volume-download'), 60,
+                             'the volume download job')
+    assert props['Objects'] == [vol]
+    assert props['StartedByUid'] == os.getuid()
+    samples = []
+    for _ in range(3):
+        pump(1.0)
+        samples.append(job_properties(api, path))
+    done = [p['BytesDone'] for p in samples]
+    assert all(a < b for a, b in zip(done, done[1:])), done
+    assert samples[-1]['BytesTotal'] == size
+    assert 0.0 < samples[-1]['Progress'] < 1.0
+    assert 'reply' not in outcome and 'error' not in outcome
+    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
+    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the Download reply')
+    error = outcome.get('error')
+    assert isinstance(error, DBusError), outcome
+    assert error.name == ERROR_PREFIX + 'Cancelled', error
+    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
+    check_finished_job(recorder, path, False)
+    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    reader.join(30)
+    assert reader.eof and reader.size < size, (reader.eof, reader.size)
+    assert_job_gone(api, path)
 
 
 # --- InspectDomains -----------------------------------------------------------------
