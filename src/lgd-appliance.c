@@ -120,6 +120,46 @@ lgd_appliance_create(const LgdSessionConfig *config, const gchar *uri, GError **
 	return g;
 }
 
+/* guestfs_launch() under a watchdog registered for
+ * lgd_appliance_abort_launches(); no launch starts once that has run.
+ * @cancellable (may be NULL) fires the watchdog too. */
+static int
+lgd_appliance_launch_watched(guestfs_h *g,
+			     LgdWatchdog *dog,
+			     GCancellable *cancellable,
+			     gboolean *aborted)
+{
+	GThread *watchdog;
+	gulong handler = 0;
+	int rc;
+
+	g_mutex_lock(&lgd_launches_lock);
+	*aborted = lgd_launches_aborted;
+	if (!*aborted)
+		lgd_launches = g_slist_prepend(lgd_launches, dog);
+	g_mutex_unlock(&lgd_launches_lock);
+	if (*aborted)
+		return -1;
+	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, dog);
+	if (cancellable != NULL)
+		handler = g_cancellable_connect(cancellable, G_CALLBACK(lgd_watchdog_cancelled),
+						dog, NULL);
+
+	rc = guestfs_launch(g);
+
+	/* waits for a callback running in another thread */
+	g_cancellable_disconnect(cancellable, handler);
+	g_mutex_lock(&dog->lock);
+	dog->done = TRUE;
+	g_cond_signal(&dog->done_cond);
+	g_mutex_unlock(&dog->lock);
+	g_thread_join(watchdog);
+	g_mutex_lock(&lgd_launches_lock);
+	lgd_launches = g_slist_remove(lgd_launches, dog);
+	g_mutex_unlock(&lgd_launches_lock);
+	return rc;
+}
+
 /* guestfs_launch() bounded by the launch timeout, and ended early when
  * @cancellable (may be NULL) is cancelled: the appliance is destroyed as
  * on a timeout. */
@@ -131,9 +171,7 @@ lgd_appliance_launch(guestfs_h *g,
 		     GError **error)
 {
 	LgdWatchdog dog = {0};
-	GThread *watchdog;
 	gboolean aborted;
-	gulong handler = 0;
 	int rc;
 
 	if (g_cancellable_is_cancelled(cancellable)) {
@@ -146,40 +184,16 @@ lgd_appliance_launch(guestfs_h *g,
 	dog.deadline = g_get_monotonic_time() + (gint64)config->launch_timeout * G_USEC_PER_SEC;
 	dog.uri = (gchar *)uri;
 	dog.sockdir = guestfs_get_sockdir(g);
-	g_mutex_lock(&lgd_launches_lock);
-	aborted = lgd_launches_aborted;
-	if (!aborted)
-		lgd_launches = g_slist_prepend(lgd_launches, &dog);
-	g_mutex_unlock(&lgd_launches_lock);
-	if (aborted) {
-		free(dog.sockdir);
-		g_mutex_clear(&dog.lock);
-		g_cond_clear(&dog.done_cond);
-		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-				    "The service is stopping; no appliance is launched");
-		return FALSE;
-	}
-	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, &dog);
-	if (cancellable != NULL)
-		handler = g_cancellable_connect(cancellable, G_CALLBACK(lgd_watchdog_cancelled),
-						&dog, NULL);
-
-	rc = guestfs_launch(g);
-
-	/* waits for a callback running in another thread */
-	g_cancellable_disconnect(cancellable, handler);
-	g_mutex_lock(&dog.lock);
-	dog.done = TRUE;
-	g_cond_signal(&dog.done_cond);
-	g_mutex_unlock(&dog.lock);
-	g_thread_join(watchdog);
-	g_mutex_lock(&lgd_launches_lock);
-	lgd_launches = g_slist_remove(lgd_launches, &dog);
-	g_mutex_unlock(&lgd_launches_lock);
+	rc = lgd_appliance_launch_watched(g, &dog, cancellable, &aborted);
 	g_mutex_clear(&dog.lock);
 	g_cond_clear(&dog.done_cond);
 	free(dog.sockdir);
 
+	if (aborted) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The service is stopping; no appliance is launched");
+		return FALSE;
+	}
 	if (dog.fired && dog.aborted) {
 		g_set_error_literal(
 		    error, LGD_ERROR, LGD_ERROR_CANCELLED,

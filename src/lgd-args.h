@@ -23,4 +23,11 @@ const gchar *lgd_args_get_string(GVariant *options, const gchar *key, const gcha
 
 gboolean lgd_args_check_path(const gchar *what, const gchar *path, GError **error);
 
+gboolean lgd_args_within_bounds(GVariant *body);
+
+GDBusMessage *lgd_args_bound_filter(GDBusConnection *connection,
+				    GDBusMessage *message,
+				    gboolean incoming,
+				    gpointer user_data);
+
 G_END_DECLS

@@ -6,6 +6,7 @@
 
 #include "lgd-admit.h"
 #include "lgd-appliance.h"
+#include "lgd-args.h"
 #include "lgd-auth.h"
 #include "lgd-call.h"
 #include "lgd-connection.h"
@@ -128,6 +129,8 @@ lgd_daemon_start(LgdDaemon *self, GError **error)
 		return FALSE;
 	/* The service cannot do anything once its bus is gone. */
 	g_dbus_connection_set_exit_on_close(self->bus, TRUE);
+	/* oversized calls refused in GDBus's worker (see the filter) */
+	g_dbus_connection_add_filter(self->bus, lgd_args_bound_filter, NULL, NULL);
 
 	self->auth = lgd_auth_new(self->options->bus_type, error);
 	if (self->auth == NULL)

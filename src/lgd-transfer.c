@@ -326,7 +326,18 @@ lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 		g_input_stream_close(in, NULL, NULL);
 	if (xz != NULL && ok && !g_subprocess_wait_check(xz, NULL, error))
 		ok = FALSE;
-	if (!lgd_transfer_finish(session, pump, TRUE, call->path, ok ? error : NULL) || !ok ||
+	if (!ok) {
+		g_autoptr(GError) pump_error = NULL;
+
+		/* an archive cut short by a client that stalled or went away
+		 * is the client's failure, not a bad archive */
+		if (!lgd_transfer_finish(session, pump, TRUE, call->path, &pump_error)) {
+			g_clear_error(error);
+			g_propagate_error(error, g_steal_pointer(&pump_error));
+		}
+		goto out;
+	}
+	if (!lgd_transfer_finish(session, pump, TRUE, call->path, error) ||
 	    !g_output_stream_close(out, NULL, error))
 		goto out;
 	if (report.dropped > 0 || report.cleared > 0)

@@ -21,14 +21,18 @@
 # SIGTERM, or an XML method it never called.
 #
 #   LGD_DAEMON=build/src/libvirt-guestfs-dbus /usr/bin/python3 tests/fuzz/lgd_fuzz.py \
-#       [--seconds 180] [--seed S] [--no-appliance] [--log calls.jsonl] [--max-items N]
+#       [--seconds 180] [--seed S] [--no-appliance] [--log calls.jsonl] [--max-items N] \
+#       [--probe-bound SECONDS]
 #
 # The daemons inherit the environment (ASAN_OPTIONS, UBSAN_OPTIONS for a
 # sanitizer build), and their output is searched for sanitizer reports.
 # Calls that hang while a probe shows the main loop stalled are counted as
 # that stall's consequences; the big calls sent just before it are listed
 # as suspects.  --max-items caps huge arrays and dictionaries, to fuzz on
-# past a known stall they cause.
+# past a known stall they cause.  --probe-bound raises the 2 s bound of
+# property Gets and unknown methods, for a sanitizer build: with ASan's
+# full stack on each malloc, GDBus takes about 15 us a value to parse a
+# message before the service sees it.
 #
 # A call is reproduced from the summary's line for it (method, object,
 # arguments, fds); a seed replays the same sequence of generated calls
@@ -712,6 +716,7 @@ def check_still_answers(service, findings):
 
 
 def main():
+    global PROBE_BOUND
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--seconds', type=float, default=180,
                         help='how long to send calls (default 180)')
@@ -724,8 +729,12 @@ def main():
     parser.add_argument('--max-items', type=int, default=None,
                         help='cap on the size of huge arrays and option dictionaries '
                         '(to fuzz on past a known stall they cause)')
+    parser.add_argument('--probe-bound', type=float, default=PROBE_BOUND,
+                        help='seconds a property Get or an unknown method may take '
+                        '(default %.0f; a sanitizer build needs more)' % PROBE_BOUND)
     parser.add_argument('--log', help='write every call and its outcome to this file (JSON lines)')
     options = parser.parse_args()
+    PROBE_BOUND = options.probe_bound
     if not options.daemon:
         parser.error('no daemon: give --daemon or set LGD_DAEMON')
     if not os.access(options.daemon, os.X_OK):

@@ -16,6 +16,7 @@
 import fcntl
 import os
 import select
+import tarfile
 import threading
 import time
 
@@ -137,6 +138,24 @@ def test_upload_from_a_pipe_never_written(env):
                     {'size': GLib.Variant('t', 4096)})
     expect_error('NotFound', env.api.stat, env.files, '/srv/data/upload-never')
     stalled_fd_call(env, 'TarIn', '/srv/data')
+    assert names(env.api.read_dir(env.files, '/srv/data')) == before
+
+
+def test_tar_in_stalled_in_the_middle_of_an_entry(env):
+    """A client that stops writing halfway through an entry is a stalled
+    client (Cancelled), not a bad archive (InvalidArgument)."""
+    before = names(env.api.read_dir(env.files, '/srv/data'))
+    info = tarfile.TarInfo('stalled.bin')
+    info.size = 64 * 1024
+    header = info.tobuf(format=tarfile.GNU_FORMAT)
+    pipe = Pipe()
+    try:
+        # a header and part of its data, and then nothing, the pipe open
+        os.write(pipe.w, header + b'x' * 1000)
+        expect_error('Cancelled', env.api.fd_call, env.files, 'TarIn', '/srv/data', pipe.r,
+                     None, timeout=CALL_TIMEOUT, contains=NO_PROGRESS)
+    finally:
+        pipe.close()
     assert names(env.api.read_dir(env.files, '/srv/data')) == before
 
 

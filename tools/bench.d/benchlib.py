@@ -423,6 +423,11 @@ class Service:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
         self.logfile = os.path.join(bus.dir, f"{safe}.log")
         self.run_dir = tempfile.mkdtemp(prefix="run-", dir=bus.dir)
+        # The appliance's qemu (user libvirt-qemu) connects to the NBD
+        # socket of a shut-off domain's share under the run directory:
+        # it must be able to pass through the directories above it.
+        for d in (bus.dir, self.run_dir):
+            os.chmod(d, 0o711)
         argv = [daemon_binary(ctx), "--session", "--connect", "qemu:///system", "--force-tcg",
                 "--run-dir", self.run_dir, *extra_args]
         env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
