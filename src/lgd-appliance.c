@@ -17,7 +17,8 @@ typedef struct {
 	gboolean done;
 	gboolean fired;
 	gint64 deadline;
-	gboolean aborted; /* by lgd_appliance_abort_launches() */
+	gboolean aborted;   /* by lgd_appliance_abort_launches() */
+	gboolean cancelled; /* by its job's Cancel */
 	gchar *uri;
 	gchar *sockdir;
 } LgdWatchdog;
@@ -27,8 +28,9 @@ static GMutex lgd_launches_lock;
 static GSList *lgd_launches;
 static gboolean lgd_launches_aborted;
 
+/* @why: NULL for the launch timeout, else why the launch is ended. */
 static void
-lgd_kill_appliance(const gchar *uri, const gchar *sockdir, gboolean aborted)
+lgd_kill_appliance(const gchar *uri, const gchar *sockdir, const gchar *why)
 {
 	g_autoptr(virConnect) conn = lgd_libvirt_connect(uri, NULL);
 	virDomainPtr *doms = NULL;
@@ -43,9 +45,8 @@ lgd_kill_appliance(const gchar *uri, const gchar *sockdir, gboolean aborted)
 		if (g_str_has_prefix(virDomainGetName(doms[i]), "guestfs-"))
 			xml = virDomainGetXMLDesc(doms[i], 0);
 		if (xml != NULL && strstr(xml, sockdir) != NULL) {
-			if (aborted)
-				g_info("the service is stopping: destroying appliance %s, "
-				       "still launching",
+			if (why != NULL)
+				g_info("%s: destroying appliance %s, still launching", why,
 				       virDomainGetName(doms[i]));
 			else
 				g_warning("appliance %s did not launch in time; destroying it",
@@ -69,8 +70,24 @@ lgd_watchdog_thread(gpointer user_data)
 	dog->fired = !dog->done;
 	g_mutex_unlock(&dog->lock);
 	if (dog->fired)
-		lgd_kill_appliance(dog->uri, dog->sockdir, dog->aborted);
+		lgd_kill_appliance(dog->uri, dog->sockdir,
+				   dog->aborted	    ? "the service is stopping"
+				   : dog->cancelled ? "the launch was cancelled"
+						    : NULL);
 	return NULL;
+}
+
+/* The launch's job was cancelled (any thread): the watchdog fires now. */
+static void
+lgd_watchdog_cancelled(GCancellable *cancellable, gpointer user_data)
+{
+	LgdWatchdog *dog = user_data;
+
+	g_mutex_lock(&dog->lock);
+	dog->cancelled = TRUE;
+	dog->deadline = g_get_monotonic_time();
+	g_cond_signal(&dog->done_cond);
+	g_mutex_unlock(&dog->lock);
 }
 
 /* A handle set up as every appliance of the service is: libvirt backend
@@ -104,11 +121,16 @@ lgd_appliance_create(const LgdSessionConfig *config, const gchar *uri, GError **
 }
 
 /* guestfs_launch() under a watchdog registered for
- * lgd_appliance_abort_launches(); no launch starts once that has run. */
+ * lgd_appliance_abort_launches(); no launch starts once that has run.
+ * @cancellable (may be NULL) fires the watchdog too. */
 static int
-lgd_appliance_launch_watched(guestfs_h *g, LgdWatchdog *dog, gboolean *aborted)
+lgd_appliance_launch_watched(guestfs_h *g,
+			     LgdWatchdog *dog,
+			     GCancellable *cancellable,
+			     gboolean *aborted)
 {
 	GThread *watchdog;
+	gulong handler = 0;
 	int rc;
 
 	g_mutex_lock(&lgd_launches_lock);
@@ -119,9 +141,14 @@ lgd_appliance_launch_watched(guestfs_h *g, LgdWatchdog *dog, gboolean *aborted)
 	if (*aborted)
 		return -1;
 	watchdog = g_thread_new("lgd-watchdog", lgd_watchdog_thread, dog);
+	if (cancellable != NULL)
+		handler = g_cancellable_connect(cancellable, G_CALLBACK(lgd_watchdog_cancelled),
+						dog, NULL);
 
 	rc = guestfs_launch(g);
 
+	/* waits for a callback running in another thread */
+	g_cancellable_disconnect(cancellable, handler);
 	g_mutex_lock(&dog->lock);
 	dog->done = TRUE;
 	g_cond_signal(&dog->done_cond);
@@ -133,20 +160,31 @@ lgd_appliance_launch_watched(guestfs_h *g, LgdWatchdog *dog, gboolean *aborted)
 	return rc;
 }
 
-/* guestfs_launch() bounded by the launch timeout. */
+/* guestfs_launch() bounded by the launch timeout, and ended early when
+ * @cancellable (may be NULL) is cancelled: the appliance is destroyed as
+ * on a timeout. */
 gboolean
-lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *uri, GError **error)
+lgd_appliance_launch(guestfs_h *g,
+		     const LgdSessionConfig *config,
+		     const gchar *uri,
+		     GCancellable *cancellable,
+		     GError **error)
 {
 	LgdWatchdog dog = {0};
 	gboolean aborted;
 	int rc;
 
+	if (g_cancellable_is_cancelled(cancellable)) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The appliance's launch was cancelled");
+		return FALSE;
+	}
 	g_mutex_init(&dog.lock);
 	g_cond_init(&dog.done_cond);
 	dog.deadline = g_get_monotonic_time() + (gint64)config->launch_timeout * G_USEC_PER_SEC;
 	dog.uri = (gchar *)uri;
 	dog.sockdir = guestfs_get_sockdir(g);
-	rc = lgd_appliance_launch_watched(g, &dog, &aborted);
+	rc = lgd_appliance_launch_watched(g, &dog, cancellable, &aborted);
 	g_mutex_clear(&dog.lock);
 	g_cond_clear(&dog.done_cond);
 	free(dog.sockdir);
@@ -160,6 +198,11 @@ lgd_appliance_launch(guestfs_h *g, const LgdSessionConfig *config, const gchar *
 		g_set_error_literal(
 		    error, LGD_ERROR, LGD_ERROR_CANCELLED,
 		    "The service is stopping; the appliance's launch was cancelled");
+		return FALSE;
+	}
+	if (dog.fired && dog.cancelled) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The appliance's launch was cancelled");
 		return FALSE;
 	}
 	if (dog.fired) {

@@ -10,6 +10,7 @@ guestfs_h *lgd_appliance_create(const LgdSessionConfig *config, const gchar *uri
 gboolean lgd_appliance_launch(guestfs_h *g,
 			      const LgdSessionConfig *config,
 			      const gchar *uri,
+			      GCancellable *cancellable,
 			      GError **error);
 
 void lgd_appliance_abort_launches(void);

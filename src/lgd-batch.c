@@ -42,6 +42,10 @@ typedef struct {
 	GMutex lock;
 	GCond cond;
 	guint pending;
+	/* published while the thread runs; counts domains */
+	gchar *job_id; /* the caller's option, or NULL */
+	LgdJob *job;
+	GCancellable *cancellable;
 } LgdBatch;
 
 static void
@@ -67,7 +71,22 @@ lgd_batch_free(LgdBatch *batch)
 	g_object_unref(batch->iface);
 	g_mutex_clear(&batch->lock);
 	g_cond_clear(&batch->cond);
+	g_free(batch->job_id);
+	g_clear_object(&batch->cancellable);
 	g_free(batch);
+}
+
+static void
+lgd_batch_count_done(LgdBatch *batch, guint n)
+{
+	if (batch->job != NULL)
+		lgd_job_add_done(batch->job, n);
+}
+
+static gboolean
+lgd_batch_is_cancelled(LgdBatch *batch)
+{
+	return g_cancellable_is_cancelled(batch->cancellable);
 }
 
 static GVariant *
@@ -103,6 +122,15 @@ lgd_batch_fail(LgdBatchItem *item, const GError *error)
 	item->result = lgd_batch_error_result(error);
 }
 
+static void
+lgd_batch_fail_cancelled(LgdBatchItem *item)
+{
+	g_autoptr(GError) error =
+	    g_error_new_literal(LGD_ERROR, LGD_ERROR_CANCELLED, "InspectDomains was cancelled");
+
+	lgd_batch_fail(item, error);
+}
+
 /* ---- without sharing: one appliance per domain ------------------------- */
 
 typedef struct {
@@ -128,7 +156,20 @@ lgd_batch_on_inspected(LgdCall *call, GVariant *reply, GError *error)
 	batch->pending--;
 	g_cond_broadcast(&batch->cond);
 	g_mutex_unlock(&batch->lock);
+	lgd_batch_count_done(batch, 1);
 	g_free(wait);
+}
+
+/* A domain whose turn comes after Cancel is not inspected. */
+static GVariant *
+lgd_batch_inspect_item_job(LgdSession *session, LgdCall *call, GError **error)
+{
+	if (g_cancellable_is_cancelled(call->cancellable)) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "InspectDomains was cancelled");
+		return NULL;
+	}
+	return lgd_inspector_inspect_job(session, call, error);
 }
 
 /* Each domain's own session inspects it (and caches the result), as many
@@ -150,8 +191,12 @@ lgd_batch_inspect_apart(LgdBatch *batch, GPtrArray *todo)
 		call = g_steal_pointer(&wait->item->call);
 		g_variant_dict_init(&options, NULL);
 		g_variant_dict_insert(&options, "refresh", "b", batch->refresh);
+		/* a launch for this domain is a job with the caller's job-id */
+		if (batch->job_id != NULL)
+			g_variant_dict_insert(&options, "job-id", "s", batch->job_id);
 		call->options = g_variant_ref_sink(g_variant_dict_end(&options));
-		call->func = lgd_inspector_inspect_job;
+		call->func = lgd_batch_inspect_item_job;
+		call->cancellable = g_object_ref(batch->cancellable);
 		call->done = lgd_batch_on_inspected;
 		call->done_data = wait;
 		/* the session was referenced on the main loop: the object may be
@@ -358,7 +403,8 @@ lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
 		drives += item->n_drives;
 		g_ptr_array_add(added, item);
 	}
-	if (g != NULL && added->len > 0 && lgd_appliance_launch(g, config, uri, &error)) {
+	if (g != NULL && added->len > 0 &&
+	    lgd_appliance_launch(g, config, uri, batch->cancellable, &error)) {
 		roots = guestfs_inspect_os(g);
 		if (roots == NULL)
 			g_set_error(&error, LGD_ERROR, LGD_ERROR_FAILED, "Inspection failed: %s",
@@ -424,6 +470,11 @@ lgd_batch_inspect_shared(LgdBatch *batch, GPtrArray *todo)
 
 		if (g_hash_table_contains(done, first))
 			continue;
+		if (lgd_batch_is_cancelled(batch)) {
+			lgd_batch_fail_cancelled(first);
+			g_hash_table_add(done, first);
+			continue;
+		}
 		for (guint j = i; j < todo->len && group->len < max_items; j++) {
 			LgdBatchItem *item = g_ptr_array_index(todo, j);
 			if (!g_hash_table_contains(done, item) &&
@@ -433,6 +484,7 @@ lgd_batch_inspect_shared(LgdBatch *batch, GPtrArray *todo)
 			}
 		}
 		lgd_batch_inspect_group(batch, group, uri);
+		lgd_batch_count_done(batch, group->len);
 	}
 }
 
@@ -450,7 +502,13 @@ lgd_batch_reply_idle(gpointer user_data)
 		if (item->guest != NULL)
 			lgd_guest_flush(item->guest);
 	}
-	lgd_dbus_manager_complete_inspect_domains(batch->iface, batch->invocation, batch->results);
+	if (lgd_batch_is_cancelled(batch))
+		lgd_error_return(batch->invocation,
+				 g_error_new_literal(LGD_ERROR, LGD_ERROR_CANCELLED,
+						     "InspectDomains was cancelled"));
+	else
+		lgd_dbus_manager_complete_inspect_domains(batch->iface, batch->invocation,
+							  batch->results);
 	lgd_batch_free(batch);
 	return G_SOURCE_REMOVE;
 }
@@ -467,7 +525,44 @@ lgd_batch_reply(LgdBatch *batch)
 		g_variant_builder_add(&results, "{o@a{sv}}", item->path, item->result);
 	}
 	batch->results = g_variant_ref_sink(g_variant_builder_end(&results));
+	if (batch->job != NULL) {
+		g_autoptr(GError) error = NULL;
+
+		if (lgd_batch_is_cancelled(batch))
+			error = g_error_new_literal(LGD_ERROR, LGD_ERROR_CANCELLED,
+						    "InspectDomains was cancelled");
+		/* Completed goes out before the reply */
+		lgd_job_complete(g_steal_pointer(&batch->job), error);
+	}
 	g_main_context_invoke(batch->main_context, lgd_batch_reply_idle, batch);
+}
+
+/* The batch's Job, for the domains it was allowed to inspect; the batch
+ * goes on without one if the caller's uid cannot be known. */
+static void
+lgd_batch_start_job(LgdBatch *batch)
+{
+	g_autoptr(GPtrArray) objects = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+	guint32 uid;
+
+	if (!lgd_job_lookup_uid(batch->invocation, &uid, &error)) {
+		g_info("no job for InspectDomains: cannot find the caller's uid: %s",
+		       error->message);
+		return;
+	}
+	for (guint i = 0; i < batch->items->len; i++) {
+		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
+		if (item->result == NULL)
+			g_ptr_array_add(objects, item->path);
+	}
+	g_ptr_array_add(objects, NULL);
+	batch->job = lgd_job_new(batch->context->jobs, "inspect-domains",
+				 (const gchar *const *)objects->pdata, uid, batch->job_id,
+				 batch->cancellable);
+	lgd_job_set_counts_items(batch->job);
+	lgd_job_set_total(batch->job, objects->len - 1);
+	lgd_job_publish(batch->job);
 }
 
 static gpointer
@@ -476,6 +571,7 @@ lgd_batch_thread(gpointer user_data)
 	LgdBatch *batch = user_data;
 	g_autoptr(GPtrArray) todo = g_ptr_array_new();
 
+	lgd_batch_start_job(batch);
 	for (guint i = 0; i < batch->items->len; i++) {
 		LgdBatchItem *item = g_ptr_array_index(batch->items, i);
 		g_autoptr(LgdCacheEntry) cached = NULL;
@@ -485,9 +581,10 @@ lgd_batch_thread(gpointer user_data)
 		item->identity = lgd_drives_identity(item->source);
 		if (!batch->refresh)
 			cached = lgd_guest_cached_inspection(item->guest, item->identity);
-		if (cached != NULL)
+		if (cached != NULL) {
 			item->result = lgd_batch_systems_result(cached->systems, TRUE);
-		else
+			lgd_batch_count_done(batch, 1);
+		} else
 			g_ptr_array_add(todo, item);
 	}
 	if (todo->len > 0 && batch->context->batch_inspection)
@@ -561,7 +658,7 @@ lgd_batch_inspect(LgdDBusManager *iface,
 		  const gchar *const *paths,
 		  GVariant *options)
 {
-	static const LgdOptionSpec specs[] = {{"refresh", "b"}, {NULL}};
+	static const LgdOptionSpec specs[] = {{"refresh", "b"}, {"job-id", "s"}, {NULL}};
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
 	guint n_paths = g_strv_length((gchar **)paths);
 	LgdBatch *batch;
@@ -576,7 +673,7 @@ lgd_batch_inspect(LgdDBusManager *iface,
 		lgd_error_return(invocation, error);
 		return;
 	}
-	if (!lgd_args_check_options(options, specs, &error)) {
+	if (!lgd_args_check_options(options, specs, &error) || !lgd_job_check_id(options, &error)) {
 		lgd_error_return(invocation, error);
 		return;
 	}
@@ -586,6 +683,8 @@ lgd_batch_inspect(LgdDBusManager *iface,
 	batch->invocation = invocation;
 	batch->main_context = g_main_context_ref_thread_default();
 	batch->refresh = lgd_args_get_bool(options, "refresh", FALSE);
+	batch->job_id = g_strdup(lgd_args_get_string(options, "job-id", NULL));
+	batch->cancellable = g_cancellable_new();
 	batch->items = g_ptr_array_new_with_free_func((GDestroyNotify)lgd_batch_item_free);
 	g_mutex_init(&batch->lock);
 	g_cond_init(&batch->cond);

@@ -24,6 +24,8 @@ lgd_call_new(LgdGuest *guest, GDBusMethodInvocation *invocation, const gchar *ac
 	call->action_id = action_id;
 	call->mode = -1;
 	call->fd = -1;
+	call->caller_uid = -1;
+	call->object_path = g_strdup(g_dbus_object_get_object_path(G_DBUS_OBJECT(object)));
 	if (lgd_guest_is_domain(guest)) {
 		g_autoptr(LgdDBusDomain) domain = lgd_dbus_object_get_domain(object);
 		call->domain = g_strdup(lgd_dbus_domain_get_name(domain));
@@ -60,6 +62,13 @@ lgd_call_free(LgdCall *call)
 {
 	if (call == NULL)
 		return;
+	if (call->job != NULL) {
+		g_autoptr(GError) error = g_error_new_literal(LGD_ERROR, LGD_ERROR_FAILED,
+							      "The call ended without an outcome");
+		lgd_job_complete(g_steal_pointer(&call->job), error);
+	}
+	g_clear_object(&call->cancellable);
+	g_free(call->object_path);
 	if (call->caller != NULL)
 		lgd_admit_release(call->caller);
 	g_free(call->caller);
@@ -221,12 +230,71 @@ lgd_call_reply_idle(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* Ends @call (taken), from any thread, with @reply or @error (taken). */
+/* ---- jobs ---------------------------------------------------------------- */
+
+/* Publishes a Job for @call's @operation (any thread that may wait: the
+ * caller's uid is asked of the bus once per call), watching @cancellable
+ * when given. NULL when the uid cannot be known: the work goes on
+ * without a job. */
+LgdJob *
+lgd_call_start_job(LgdCall *call, const gchar *operation, GCancellable *cancellable)
+{
+	const gchar *objects[] = {call->object_path, NULL};
+	g_autoptr(GError) error = NULL;
+	guint32 uid;
+
+	if (call->caller_uid < 0) {
+		if (!lgd_job_lookup_uid(call->invocation, &uid, &error)) {
+			g_info("no job for %s: cannot find the caller's uid: %s", operation,
+			       error->message);
+			return NULL;
+		}
+		call->caller_uid = uid;
+	}
+	return lgd_job_start(lgd_guest_get_context(call->guest)->jobs, operation, objects,
+			     (guint32)call->caller_uid, lgd_call_option(call, "job-id"),
+			     cancellable);
+}
+
+/* Runs @call's work in the current thread (a session's or the transfer
+ * pool's), as a Job when it is a long operation. */
+GVariant *
+lgd_call_run_func(LgdSession *session, LgdCall *call, GError **error)
+{
+	if (call->job_operation != NULL && call->job == NULL) {
+		call->job = lgd_call_start_job(call, call->job_operation, call->cancellable);
+		if (call->job != NULL && call->cancellable == NULL)
+			call->cancellable = g_object_ref(lgd_job_get_cancellable(call->job));
+	}
+	return call->func(session, call, error);
+}
+
+/* Whatever a cancelled call failed with (a pipe closed under libguestfs,
+ * a launch that died), the caller learns it was cancelled. */
+static GError *
+lgd_call_cancelled_error(LgdCall *call, GError *error)
+{
+	GError *cancelled;
+
+	if (error == NULL || call->cancellable == NULL ||
+	    !g_cancellable_is_cancelled(call->cancellable) ||
+	    g_error_matches(error, LGD_ERROR, LGD_ERROR_CANCELLED))
+		return error;
+	cancelled = g_error_new(LGD_ERROR, LGD_ERROR_CANCELLED, "Cancelled: %s", error->message);
+	g_error_free(error);
+	return cancelled;
+}
+
+/* Ends @call (taken), from any thread, with @reply or @error (taken). Its
+ * job ends first: Completed comes before the reply. */
 void
 lgd_call_complete(LgdCall *call, GVariant *reply, GError *error)
 {
 	LgdCallOutcome *outcome;
 
+	error = lgd_call_cancelled_error(call, error);
+	if (call->job != NULL)
+		lgd_job_complete(g_steal_pointer(&call->job), error);
 	if (reply != NULL)
 		g_variant_ref_sink(reply);
 	if (call->done != NULL) {
@@ -272,7 +340,7 @@ lgd_call_thread(gpointer data, gpointer user_data)
 {
 	LgdCall *call = data;
 	GError *error = NULL;
-	GVariant *reply = call->func(NULL, call, &error);
+	GVariant *reply = lgd_call_run_func(NULL, call, &error);
 
 	lgd_call_complete(call, reply, error);
 }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "lgd-auth.h"
+#include "lgd-job.h"
 #include "lgd-session.h"
 
 G_BEGIN_DECLS
@@ -74,6 +75,13 @@ struct _LgdCall {
 	gchar *caller;	     /* counted against its bound (lgd-admit.h) */
 	LgdCallDone done;
 	gpointer done_data;
+
+	/* a long operation is published as a Job while it runs (lgd-job.h) */
+	const gchar *job_operation; /* set by the handler; NULL: no job */
+	LgdJob *job;		    /* the running work's, until completed */
+	GCancellable *cancellable;  /* what the work watches, or NULL */
+	gchar *object_path;	    /* the object called, copied on the main loop */
+	gint64 caller_uid;	    /* -1 until looked up (lgd_call_start_job) */
 };
 
 LgdCall *lgd_call_new(LgdGuest *guest, GDBusMethodInvocation *invocation, const gchar *action_id);
@@ -111,6 +119,10 @@ gboolean lgd_call_run_in_thread(LgdCall *call, LgdJobFunc func);
 void lgd_call_set_max_transfers(guint n);
 
 void lgd_call_complete(LgdCall *call, GVariant *reply, GError *error);
+
+GVariant *lgd_call_run_func(LgdSession *session, LgdCall *call, GError **error);
+
+LgdJob *lgd_call_start_job(LgdCall *call, const gchar *operation, GCancellable *cancellable);
 
 /* The entry of a handler's method table for the method @invocation calls.
  * Each entry is a struct whose first member is the D-Bus method name, and

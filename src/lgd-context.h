@@ -3,6 +3,7 @@
 
 #include "lgd-auth.h"
 #include "lgd-cache.h"
+#include "lgd-job.h"
 #include "lgd-session.h"
 
 G_BEGIN_DECLS
@@ -13,6 +14,7 @@ typedef struct {
 	gchar *run_dir;	       /* for backup sockets and scratch files */
 	guint64 max_read_size; /* ReadFile and WriteFile, bytes */
 	LgdCache *cache;
+	LgdJobs *jobs;		       /* long operations, published as Job objects */
 	gboolean batch_inspection;     /* share one appliance between domains */
 	gboolean batch_results_shared; /* results of a shared appliance may be cached */
 } LgdContext;

@@ -142,6 +142,7 @@ lgd_daemon_start(LgdDaemon *self, GError **error)
 	 * it afterwards registers them all at once, without one
 	 * InterfacesAdded signal each that nobody can be listening to yet. */
 	self->server = g_dbus_object_manager_server_new(LGD_ROOT_PATH);
+	self->context.jobs = lgd_jobs_new(self->server, self->auth);
 	for (guint i = 0; self->options->connect_uris[i] != NULL; i++) {
 		LgdConnection *conn =
 		    lgd_connection_new(self->options->connect_uris[i], self->server, &self->context,
@@ -173,6 +174,7 @@ lgd_daemon_dispose(GObject *object)
 	g_clear_object(&self->auth);
 	g_clear_pointer(&self->context.session.limit, lgd_limit_free);
 	g_clear_pointer(&self->context.cache, lgd_cache_free);
+	g_clear_pointer(&self->context.jobs, lgd_jobs_free);
 	g_clear_object(&self->bus);
 	G_OBJECT_CLASS(lgd_daemon_parent_class)->dispose(object);
 }

@@ -26,18 +26,23 @@ lgd_fd_io_get_idle_timeout(void)
 }
 
 /* Waits until @fd is ready for @events; FALSE (errno set) if poll fails,
- * and with ETIMEDOUT when a client's fd (@client) made no progress for
- * the idle timeout: a client that never reads or writes must not hold an
- * appliance or a thread for ever. */
+ * with ETIMEDOUT when a client's fd (@client) made no progress for the
+ * idle timeout: a client that never reads or writes must not hold an
+ * appliance or a thread for ever; and with ECANCELED once @cancel_fd (a
+ * job's, -1 for none) is readable: the job was cancelled. */
 static gboolean
-lgd_fd_io_wait(gint fd, gshort events, gboolean client)
+lgd_fd_io_wait(gint fd, gshort events, gboolean client, gint cancel_fd)
 {
-	struct pollfd pfd = {.fd = fd, .events = events};
+	struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};
 	int n;
 
-	while ((n = poll(&pfd, 1, client ? lgd_fd_io_idle_ms : -1)) < 0) {
+	while ((n = poll(pfd, cancel_fd >= 0 ? 2 : 1, client ? lgd_fd_io_idle_ms : -1)) < 0) {
 		if (errno != EINTR)
 			return FALSE;
+	}
+	if (cancel_fd >= 0 && pfd[1].revents != 0) {
+		errno = ECANCELED;
+		return FALSE;
 	}
 	if (n == 0) {
 		errno = ETIMEDOUT;
@@ -111,14 +116,15 @@ lgd_fd_io_write_once(gint fd, const gchar *buf, gsize len, gboolean client, gsiz
 
 /* Like read(2), retried on EINTR and waited out on EAGAIN: bytes read, 0
  * at the end, or -1 with errno set (ETIMEDOUT: a client's fd made no
- * progress for the idle timeout). */
+ * progress for the idle timeout; ECANCELED: @cancel_fd became readable
+ * while waiting for a client's fd). */
 gssize
-lgd_fd_io_read(gint fd, gchar *buf, gsize len, gboolean client)
+lgd_fd_io_read_cancellable(gint fd, gchar *buf, gsize len, gboolean client, gint cancel_fd)
 {
 	for (;;) {
 		gssize n;
 
-		if (client && !lgd_fd_io_wait(fd, POLLIN, TRUE))
+		if (client && !lgd_fd_io_wait(fd, POLLIN, TRUE, cancel_fd))
 			return -1;
 		n = lgd_fd_io_read_once(fd, buf, len, client);
 		if (n >= 0)
@@ -127,18 +133,25 @@ lgd_fd_io_read(gint fd, gchar *buf, gsize len, gboolean client)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			/* a client's fd is polled at the top of the loop */
-			if (client || lgd_fd_io_wait(fd, POLLIN, FALSE))
+			if (client || lgd_fd_io_wait(fd, POLLIN, FALSE, cancel_fd))
 				continue;
 		}
 		return -1;
 	}
 }
 
-/* Writes all of @buf; FALSE with errno set on failure (ETIMEDOUT as for
- * lgd_fd_io_read()). @written (may be NULL) gets how much went out before
- * it. */
+gssize
+lgd_fd_io_read(gint fd, gchar *buf, gsize len, gboolean client)
+{
+	return lgd_fd_io_read_cancellable(fd, buf, len, client, -1);
+}
+
+/* Writes all of @buf; FALSE with errno set on failure (ETIMEDOUT and
+ * ECANCELED as for lgd_fd_io_read_cancellable()). @written (may be NULL)
+ * gets how much went out before it. */
 gboolean
-lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboolean client)
+lgd_fd_io_write_all_cancellable(
+    gint fd, const gchar *buf, gsize len, gsize *written, gboolean client, gint cancel_fd)
 {
 	gsize cap = lgd_fd_io_write_cap(fd, client);
 	gsize done = 0;
@@ -146,7 +159,7 @@ lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboole
 	while (done < len) {
 		gssize n;
 
-		if (client && !lgd_fd_io_wait(fd, POLLOUT, TRUE))
+		if (client && !lgd_fd_io_wait(fd, POLLOUT, TRUE, cancel_fd))
 			break;
 		n = lgd_fd_io_write_once(fd, buf + done, len - done, client, cap);
 		if (n >= 0) {
@@ -156,11 +169,17 @@ lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboole
 		if (errno == EINTR)
 			continue;
 		if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    (client || lgd_fd_io_wait(fd, POLLOUT, FALSE)))
+		    (client || lgd_fd_io_wait(fd, POLLOUT, FALSE, cancel_fd)))
 			continue;
 		break;
 	}
 	if (written != NULL)
 		*written = done;
 	return done == len;
+}
+
+gboolean
+lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboolean client)
+{
+	return lgd_fd_io_write_all_cancellable(fd, buf, len, written, client, -1);
 }

@@ -19,4 +19,11 @@ gssize lgd_fd_io_read(gint fd, gchar *buf, gsize len, gboolean client);
 
 gboolean lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboolean client);
 
+/* The same, ended (ECANCELED) when @cancel_fd becomes readable: a job's
+ * lgd_job_get_cancel_fd(), -1 for none. */
+gssize lgd_fd_io_read_cancellable(gint fd, gchar *buf, gsize len, gboolean client, gint cancel_fd);
+
+gboolean lgd_fd_io_write_all_cancellable(
+    gint fd, const gchar *buf, gsize len, gsize *written, gboolean client, gint cancel_fd);
+
 G_END_DECLS

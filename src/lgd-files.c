@@ -157,7 +157,8 @@ lgd_files_check_mode(gint64 mode, GError **error)
  * handler of its argument signature. */
 typedef struct {
 	const gchar *name;
-	gboolean write; /* also: a transfer's fd is a source */
+	gboolean write;		    /* also: a transfer's fd is a source */
+	const gchar *job_operation; /* a long operation: its Job's Operation */
 	const LgdOptionSpec *options;
 	LgdJobFunc job;
 	/* how a link in the last component of the path (and of the second
@@ -197,19 +198,24 @@ static const LgdOptionSpec lgd_mkdir_options[] = {{"parents", "b"}, {"mode", "u"
 
 static const LgdOptionSpec lgd_remove_options[] = {{"recursive", "b"}, {NULL}};
 
+/* Transfers are jobs: the caller may name theirs (lgd-job.h). */
+static const LgdOptionSpec lgd_download_options[] = {{"job-id", "s"}, {NULL}};
+
 static const LgdOptionSpec lgd_upload_options[] = {
-    {"size", "t"}, {"mode", "u"}, {"uid", "u"}, {"gid", "u"}, {NULL},
+    {"size", "t"}, {"mode", "u"}, {"uid", "u"}, {"gid", "u"}, {"job-id", "s"}, {NULL},
 };
 
 static const LgdOptionSpec lgd_tar_out_options[] = {
     {"compress", "s"},
     {"excludes", "as"},
+    {"job-id", "s"},
     {NULL},
 };
 
 static const LgdOptionSpec lgd_tar_in_options[] = {
     {"compress", "s"},
     {"preserve-special", "b"},
+    {"job-id", "s"},
     {NULL},
 };
 
@@ -323,6 +329,7 @@ lgd_files_validate(LgdCall *call,
 		return FALSE;
 	}
 	return lgd_files_check_options(call->options, method->options, error) &&
+	       lgd_job_check_id(call->options, error) &&
 	       lgd_args_check_path("path", call->path, error) &&
 	       (call->path2 == NULL || lgd_args_check_path("second path", call->path2, error)) &&
 	       lgd_transfer_check_compress(call->options, error);
@@ -360,6 +367,7 @@ lgd_files_call_new(LgdDBusFiles *iface,
 
 	call->path = g_strdup(path);
 	call->options = g_variant_ref(options);
+	call->job_operation = method->job_operation;
 	return call;
 }
 
@@ -488,13 +496,15 @@ static const LgdFilesMethod lgd_files_methods[] = {
     {"Symlink", LGD_FILES_DBUS(complete, symlink, two_names), .write = TRUE,
      .job = lgd_files_symlink_job, .resolve = LGD_NEW},
     {"Download", LGD_FILES_DBUS(complete_fds, download, transfer), .job = lgd_transfer_download,
-     .resolve = LGD_FOLLOW},
+     .options = lgd_download_options, .job_operation = "files-download", .resolve = LGD_FOLLOW},
     {"Upload", LGD_FILES_DBUS(complete_fds, upload, transfer), .write = TRUE,
-     .options = lgd_upload_options, .job = lgd_transfer_upload, .resolve = LGD_FOLLOW | LGD_NEW},
+     .options = lgd_upload_options, .job = lgd_transfer_upload, .job_operation = "files-upload",
+     .resolve = LGD_FOLLOW | LGD_NEW},
     {"TarOut", LGD_FILES_DBUS(complete_fds, tar_out, transfer), .options = lgd_tar_out_options,
-     .job = lgd_transfer_tar_out, .resolve = LGD_FOLLOW},
+     .job = lgd_transfer_tar_out, .job_operation = "files-tar-out", .resolve = LGD_FOLLOW},
     {"TarIn", LGD_FILES_DBUS(complete_fds, tar_in, transfer), .write = TRUE,
-     .options = lgd_tar_in_options, .job = lgd_transfer_tar_in, .resolve = LGD_FOLLOW},
+     .options = lgd_tar_in_options, .job = lgd_transfer_tar_in, .job_operation = "files-tar-in",
+     .resolve = LGD_FOLLOW},
 };
 
 /* lgd_call_find_method reads the name at the start of each entry */

@@ -29,6 +29,7 @@ G_DEFINE_TYPE(LgdGuest, lgd_guest, G_TYPE_OBJECT)
 
 static const LgdOptionSpec lgd_start_options[] = {
     {"read-only", "b"},
+    {"job-id", "s"}, /* given to the launch's job */
     {NULL},
 };
 
@@ -81,7 +82,9 @@ lgd_guest_handle_start(gpointer iface, GDBusMethodInvocation *invocation, GVaria
 		action = read_only ? LGD_ACTION_VOLUME_READ : LGD_ACTION_VOLUME_WRITE;
 	call = lgd_call_new_for_iface(iface, invocation, action, lgd_guest_reply);
 	call->flag = read_only;
-	if (!lgd_args_check_options(options, lgd_start_options, &error))
+	call->options = g_variant_ref(options);
+	if (!lgd_args_check_options(options, lgd_start_options, &error) ||
+	    !lgd_job_check_id(options, &error))
 		return lgd_call_return_error(call, error);
 	return lgd_call_run_on_session(call, lgd_guest_start_job);
 }

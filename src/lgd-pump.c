@@ -6,6 +6,7 @@
 
 #include "lgd-error.h"
 #include "lgd-fd-io.h"
+#include "lgd-job.h"
 #include "lgd-pump.h"
 
 #define LGD_PUMP_BUFFER (1024 * 1024)
@@ -17,6 +18,8 @@ struct _LgdPump {
 	gint guestfs_fd;    /* the end libguestfs opens as /dev/fd/N */
 	gchar *path;
 	guint64 expected;
+	LgdJob *job; /* may be NULL; counts the bytes, may cancel */
+	gint cancel_fd;
 	GThread *thread;
 
 	/* written by the thread, read after joining it */
@@ -44,22 +47,29 @@ lgd_pump_thread(gpointer user_data)
 			want = (gsize)MIN((guint64)want, self->expected - self->bytes);
 		if (want == 0)
 			break;
-		n = lgd_fd_io_read(in, buf, want, !self->to_client);
+		if (self->job != NULL && lgd_job_is_cancelled(self->job)) {
+			self->client_errno = ECANCELED;
+			break;
+		}
+		n = lgd_fd_io_read_cancellable(in, buf, want, !self->to_client, self->cancel_fd);
 
-		if (n < 0 && !self->to_client) {
+		if (n < 0 && (!self->to_client || errno == ECANCELED)) {
 			self->client_errno = errno;
 			break;
 		}
 		if (n <= 0)
 			break;
-		if (!lgd_fd_io_write_all(out, buf, (gsize)n, NULL, self->to_client)) {
-			if (self->to_client)
+		if (!lgd_fd_io_write_all_cancellable(out, buf, (gsize)n, NULL, self->to_client,
+						     self->cancel_fd)) {
+			if (self->to_client || errno == ECANCELED)
 				self->client_errno = errno;
 			else
 				self->guestfs_errno = errno;
 			break;
 		}
 		self->bytes += (guint64)n;
+		if (self->job != NULL)
+			lgd_job_add_done(self->job, (guint64)n);
 	}
 	/* Closing our end tells the other side: EOF for libguestfs reading a
 	 * source, EPIPE for libguestfs writing to a sink whose client left. */
@@ -70,7 +80,7 @@ lgd_pump_thread(gpointer user_data)
 
 /* Everything the thread reads is set before it starts. */
 static LgdPump *
-lgd_pump_new(gint client_fd, gboolean to_client, guint64 expected, GError **error)
+lgd_pump_new(gint client_fd, gboolean to_client, guint64 expected, LgdJob *job, GError **error)
 {
 	LgdPump *self = g_new0(LgdPump, 1);
 	gint fds[2];
@@ -78,6 +88,8 @@ lgd_pump_new(gint client_fd, gboolean to_client, guint64 expected, GError **erro
 	self->client_fd = client_fd;
 	self->to_client = to_client;
 	self->expected = expected;
+	self->job = job;
+	self->cancel_fd = job != NULL ? lgd_job_get_cancel_fd(job) : -1;
 	self->pump_fd = -1;
 	self->guestfs_fd = -1;
 	if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -94,18 +106,20 @@ lgd_pump_new(gint client_fd, gboolean to_client, guint64 expected, GError **erro
 	return self;
 }
 
-/* Client data flows into libguestfs, which reads lgd_pump_get_path(). */
+/* Client data flows into libguestfs, which reads lgd_pump_get_path().
+ * @job (may be NULL, must outlive the pump) counts the bytes; cancelling
+ * it ends the pump as a client that went away would. */
 LgdPump *
-lgd_pump_new_source(gint client_fd, guint64 expected_size, GError **error)
+lgd_pump_new_source(gint client_fd, guint64 expected_size, LgdJob *job, GError **error)
 {
-	return lgd_pump_new(client_fd, FALSE, expected_size, error);
+	return lgd_pump_new(client_fd, FALSE, expected_size, job, error);
 }
 
 /* libguestfs writes to lgd_pump_get_path(); the bytes go to the client. */
 LgdPump *
-lgd_pump_new_sink(gint client_fd, GError **error)
+lgd_pump_new_sink(gint client_fd, LgdJob *job, GError **error)
 {
-	return lgd_pump_new(client_fd, TRUE, LGD_PUMP_SIZE_UNKNOWN, error);
+	return lgd_pump_new(client_fd, TRUE, LGD_PUMP_SIZE_UNKNOWN, job, error);
 }
 
 const gchar *
@@ -128,6 +142,12 @@ lgd_pump_finish(LgdPump *self, GError **error)
 	if (self->thread != NULL) {
 		g_thread_join(self->thread);
 		self->thread = NULL;
+	}
+	if (self->client_errno == ECANCELED) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The transfer was cancelled after %" G_GUINT64_FORMAT " bytes",
+			    self->bytes);
+		return FALSE;
 	}
 	if (self->client_errno == ETIMEDOUT) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,

@@ -8,15 +8,17 @@
 
 #include <glib.h>
 
+#include "lgd-job.h"
+
 G_BEGIN_DECLS
 
 typedef struct _LgdPump LgdPump;
 
 #define LGD_PUMP_SIZE_UNKNOWN G_MAXUINT64
 
-LgdPump *lgd_pump_new_source(gint client_fd, guint64 expected_size, GError **error);
+LgdPump *lgd_pump_new_source(gint client_fd, guint64 expected_size, LgdJob *job, GError **error);
 
-LgdPump *lgd_pump_new_sink(gint client_fd, GError **error);
+LgdPump *lgd_pump_new_sink(gint client_fd, LgdJob *job, GError **error);
 
 const gchar *lgd_pump_get_path(LgdPump *self);
 

@@ -34,6 +34,7 @@ struct _LgdSession {
 	LgdDrivesLease *lease;
 	gchar *mount_tag; /* what is mounted now, see lgd-mount.c */
 	gint64 last_used; /* monotonic time of the last call */
+	LgdCall *current; /* the call running, whose launch is a job of its own */
 };
 
 /* Sessions alive, so that exiting can wait for their appliances. */
@@ -105,7 +106,10 @@ lgd_session_shutdown(LgdSession *self)
 }
 
 static gboolean
-lgd_session_launch(LgdSession *self, gboolean read_only, GError **error)
+lgd_session_launch_appliance(LgdSession *self,
+			     gboolean read_only,
+			     GCancellable *cancellable,
+			     GError **error)
 {
 	const gchar *uri = lgd_drive_source_get_uri(self->source);
 
@@ -117,7 +121,8 @@ lgd_session_launch(LgdSession *self, gboolean read_only, GError **error)
 	if (self->g == NULL)
 		goto failed;
 	self->lease = lgd_drives_add(self->source, self->g, read_only, NULL, error);
-	if (self->lease == NULL || !lgd_appliance_launch(self->g, self->config, uri, error))
+	if (self->lease == NULL ||
+	    !lgd_appliance_launch(self->g, self->config, uri, cancellable, error))
 		goto failed;
 	self->g_read_only = read_only;
 	lgd_session_set_state(self, LGD_APPLIANCE_RUNNING);
@@ -127,6 +132,26 @@ failed:
 	lgd_session_shutdown(self);
 	lgd_session_set_state(self, LGD_APPLIANCE_FAILED);
 	return FALSE;
+}
+
+/* A launch is a job of its own, for the call that needs the appliance;
+ * it shares that call's cancellable, so cancelling either ends both. */
+static gboolean
+lgd_session_launch(LgdSession *self, gboolean read_only, GError **error)
+{
+	LgdCall *call = self->current;
+	LgdJob *job = NULL;
+	GError *launch_error = NULL;
+	gboolean ok;
+
+	if (call != NULL)
+		job = lgd_call_start_job(call, "appliance-launch", call->cancellable);
+	ok = lgd_session_launch_appliance(
+	    self, read_only, job != NULL ? lgd_job_get_cancellable(job) : NULL, &launch_error);
+	lgd_job_complete(job, launch_error);
+	if (!ok)
+		g_propagate_error(error, launch_error);
+	return ok;
 }
 
 static gboolean
@@ -226,7 +251,11 @@ static void
 lgd_session_run(LgdSession *self, LgdCall *call)
 {
 	GError *error = NULL;
-	GVariant *reply = call->func(self, call, &error);
+	GVariant *reply;
+
+	self->current = call;
+	reply = lgd_call_run_func(self, call, &error);
+	self->current = NULL;
 
 	if (self->g != NULL && guestfs_is_ready(self->g) <= 0) {
 		lgd_session_shutdown(self);

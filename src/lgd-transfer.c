@@ -21,6 +21,30 @@ lgd_transfer_steal_fd(LgdCall *call)
 	return g_steal_fd(&call->fd);
 }
 
+/* What the call's job moves in all, when known (@size < 0: not). */
+static void
+lgd_transfer_set_total(LgdCall *call, gint64 size)
+{
+	if (call->job != NULL && size > 0)
+		lgd_job_set_total(call->job, (guint64)size);
+}
+
+/* An Upload's size: as announced, or the caller's regular file's rest. */
+static gint64
+lgd_transfer_source_size(LgdCall *call)
+{
+	guint64 size = lgd_args_get_u64(call->options, "size", LGD_PUMP_SIZE_UNKNOWN);
+	struct stat st;
+	off_t pos;
+
+	if (size != LGD_PUMP_SIZE_UNKNOWN)
+		return size > G_MAXINT64 ? -1 : (gint64)size;
+	if (fstat(call->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return -1;
+	pos = lseek(call->fd, 0, SEEK_CUR);
+	return pos >= 0 && st.st_size > pos ? st.st_size - pos : -1;
+}
+
 /* Ends @pump after libguestfs's part (@ok) and merges both outcomes: a
  * client that went away explains a libguestfs failure better than the
  * broken pipe libguestfs saw. */
@@ -80,7 +104,8 @@ lgd_transfer_download(LgdSession *session, LgdCall *call, GError **error)
 
 	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFREG, error))
 		return NULL;
-	pump = lgd_pump_new_sink(lgd_transfer_steal_fd(call), error);
+	lgd_transfer_set_total(call, guestfs_filesize(g, call->path));
+	pump = lgd_pump_new_sink(lgd_transfer_steal_fd(call), call->job, error);
 	if (pump == NULL)
 		return NULL;
 	ok = guestfs_download(g, call->path, lgd_pump_get_path(pump)) == 0;
@@ -102,7 +127,7 @@ lgd_transfer_fill_from_pump(
 
 	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call),
 				   lgd_args_get_u64(call->options, "size", LGD_PUMP_SIZE_UNKNOWN),
-				   error);
+				   call->job, error);
 	if (pump == NULL)
 		return FALSE;
 	ok = guestfs_upload(g, lgd_pump_get_path(pump), tmp) == 0;
@@ -134,6 +159,7 @@ lgd_transfer_upload(LgdSession *session, LgdCall *call, GError **error)
 	g = lgd_files_prepare(session, call, TRUE, error);
 	if (g == NULL)
 		return NULL;
+	lgd_transfer_set_total(call, lgd_transfer_source_size(call));
 	if (!lgd_replace_file(session, g, call->path, &attrs, lgd_transfer_fill_from_pump, call,
 			      error))
 		return NULL;
@@ -166,7 +192,7 @@ lgd_transfer_tar_out(LgdSession *session, LgdCall *call, GError **error)
 		args.bitmask |= GUESTFS_TAR_OUT_OPTS_EXCLUDES_BITMASK;
 		args.excludes = (char *const *)excludes;
 	}
-	pump = lgd_pump_new_sink(lgd_transfer_steal_fd(call), error);
+	pump = lgd_pump_new_sink(lgd_transfer_steal_fd(call), call->job, error);
 	if (pump == NULL)
 		return NULL;
 	ok = guestfs_tar_out_opts_argv(g, call->path, lgd_pump_get_path(pump), &args) == 0;
@@ -268,7 +294,8 @@ lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 	    (preserve && !lgd_call_authorize_path(call, "/", NULL, error)))
 		return NULL;
 	policy.target = call->path;
-	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call), LGD_PUMP_SIZE_UNKNOWN, error);
+	pump = lgd_pump_new_source(lgd_transfer_steal_fd(call), LGD_PUMP_SIZE_UNKNOWN, call->job,
+				   error);
 	if (pump == NULL)
 		return NULL;
 	source_fd = open(lgd_pump_get_path(pump), O_RDONLY | O_CLOEXEC);

@@ -18,10 +18,7 @@
 #include "lgd-volume-usage.h"
 
 static const LgdOptionSpec lgd_volume_stream_options[] = {
-    {"offset", "t"},
-    {"length", "t"},
-    {"sparse", "b"},
-    {NULL},
+    {"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"job-id", "s"}, {NULL},
 };
 
 /* ---- ranges ------------------------------------------------------------ */
@@ -52,16 +49,29 @@ lgd_volume_stream_check_range(
 
 /* ---- the caller's descriptor ------------------------------------------- */
 
+/* The readable end of the call's job's cancellation, -1 without a job. */
+static gint
+lgd_volume_stream_cancel_fd(LgdCall *call)
+{
+	return call->job != NULL ? lgd_job_get_cancel_fd(call->job) : -1;
+}
+
 /* Writes to the sink (lgd-fd-io.c) and says what went wrong, @done bytes
- * into the transfer. */
+ * into the transfer; ends when @cancel_fd (a job's) becomes readable. */
 static gboolean
-lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **error)
+lgd_fd_write_all(
+    gint fd, const gchar *data, gsize len, guint64 done, gint cancel_fd, GError **error)
 {
 	gsize written = 0;
 
-	if (lgd_fd_io_write_all(fd, data, len, &written, TRUE))
+	if (lgd_fd_io_write_all_cancellable(fd, data, len, &written, TRUE, cancel_fd))
 		return TRUE;
 	done += written;
+	if (errno == ECANCELED) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The transfer was cancelled after %" G_GUINT64_FORMAT " bytes", done);
+		return FALSE;
+	}
 	if (errno == ETIMEDOUT) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 			    "The sink made no progress for %u s after %" G_GUINT64_FORMAT
@@ -83,11 +93,14 @@ lgd_fd_write_all(gint fd, const gchar *data, gsize len, guint64 done, GError **e
 }
 
 static gssize
-lgd_fd_read(gint fd, gchar *data, gsize len, GError **error)
+lgd_fd_read(gint fd, gchar *data, gsize len, gint cancel_fd, GError **error)
 {
-	gssize n = lgd_fd_io_read(fd, data, len, TRUE);
+	gssize n = lgd_fd_io_read_cancellable(fd, data, len, TRUE, cancel_fd);
 
-	if (n < 0 && errno == ETIMEDOUT)
+	if (n < 0 && errno == ECANCELED)
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The transfer was cancelled");
+	else if (n < 0 && errno == ETIMEDOUT)
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 			    "The source made no progress for %u s; the transfer was aborted",
 			    lgd_fd_io_get_idle_timeout());
@@ -101,6 +114,8 @@ lgd_fd_read(gint fd, gchar *data, gsize len, GError **error)
 
 typedef struct {
 	gint fd;
+	LgdJob *job; /* may be NULL */
+	gint cancel_fd;
 	off_t pos;  /* the sink's offset, for holes */
 	off_t size; /* the sink's size, for holes */
 	guint64 done;
@@ -112,9 +127,11 @@ lgd_sink_data(virStreamPtr st, const char *data, size_t nbytes, void *opaque)
 {
 	LgdSink *sink = opaque;
 
-	if (!lgd_fd_write_all(sink->fd, data, nbytes, sink->done, &sink->error))
+	if (!lgd_fd_write_all(sink->fd, data, nbytes, sink->done, sink->cancel_fd, &sink->error))
 		return -1;
 	sink->done += nbytes;
+	if (sink->job != NULL)
+		lgd_job_add_done(sink->job, nbytes);
 	sink->pos += nbytes;
 	sink->size = MAX(sink->size, sink->pos);
 	return (int)nbytes;
@@ -128,7 +145,8 @@ lgd_sink_zero(LgdSink *sink, off_t len)
 	while (len > 0) {
 		gsize n = MIN((gsize)len, sizeof(zeros));
 
-		if (!lgd_fd_write_all(sink->fd, zeros, n, sink->done, &sink->error))
+		if (!lgd_fd_write_all(sink->fd, zeros, n, sink->done, sink->cancel_fd,
+				      &sink->error))
 			return FALSE;
 		len -= n;
 	}
@@ -170,6 +188,8 @@ lgd_sink_hole(virStreamPtr st, long long length, void *opaque)
 		return -1;
 	}
 	sink->done += length;
+	if (sink->job != NULL)
+		lgd_job_add_done(sink->job, (guint64)length);
 	sink->pos = end;
 	return 0;
 }
@@ -193,6 +213,8 @@ lgd_sink_finish_sparse(LgdSink *sink, GError **error)
 
 typedef struct {
 	gint fd;
+	LgdJob *job; /* may be NULL */
+	gint cancel_fd;
 	off_t pos;	   /* sparse: where the next section starts */
 	guint64 remaining; /* bytes still to send */
 	guint64 count;
@@ -206,7 +228,7 @@ static gboolean
 lgd_source_has_more(LgdSource *source)
 {
 	gchar byte;
-	gssize n = lgd_fd_read(source->fd, &byte, 1, &source->error);
+	gssize n = lgd_fd_read(source->fd, &byte, 1, source->cancel_fd, &source->error);
 
 	if (n > 0)
 		g_set_error(&source->error, LGD_ERROR, LGD_ERROR_TOO_LARGE,
@@ -225,7 +247,8 @@ lgd_source_data(virStreamPtr st, char *data, size_t nbytes, void *opaque)
 
 	if (source->remaining == 0)
 		return source->fit_only && lgd_source_has_more(source) ? -1 : 0;
-	n = lgd_fd_read(source->fd, data, MIN(nbytes, source->remaining), &source->error);
+	n = lgd_fd_read(source->fd, data, MIN(nbytes, source->remaining), source->cancel_fd,
+			&source->error);
 	if (n < 0)
 		return -1;
 	if (n == 0 && source->exact) {
@@ -237,6 +260,8 @@ lgd_source_data(virStreamPtr st, char *data, size_t nbytes, void *opaque)
 	}
 	source->remaining -= n;
 	source->pos += n;
+	if (source->job != NULL)
+		lgd_job_add_done(source->job, (guint64)n);
 	return (int)n;
 }
 
@@ -298,6 +323,8 @@ lgd_source_skip(virStreamPtr st, long long length, void *opaque)
 
 	source->pos += length;
 	source->remaining -= length;
+	if (source->job != NULL)
+		lgd_job_add_done(source->job, (guint64)length);
 	return lgd_source_seek(source);
 }
 
@@ -419,7 +446,7 @@ static gboolean
 lgd_volume_stream_download(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
-	LgdSink sink = {.fd = t->fd};
+	LgdSink sink = {.fd = t->fd, .job = t->job, .cancel_fd = lgd_volume_stream_cancel_fd(t)};
 	guint64 count;
 	int rc;
 
@@ -427,6 +454,8 @@ lgd_volume_stream_download(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 		return FALSE;
 	if (count == 0)
 		return TRUE; /* and libvirt would read 0 as "to the end" */
+	if (t->job != NULL)
+		lgd_job_set_total(t->job, count);
 	if (t->sparse) {
 		sink.pos = lseek(t->fd, 0, SEEK_CUR);
 		sink.size = t->fd_stat.st_size;
@@ -535,7 +564,8 @@ static gboolean
 lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
-	LgdSource source = {.fd = t->fd};
+	LgdSource source = {
+	    .fd = t->fd, .job = t->job, .cancel_fd = lgd_volume_stream_cancel_fd(t)};
 	int rc;
 
 	if (!lgd_volume_stream_upload_count(t, &source, v->stored, MAX(v->stored, v->capacity),
@@ -550,6 +580,8 @@ lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 		}
 		return TRUE;
 	}
+	if (t->job != NULL && !source.fit_only)
+		lgd_job_set_total(t->job, source.count);
 	if (t->sparse && !lgd_volume_stream_cut(v->conn, v->vol, t->offset, v->path, error))
 		return FALSE;
 	source.first_as_data = t->sparse;
@@ -670,12 +702,14 @@ lgd_volume_stream_handle(GDBusMethodInvocation *invocation,
 	GError *error = NULL;
 
 	call->flag = upload;
+	call->options = g_variant_ref(options);
+	call->job_operation = upload ? "volume-upload" : "volume-download";
 	call->offset = lgd_args_get_u64(options, "offset", 0);
 	call->length = lgd_args_get_u64(options, "length", 0);
 	call->sparse = lgd_args_get_bool(options, "sparse", FALSE);
 	if (!lgd_volume_stream_take_fd(call, fd_list, handle, &error) ||
 	    !lgd_args_check_options(options, lgd_volume_stream_options, &error) ||
-	    !lgd_volume_stream_check_sparse(call, &error))
+	    !lgd_job_check_id(options, &error) || !lgd_volume_stream_check_sparse(call, &error))
 		return lgd_call_return_error(call, error);
 	return lgd_call_run_in_thread(call, lgd_volume_stream_run);
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 #include <glib.h>
 #include <string.h>
@@ -172,6 +173,44 @@ test_take_pipe(void)
 	close(source);
 }
 
+/* A job's Cancel ends a wait on a client that does not move at once, not
+ * after the idle timeout, and says so with ECANCELED. */
+static void
+test_cancel(gconstpointer data)
+{
+	gboolean write_side = GPOINTER_TO_INT(data);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	gint cancel_fd = g_cancellable_get_fd(cancellable);
+	g_autofree gchar *buf = g_malloc0(MIB);
+	gint fds[2];
+	gint64 start;
+	gboolean ok;
+
+	g_assert_cmpint(cancel_fd, >=, 0);
+	g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+	/* not yet cancelled: data moves as without a cancel fd */
+	g_assert_cmpint(write(fds[1], "abc", 3), ==, 3);
+	g_assert_cmpint(lgd_fd_io_read_cancellable(fds[0], buf, 16, TRUE, cancel_fd), ==, 3);
+	g_cancellable_cancel(cancellable);
+	start = g_get_monotonic_time();
+	if (write_side) {
+		gsize written = 0;
+
+		/* a full pipe nobody reads */
+		ok = lgd_fd_io_write_all_cancellable(fds[1], buf, MIB, &written, TRUE, cancel_fd);
+		g_assert_false(ok);
+		g_assert_cmpuint(written, <, MIB);
+	} else {
+		g_assert_cmpint(lgd_fd_io_read_cancellable(fds[0], buf, 16, TRUE, cancel_fd), ==,
+				-1);
+	}
+	g_assert_cmpint(errno, ==, ECANCELED);
+	g_assert_cmpint(g_get_monotonic_time() - start, <, 500 * 1000);
+	g_cancellable_release_fd(cancellable);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -183,5 +222,7 @@ main(int argc, char **argv)
 	g_test_add_data_func("/fd-io/write-idle/socket", GINT_TO_POINTER(TRUE), test_write_idle);
 	g_test_add_func("/fd-io/write/blocking-pipe-all", test_write_blocking_pipe_all);
 	g_test_add_func("/fd-io/take/pipe", test_take_pipe);
+	g_test_add_data_func("/fd-io/cancel/read", GINT_TO_POINTER(FALSE), test_cancel);
+	g_test_add_data_func("/fd-io/cancel/write", GINT_TO_POINTER(TRUE), test_cancel);
 	return g_test_run();
 }
