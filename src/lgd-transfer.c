@@ -326,8 +326,10 @@ lgd_transfer_tar_in(LgdSession *session, LgdCall *call, GError **error)
 		g_autoptr(GError) pump_error = NULL;
 
 		/* an archive cut short by a client that stalled or went away
-		 * is the client's failure, not a bad archive */
-		if (!lgd_transfer_finish(session, pump, TRUE, call->path, &pump_error)) {
+		 * is the client's failure, not a bad archive; the pipe the
+		 * check stopped reading is not (lgd_pump_finish() reports the
+		 * client's side only) */
+		if (!lgd_pump_finish(pump, &pump_error)) {
 			g_clear_error(error);
 			g_propagate_error(error, g_steal_pointer(&pump_error));
 		}
