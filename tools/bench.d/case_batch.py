@@ -9,16 +9,22 @@ qemu:///system, each with its own raw Debian-like root image built without
 an appliance (tests/integration/images.py) and its own host name, so that
 every result shows whose it is.
 
+virt-inspector runs as `virt-inspector --no-applications --no-icon` (the
+same work as Inspect: no application list, no icon).
+
 Measured, in this order, after one virt-inspector run that is not counted
 (it builds or checks the supermin appliance and puts it in the page cache):
-  - one virt-inspector -c qemu:///system -d lgd-bench-batch-01 (whole process);
-  - InspectDomains over all domains, sharing on (the session bus default),
-    refresh=true, on a service started with a fresh --cache-dir; the
-    service's own start-up is not counted;
-  - the same with --no-batch-inspection (one appliance per domain, as many
-    at once as the default --max-appliances allows; --idle-timeout 2 so
-    that a finished domain's idle appliance frees its slot at once);
-  - virt-inspector once per domain, one after the other;
+  - --batch-runs times, alternating who goes first: one virt-inspector -c
+    qemu:///system -d lgd-bench-batch-01 (whole process), and
+    InspectDomains over all domains, sharing on (the session bus default),
+    refresh=true, on a service started with a fresh --cache-dir (the
+    service's own start-up is not counted); the medians are compared;
+  - once: the same with --no-batch-inspection (one appliance per domain, as
+    many at once as the default --max-appliances allows; --idle-timeout 2 so
+    that a finished domain's idle appliance frees its slot at once), against
+    virt-inspector over every domain at the same concurrency (as many
+    processes at once as the service ran appliances at once);
+  - virt-inspector once per domain, one after the other (for information);
   - the service restarted on the cache the sharing-off run filled: the
     start-up properties (one GetManagedObjects), then --batch-cached-calls
     Inspect calls round-robin over the domains, p50 and p90 of the round
@@ -59,6 +65,9 @@ def add_arguments(parser):
     g = parser.add_argument_group("case batch")
     g.add_argument("--batch-domains", type=int, default=10, metavar="N",
                    help="domains inspected together (default 10)")
+    g.add_argument("--batch-runs", type=int, default=5, metavar="R",
+                   help="alternating runs of one virt-inspector and of the shared "
+                        "InspectDomains, medians compared (default 5)")
     g.add_argument("--batch-cached-calls", type=int, default=20, metavar="N",
                    help="Inspect calls answered from the cache after a restart (default 20)")
 
@@ -127,7 +136,7 @@ class ApplianceSampler:
 
 
 def run_virt_inspector(domain, hostname, label):
-    argv = ["virt-inspector", "-c", URI, "-d", domain]
+    argv = ["virt-inspector", "--no-applications", "--no-icon", "-c", URI, "-d", domain]
     t0 = time.monotonic()
     r = subprocess.run(argv, env=libguestfs_env(), stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -144,6 +153,20 @@ def run_virt_inspector(domain, hostname, label):
         raise BenchError(f"virt-inspector -d {domain} found {found}, expected debian / {hostname}")
     log(f"bench: batch {label}: virt-inspector -d {domain}: {t:.2f} s")
     return t
+
+
+def parallel_virt_inspector(names, hostnames, concurrency):
+    """virt-inspector over every domain, CONCURRENCY processes at once;
+    the wall-clock time of the whole."""
+    from concurrent.futures import ThreadPoolExecutor
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(run_virt_inspector, name, hostname,
+                               f"parallel x{concurrency} {i + 1}/{len(names)}")
+                   for i, (name, hostname) in enumerate(zip(names, hostnames))]
+        for f in futures:
+            f.result()
+    return time.monotonic() - t0
 
 
 def check_results(results, expected, label, cached=None):
@@ -240,8 +263,9 @@ def _ms(x):
 def run(ctx):
     args = ctx.args
     n = args.batch_domains
-    if n < 1 or args.batch_cached_calls < 1:
-        raise BenchError("--batch-domains and --batch-cached-calls must be at least 1")
+    if n < 1 or args.batch_cached_calls < 1 or args.batch_runs < 1:
+        raise BenchError("--batch-domains, --batch-runs and --batch-cached-calls must be "
+                         "at least 1")
     ctx.ensure_daemons()
     _, images = bench_image_set(ctx)
     marker = images.dir
@@ -259,10 +283,24 @@ def run(ctx):
     bus = PrivateBus(ctx.cleanup, "session", "batch")
 
     warm = run_virt_inspector(names[0], hostnames[0], "warm-up (not counted)")
-    one = run_virt_inspector(names[0], hostnames[0], "one run")
-    shared = batch_run(ctx, bus, "shared", marker, names, hostnames, [])
+    ones, shareds = [], []
+    for rep in range(args.batch_runs):
+        order = ["theirs", "ours"] if rep % 2 == 0 else ["ours", "theirs"]
+        for who in order:
+            label = f"run {rep + 1}/{args.batch_runs}"
+            if who == "theirs":
+                ones.append(run_virt_inspector(names[0], hostnames[0], f"one, {label}"))
+            else:
+                shareds.append(batch_run(ctx, bus, f"shared-{rep + 1}", marker, names,
+                                         hostnames, []))
+    one = median(ones)
+    shared = dict(shareds[-1])
+    shared["total_s"] = median([r["total_s"] for r in shareds])
+    shared["appliances"] = max(r["appliances"] for r in shareds)
     apart = batch_run(ctx, bus, "apart", marker, names, hostnames,
                       ["--no-batch-inspection", "--idle-timeout", "2"])
+    concurrency = max(1, apart["most_at_once"])
+    parallel = parallel_virt_inspector(names, hostnames, concurrency)
     t0 = time.monotonic()
     sequential = [run_virt_inspector(name, hostname, f"sequential {i + 1}/{n}")
                   for i, (name, hostname) in enumerate(zip(names, hostnames))]
@@ -289,12 +327,15 @@ def run(ctx):
     ratio_shared = shared["total_s"] / one
     ratio_apart = apart["total_s"] / one
     rows = [
-        ["one virt-inspector run (whole process)", _s(one), "1.00x"],
+        [f"one virt-inspector run (whole process; median of {len(ones)})", _s(one), "1.00x"],
         [f"{n} sequential virt-inspector runs", _s(seq_sum), f"{seq_sum / one:.2f}x"],
-        [f"InspectDomains x{n}, sharing on ({shared['appliances']} appliance)",
+        [f"InspectDomains x{n}, sharing on ({shared['appliances']} appliance; "
+         f"median of {len(shareds)})",
          _s(shared["total_s"]), f"{ratio_shared:.2f}x"],
         [f"InspectDomains x{n}, sharing off ({apart['appliances']} appliances, "
          f"<= {apart['most_at_once']} at once)", _s(apart["total_s"]), f"{ratio_apart:.2f}x"],
+        [f"virt-inspector over the {n}, {concurrency} at once", _s(parallel),
+         f"{parallel / one:.2f}x"],
         [f"cached Inspect after restart, p50 ({len(cached['times'])} calls)", _ms(p50), ""],
         ["cached Inspect p90", _ms(p90), ""],
         ["cached Inspect min / max",
@@ -304,8 +345,12 @@ def run(ctx):
     ]
     print(fmt_table(rows, ["", "time", "vs one virt-inspector"]))
     print()
-    print(f"speed-up over {n} sequential virt-inspector runs: sharing on "
-          f"{seq_sum / shared['total_s']:.2f}x, sharing off {seq_sum / apart['total_s']:.2f}x")
+    print(f"sharing off vs virt-inspector at the same concurrency ({concurrency}): "
+          f"{apart['total_s'] / parallel:.2f}x; sharing on vs the same: "
+          f"{shared['total_s'] / parallel:.2f}x")
+    print("runs: one virt-inspector " + ", ".join(f"{t:.1f}" for t in ones)
+          + " s; InspectDomains sharing on " + ", ".join(f"{r['total_s']:.1f}" for r in shareds)
+          + " s")
     print("sequential virt-inspector runs: " + ", ".join(f"{t:.1f}" for t in sequential)
           + f" s (median {median(sequential):.2f} s; wall {seq_wall:.1f} s)")
     print(f"virt-inspector warm-up (not counted): {warm:.2f} s; service start-up (not counted): "
@@ -329,7 +374,13 @@ def run(ctx):
     return {
         "domains": n,
         "uri": URI,
+        "runs": len(ones),
         "one_virt_inspector_s": rnd(one),
+        "one_virt_inspector_runs_s": [rnd(t) for t in ones],
+        "batch_shared_runs_s": [rnd(r["total_s"]) for r in shareds],
+        "parallel_virt_inspector_s": rnd(parallel),
+        "parallel_concurrency": concurrency,
+        "ratio_apart_vs_parallel": rnd(apart["total_s"] / parallel, 3),
         "sequential_virt_inspector_s": rnd(seq_sum),
         "sequential_runs_s": [rnd(t) for t in sequential],
         "batch_shared_s": rnd(shared["total_s"]),
@@ -339,8 +390,6 @@ def run(ctx):
         "batch_apart_most_at_once": apart["most_at_once"],
         "ratio_shared_vs_one": rnd(ratio_shared, 3),
         "ratio_apart_vs_one": rnd(ratio_apart, 3),
-        "speedup_shared_vs_sequential": rnd(seq_sum / shared["total_s"], 3),
-        "speedup_apart_vs_sequential": rnd(seq_sum / apart["total_s"], 3),
         "cached_p50_ms": rnd(p50 * 1000, 3),
         "cached_p90_ms": rnd(p90 * 1000, 3),
         "cached_calls": len(cached["times"]),

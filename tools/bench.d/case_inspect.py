@@ -1,12 +1,13 @@
 """Case `inspect`: cold Inspect through libvirt-guestfs-dbus against
-virt-inspector on the same domain in the same run, and repeated Inspect
-latency with a warm service (issue 3, point 8).
+virt-inspector on the same domain in the same run, and Inspect answered
+from the cache of a warm service (issue 3, point 8; issue 14).
 
 One shut-off domain, lgd-bench-inspect, on qemu:///system with a Debian-like
 root image built without an appliance (tests/integration/images.py).
 
-Cold, per run: virt-inspector -c qemu:///system -d lgd-bench-inspect as a
-whole process (libvirt connection, appliance launch, inspection, its XML;
+Cold, per run: virt-inspector --no-applications --no-icon -c qemu:///system
+-d lgd-bench-inspect as a whole process (the same work as Inspect: no
+application list, no icon) (libvirt connection, appliance launch, inspection, its XML;
 LIBGUESTFS_BACKEND=libvirt:qemu:///system and force_tcg, as the service's
 appliances run), against one Inspect call to a freshly started service whose
 appliance is stopped and whose inspection cache is a new empty --cache-dir
@@ -16,10 +17,11 @@ not counted, so that the supermin appliance and the image are in the host's
 caches for both; then the two alternate who goes first, --inspect-runs runs
 each, and the medians are compared.
 
-Repeated: the service of the last cold run, its appliance still up, answers
+Cached: the service of the last cold run, its appliance still up, answers
 --inspect-calls more Inspect calls one after the other; p50 and p90 of the
-client's round trip. (The domain is shut off and its disk unchanged, so the
-service answers from its inspection cache, as the API allows.) For
+client's round trip. The domain is shut off and its disk unchanged, so the
+service answers from its inspection cache, as the API allows: this is the
+cost of a cached answer, not of an inspection. For
 information, not a target: --inspect-refresh-calls calls with refresh=true
 on the same warm appliance, i.e. a real inspection without an appliance
 launch.
@@ -36,7 +38,7 @@ from benchlib import (BenchError, GLib, Gio, PrivateBus, Service, bench_image_se
 
 NAME = "inspect"
 ORDER = 20
-DESCRIPTION = "cold Inspect vs virt-inspector on one domain; repeated Inspect p50/p90"
+DESCRIPTION = "cold Inspect vs virt-inspector --no-applications --no-icon; cached Inspect p50/p90"
 
 URI = "qemu:///system"
 DOMAIN = "lgd-bench-inspect"
@@ -44,14 +46,14 @@ DOMAIN_IFACE = "org.libvirt.GuestFS.Domain"
 INSPECTOR_IFACE = "org.libvirt.GuestFS.Inspector"
 HOSTNAME = "lgd-bench-host"
 
-TARGET_COLD_RATIO = 1.1
+TARGET_COLD_RATIO = 0.8
 TARGET_REPEAT_P50_S = 0.020
 
 
 def add_arguments(parser):
     g = parser.add_argument_group("case inspect")
-    g.add_argument("--inspect-runs", type=int, default=3, metavar="R",
-                   help="cold runs of each, alternating, median reported (default 3)")
+    g.add_argument("--inspect-runs", type=int, default=5, metavar="R",
+                   help="cold runs of each, alternating, median reported (default 5)")
     g.add_argument("--inspect-calls", type=int, default=50, metavar="N",
                    help="repeated Inspect calls on a warm service (default 50)")
     g.add_argument("--inspect-refresh-calls", type=int, default=10, metavar="N",
@@ -63,7 +65,7 @@ def add_arguments(parser):
 
 
 def run_virt_inspector(label):
-    argv = ["virt-inspector", "-c", URI, "-d", DOMAIN]
+    argv = ["virt-inspector", "--no-applications", "--no-icon", "-c", URI, "-d", DOMAIN]
     t0 = time.monotonic()
     r = subprocess.run(argv, env=libguestfs_env(), stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -247,11 +249,11 @@ def run(ctx):
         ["cold Inspect (fresh service, appliance stopped)", _s(med_ours)],
         ["  of which until ApplianceState=running", _s(launch_med)],
         ["  after running: inspection + reply", _s(after_med)],
-        ["cold virt-inspector -c URI -d DOMAIN (whole process)", _s(med_theirs)],
+        ["cold virt-inspector --no-applications --no-icon (whole process)", _s(med_theirs)],
         ["ratio ours / virt-inspector", f"{ratio:.2f}"],
-        [f"repeated Inspect p50 ({args.inspect_calls} calls, warm service)", _ms(p50)],
-        ["repeated Inspect p90", _ms(p90)],
-        ["repeated Inspect min / max", f"{_ms(min(rep_times))} / {_ms(max(rep_times))}"],
+        [f"cached Inspect p50 ({args.inspect_calls} calls, answered from the cache)", _ms(p50)],
+        ["cached Inspect p90", _ms(p90)],
+        ["cached Inspect min / max", f"{_ms(min(rep_times))} / {_ms(max(rep_times))}"],
     ]
     if refresh_times:
         rows.append([f"Inspect refresh=true p50 ({len(refresh_times)} calls, warm appliance; "
@@ -271,7 +273,7 @@ def run(ctx):
     target = cold_ok and rep_ok
     print()
     print(f"target: cold <= {TARGET_COLD_RATIO}x virt-inspector: {'yes' if cold_ok else 'NO'} "
-          f"({ratio:.2f}x); repeated p50 < {TARGET_REPEAT_P50_S * 1000:.0f} ms: "
+          f"({ratio:.2f}x); cached p50 < {TARGET_REPEAT_P50_S * 1000:.0f} ms: "
           f"{'yes' if rep_ok else 'NO'} ({p50 * 1000:.2f} ms) => {'MET' if target else 'MISSED'}")
     for p in problems:
         print(f"problem: {p}")
