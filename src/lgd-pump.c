@@ -47,6 +47,9 @@ lgd_pump_thread(gpointer user_data)
 			want = (gsize)MIN((guint64)want, self->expected - self->bytes);
 		if (want == 0)
 			break;
+		/* two checks of one Cancel: this flag stops a client that
+		 * never makes us wait, the cancel fd a read or write that
+		 * waits in poll() */
 		if (self->job != NULL && lgd_job_is_cancelled(self->job)) {
 			self->client_errno = ECANCELED;
 			break;
