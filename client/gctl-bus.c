@@ -62,10 +62,19 @@ gctl_call(GctlContext *ctx,
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	GctlSyncCall call = {.loop = loop};
 	GctlProgress *progress = NULL;
+	g_autofree gchar *job_id = NULL;
 
+	/* StartAppliance takes a job-id: its launch job is then the call's */
+	if (g_strcmp0(method, "StartAppliance") == 0 && args != NULL) {
+		g_autoptr(GVariant) sunk = g_variant_ref_sink(args);
+		g_autoptr(GVariant) options = g_variant_get_child_value(sunk, 0);
+		job_id = gctl_job_id_new();
+		args = g_variant_new("(@a{sv})",
+				     gctl_options_with_job_id(g_steal_pointer(&options), job_id));
+	}
 	if (g_strcmp0(iface, GCTL_IFACE_INSPECTOR) == 0 ||
 	    g_strcmp0(iface, GCTL_IFACE_FILES) == 0 || g_strcmp0(method, "StartAppliance") == 0)
-		progress = gctl_progress_start(ctx, path, method);
+		progress = gctl_progress_start(ctx, path, method, job_id);
 	g_dbus_connection_call(ctx->bus, GCTL_BUS_NAME, path, iface, method, args, reply_type,
 			       gctl_call_flags(ctx), ctx->timeout_msec, NULL, gctl_call_done,
 			       &call);
@@ -269,6 +278,7 @@ gctl_polkit_action(const gchar *method)
 	    {"Domain.", "org.libvirt.guestfs.manage"},
 	    {"Volume.Upload", "org.libvirt.guestfs.volume-write"},
 	    {"Volume.", "org.libvirt.guestfs.volume-read"},
+	    {"Job.Cancel", "org.libvirt.guestfs.manage"},
 	};
 
 	if (method == NULL)
