@@ -293,11 +293,12 @@ gctl_cmd_cancel(GctlContext *ctx, gint argc, gchar **argv)
 	if (path == NULL)
 		return gctl_report_error(error, NULL);
 
-	/* watched before the call: the job may end as Cancel returns */
+	/* watched before the call: the job may end as Cancel returns (arg0
+	 * is an object path, which an arg0 match rule would never match) */
 	wait.path = path;
 	subscription = g_dbus_connection_signal_subscribe(
 	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
-	    GCTL_ROOT_PATH, path, G_DBUS_SIGNAL_FLAGS_NONE, gctl_cancel_removed, &wait, NULL);
+	    GCTL_ROOT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, gctl_cancel_removed, &wait, NULL);
 	reply = gctl_call(ctx, path, GCTL_IFACE_JOB, "Cancel", g_variant_new("(a{sv})", NULL), NULL,
 			  &error);
 	if (reply == NULL) {
