@@ -64,16 +64,16 @@ gctl_call(GctlContext *ctx,
 	GctlProgress *progress = NULL;
 	g_autofree gchar *job_id = NULL;
 
-	/* StartAppliance takes a job-id: its launch job is then the call's */
-	if (g_strcmp0(method, "StartAppliance") == 0 && args != NULL) {
-		g_autoptr(GVariant) sunk = g_variant_ref_sink(args);
-		g_autoptr(GVariant) options = g_variant_get_child_value(sunk, 0);
+	/* these take a job-id (in their last argument, the options): their
+	 * jobs, and the launches made for them, are then the call's */
+	if ((g_strcmp0(method, "StartAppliance") == 0 ||
+	     g_strcmp0(method, "InspectDomains") == 0) &&
+	    args != NULL) {
 		job_id = gctl_job_id_new();
-		args = g_variant_new("(@a{sv})",
-				     gctl_options_with_job_id(g_steal_pointer(&options), job_id));
+		args = gctl_args_with_job_id(args, job_id);
 	}
 	if (g_strcmp0(iface, GCTL_IFACE_INSPECTOR) == 0 ||
-	    g_strcmp0(iface, GCTL_IFACE_FILES) == 0 || g_strcmp0(method, "StartAppliance") == 0)
+	    g_strcmp0(iface, GCTL_IFACE_FILES) == 0 || job_id != NULL)
 		progress = gctl_progress_start(ctx, path, method, job_id);
 	g_dbus_connection_call(ctx->bus, GCTL_BUS_NAME, path, iface, method, args, reply_type,
 			       gctl_call_flags(ctx), ctx->timeout_msec, NULL, gctl_call_done,
@@ -290,8 +290,8 @@ gctl_polkit_action(const gchar *method)
 	return NULL;
 }
 
-static gint
-gctl_dbus_error_status(const gchar *remote)
+gint
+gctl_exit_for_dbus_error(const gchar *remote)
 {
 	if (g_str_has_prefix(remote, GCTL_ERROR_PREFIX)) {
 		const gchar *name = remote + strlen(GCTL_ERROR_PREFIX);
@@ -345,7 +345,7 @@ gctl_report_error(const GError *error, const gchar *method)
 		message = g_strdup(copy->message);
 		g_error_free(copy);
 	}
-	status = gctl_dbus_error_status(remote);
+	status = gctl_exit_for_dbus_error(remote);
 	switch (status) {
 	case GCTL_EXIT_UNAVAILABLE:
 		if (!g_str_has_prefix(remote, GCTL_ERROR_PREFIX))

@@ -19,6 +19,19 @@
 
 #define GCTL_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
 
+typedef struct {
+	gchar *path;
+	GVariantDict *props;
+} GctlWatchedJob;
+
+static void
+gctl_watched_job_free(GctlWatchedJob *job)
+{
+	g_free(job->path);
+	g_variant_dict_unref(job->props);
+	g_free(job);
+}
+
 struct _GctlProgress {
 	GctlContext *ctx;
 	gchar *path;   /* the object the call concerns */
@@ -28,8 +41,10 @@ struct _GctlProgress {
 	guint removed_subscription;
 	guint job_subscription;
 	guint timer;
-	gchar *job_path; /* the job followed, or NULL */
-	GVariantDict *job;
+	/* the call's jobs still there, in the order they appeared: the line
+	 * shows the latest (a transfer after its launch, a launch during
+	 * InspectDomains) */
+	GPtrArray *jobs;
 	gboolean launching; /* ApplianceState says "starting" */
 	gboolean hidden;    /* the command's output is on the terminal */
 	gboolean shown;
@@ -53,6 +68,27 @@ gctl_options_with_job_id(GVariant *options, const gchar *job_id)
 	g_variant_dict_init(&dict, sunk);
 	g_variant_dict_insert(&dict, "job-id", "s", job_id);
 	return g_variant_dict_end(&dict);
+}
+
+/* @args (a tuple whose last member is the options a{sv}, floating or
+ * the caller's reference, taken) with job-id added to the options */
+GVariant *
+gctl_args_with_job_id(GVariant *args, const gchar *job_id)
+{
+	g_autoptr(GVariant) sunk = g_variant_take_ref(args);
+	gsize n = g_variant_n_children(sunk);
+	GVariantBuilder builder;
+
+	g_variant_builder_init(&builder, G_VARIANT_TYPE_TUPLE);
+	for (gsize i = 0; i < n; i++) {
+		g_autoptr(GVariant) child = g_variant_get_child_value(sunk, i);
+		if (i + 1 == n && g_variant_is_of_type(child, G_VARIANT_TYPE_VARDICT))
+			g_variant_builder_add_value(
+			    &builder, gctl_options_with_job_id(g_steal_pointer(&child), job_id));
+		else
+			g_variant_builder_add_value(&builder, child);
+	}
+	return g_variant_builder_end(&builder);
 }
 
 /* 1536 -> "1.5 KiB" */
@@ -169,10 +205,12 @@ gctl_progress_render(GctlProgress *self)
 
 	if (self->hidden)
 		return;
-	if (self->job != NULL)
-		text = gctl_progress_job_line(self->job);
-	else if (self->launching)
+	if (self->jobs->len > 0) {
+		GctlWatchedJob *job = g_ptr_array_index(self->jobs, self->jobs->len - 1);
+		text = gctl_progress_job_line(job->props);
+	} else if (self->launching) {
 		text = g_strdup("launching the appliance...");
+	}
 	if (text == NULL) {
 		gctl_progress_clear(self);
 		return;
@@ -192,7 +230,7 @@ gctl_progress_tick(gpointer user_data)
 	GctlProgress *self = user_data;
 
 	/* the time left changes without a property change */
-	if (self->job != NULL)
+	if (self->jobs->len > 0)
 		gctl_progress_render(self);
 	return G_SOURCE_CONTINUE;
 }
@@ -218,6 +256,19 @@ gctl_progress_state_changed(GDBusConnection *bus,
 	}
 }
 
+static gboolean
+gctl_progress_find_job(GctlProgress *self, const gchar *path, guint *index)
+{
+	for (guint i = 0; i < self->jobs->len; i++) {
+		GctlWatchedJob *job = g_ptr_array_index(self->jobs, i);
+		if (g_strcmp0(job->path, path) == 0) {
+			*index = i;
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
 static void
 gctl_progress_job_changed(GDBusConnection *bus,
 			  const gchar *sender,
@@ -230,18 +281,21 @@ gctl_progress_job_changed(GDBusConnection *bus,
 	GctlProgress *self = user_data;
 	g_autoptr(GVariant) changed = NULL;
 	const gchar *changed_iface = NULL;
+	GctlWatchedJob *job;
 	GVariantIter iter;
 	const gchar *name;
 	GVariant *value;
+	guint index;
 
-	if (self->job == NULL || g_strcmp0(path, self->job_path) != 0)
+	if (!gctl_progress_find_job(self, path, &index))
 		return;
 	g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, NULL);
 	if (g_strcmp0(changed_iface, GCTL_IFACE_JOB) != 0)
 		return;
+	job = g_ptr_array_index(self->jobs, index);
 	g_variant_iter_init(&iter, changed);
 	while (g_variant_iter_loop(&iter, "{&sv}", &name, &value))
-		g_variant_dict_insert_value(self->job, name, value);
+		g_variant_dict_insert_value(job->props, name, value);
 	gctl_progress_render(self);
 }
 
@@ -265,13 +319,6 @@ gctl_progress_is_ours(GctlProgress *self, GVariant *props)
 }
 
 static void
-gctl_progress_forget_job(GctlProgress *self)
-{
-	g_clear_pointer(&self->job_path, g_free);
-	g_clear_pointer(&self->job, g_variant_dict_unref);
-}
-
-static void
 gctl_progress_added(GDBusConnection *bus,
 		    const gchar *sender,
 		    const gchar *path,
@@ -284,15 +331,18 @@ gctl_progress_added(GDBusConnection *bus,
 	g_autoptr(GVariant) ifaces = NULL;
 	g_autoptr(GVariant) props = NULL;
 	const gchar *object = NULL;
+	GctlWatchedJob *job;
+	guint index;
 
 	g_variant_get(params, "(&o@a{sa{sv}})", &object, &ifaces);
 	props = g_variant_lookup_value(ifaces, GCTL_IFACE_JOB, G_VARIANT_TYPE_VARDICT);
-	if (props == NULL || !gctl_progress_is_ours(self, props))
+	if (props == NULL || !gctl_progress_is_ours(self, props) ||
+	    gctl_progress_find_job(self, object, &index))
 		return;
-	/* the latest of the call's jobs: a transfer after its launch */
-	gctl_progress_forget_job(self);
-	self->job_path = g_strdup(object);
-	self->job = g_variant_dict_new(props);
+	job = g_new0(GctlWatchedJob, 1);
+	job->path = g_strdup(object);
+	job->props = g_variant_dict_new(props);
+	g_ptr_array_add(self->jobs, job);
 	gctl_progress_render(self);
 }
 
@@ -307,11 +357,12 @@ gctl_progress_removed(GDBusConnection *bus,
 {
 	GctlProgress *self = user_data;
 	const gchar *object = NULL;
+	guint index;
 
 	g_variant_get(params, "(&o@as)", &object, NULL);
-	if (g_strcmp0(object, self->job_path) != 0)
+	if (!gctl_progress_find_job(self, object, &index))
 		return;
-	gctl_progress_forget_job(self);
+	g_ptr_array_remove_index(self->jobs, index);
 	gctl_progress_render(self);
 }
 
@@ -329,6 +380,7 @@ gctl_progress_start(GctlContext *ctx,
 	self->ctx = ctx;
 	self->path = g_strdup(object_path);
 	self->job_id = g_strdup(job_id);
+	self->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)gctl_watched_job_free);
 	/* subscribed before the call is made: its jobs cannot be missed */
 	self->added_subscription = g_dbus_connection_signal_subscribe(
 	    ctx->bus, GCTL_BUS_NAME, GCTL_OBJECT_MANAGER, "InterfacesAdded", GCTL_ROOT_PATH, NULL,
@@ -366,7 +418,7 @@ gctl_progress_stop(GctlProgress *self)
 	g_dbus_connection_signal_unsubscribe(self->ctx->bus, self->state_subscription);
 	g_source_remove(self->timer);
 	gctl_progress_clear(self);
-	gctl_progress_forget_job(self);
+	g_ptr_array_unref(self->jobs);
 	g_free(self->job_id);
 	g_free(self->path);
 	g_free(self);

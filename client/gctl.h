@@ -75,6 +75,7 @@ GVariant *gctl_get_property(
     GctlContext *ctx, const gchar *path, const gchar *iface, const gchar *name, GError **error);
 const gchar *gctl_object_iface(GctlObject *obj);
 gint gctl_report_error(const GError *error, const gchar *method);
+gint gctl_exit_for_dbus_error(const gchar *remote);
 void gctl_add_root_options(GVariantBuilder *options, const gchar *root, const gchar *filesystem);
 
 /* gctl-json.c: one JSON document on stdout */
@@ -103,6 +104,7 @@ gint gctl_open_source(const gchar *name, GError **error);
 gchar *gctl_job_id_new(void);
 gchar *gctl_format_bytes(guint64 bytes);
 GVariant *gctl_options_with_job_id(GVariant *options, const gchar *job_id);
+GVariant *gctl_args_with_job_id(GVariant *args, const gchar *job_id);
 GctlProgress *gctl_progress_start(GctlContext *ctx,
 				  const gchar *object_path,
 				  const gchar *what,
