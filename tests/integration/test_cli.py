@@ -582,6 +582,44 @@ def test_vol_upload(env, tmp_path):
     assert sha256_file(env.volume_image) == sha256_file(original)
 
 
+def test_inspect_several(env):
+    """inspect of several domains is one InspectDomains call; on a
+    terminal its job (domains done of all) shows on stderr."""
+    second = unique_name('cli-second')
+    image = env.images.copy(env.root.path, 'cli-second.img')
+    env.virt.define_domain(second, disks=[(image, 'raw')])
+    wait_until(lambda: second in env.cli.text('list', '--names').split(), 30,
+               'the second domain')
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(env.cli.argv('inspect', env.dom, second),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=slave, env=env.cli.env)
+        os.close(slave)
+        slave = None
+        shown = read_pty(master, proc)
+        out = proc.stdout.read().decode()
+        proc.stdout.close()
+        assert proc.wait(CLI_TIMEOUT) == 0, shown
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    assert out.startswith('%s:\n/dev/sda:\n' % env.dom), out
+    assert '\n%s:\n/dev/sda:\n' % second in out, out
+    assert out.count('lgd-cli-host') == 2, out
+    assert b'guestfsctl: inspecting' in shown, shown
+    assert shown.endswith(b'\r\x1b[K'), shown
+
+    doc = env.cli.json('inspect', second, env.dom)
+    assert [d['name'] for d in doc['domains']] == [second, env.dom]
+    for d in doc['domains']:
+        assert set(d) == {'name', 'object-path', 'cached', 'operating-systems'}, d
+        assert d['operating-systems'][0]['hostname'] == 'lgd-cli-host'
+    # a domain that is not there is the client's NotFound, before any call
+    env.cli.run('inspect', env.dom, 'no-such-domain', status=EXIT['not-found'])
+
+
 # --- Jobs: progress, jobs, cancel ----------------------------------------------
 
 JOB_KEYS = {'object-path', 'number', 'job-id', 'operation', 'objects', 'uid', 'progress',
