@@ -702,9 +702,11 @@ class SlowReader(threading.Thread):
             time.sleep(0.1)
 
 
-def test_jobs_and_cancel(env):
-    """jobs --json lists a slow transfer's job; cancel N ends it: the
-    transferring guestfsctl exits with Cancelled and the job is gone."""
+@pytest.mark.parametrize('name_by', ['number', 'job-id'])
+def test_jobs_and_cancel(env, name_by):
+    """jobs --json lists a slow transfer's job; cancel N (or its job-id)
+    ends it: the transferring guestfsctl exits with Cancelled and the job
+    is gone."""
     assert env.cli.json('jobs') == {'jobs': []}
     proc = subprocess.Popen(env.cli.argv('vol-download', env.vol, '-'),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -740,7 +742,7 @@ def test_jobs_and_cancel(env):
                    for line in out.splitlines()[1:]), out
 
         started = time.monotonic()
-        result = env.cli.run('cancel', job['number'])
+        result = env.cli.run('cancel', job[name_by])
         # cancel returns once the job has ended: at once, without a note
         # that it gave up waiting
         assert (result.stdout, result.stderr) == (b'', b'')
