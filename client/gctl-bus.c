@@ -62,10 +62,19 @@ gctl_call(GctlContext *ctx,
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	GctlSyncCall call = {.loop = loop};
 	GctlProgress *progress = NULL;
+	g_autofree gchar *job_id = NULL;
 
+	/* these take a job-id (in their last argument, the options): their
+	 * jobs, and the launches made for them, are then the call's */
+	if ((g_strcmp0(method, "StartAppliance") == 0 ||
+	     g_strcmp0(method, "InspectDomains") == 0) &&
+	    args != NULL) {
+		job_id = gctl_job_id_new();
+		args = gctl_args_with_job_id(args, job_id);
+	}
 	if (g_strcmp0(iface, GCTL_IFACE_INSPECTOR) == 0 ||
-	    g_strcmp0(iface, GCTL_IFACE_FILES) == 0 || g_strcmp0(method, "StartAppliance") == 0)
-		progress = gctl_progress_start(ctx, path, method);
+	    g_strcmp0(iface, GCTL_IFACE_FILES) == 0 || job_id != NULL)
+		progress = gctl_progress_start(ctx, path, method, job_id);
 	g_dbus_connection_call(ctx->bus, GCTL_BUS_NAME, path, iface, method, args, reply_type,
 			       gctl_call_flags(ctx), ctx->timeout_msec, NULL, gctl_call_done,
 			       &call);
@@ -269,6 +278,7 @@ gctl_polkit_action(const gchar *method)
 	    {"Domain.", "org.libvirt.guestfs.manage"},
 	    {"Volume.Upload", "org.libvirt.guestfs.volume-write"},
 	    {"Volume.", "org.libvirt.guestfs.volume-read"},
+	    {"Job.Cancel", "org.libvirt.guestfs.manage"},
 	};
 
 	if (method == NULL)
@@ -280,8 +290,8 @@ gctl_polkit_action(const gchar *method)
 	return NULL;
 }
 
-static gint
-gctl_dbus_error_status(const gchar *remote)
+gint
+gctl_exit_for_dbus_error(const gchar *remote)
 {
 	if (g_str_has_prefix(remote, GCTL_ERROR_PREFIX)) {
 		const gchar *name = remote + strlen(GCTL_ERROR_PREFIX);
@@ -335,7 +345,7 @@ gctl_report_error(const GError *error, const gchar *method)
 		message = g_strdup(copy->message);
 		g_error_free(copy);
 	}
-	status = gctl_dbus_error_status(remote);
+	status = gctl_exit_for_dbus_error(remote);
 	switch (status) {
 	case GCTL_EXIT_UNAVAILABLE:
 		if (!g_str_has_prefix(remote, GCTL_ERROR_PREFIX))

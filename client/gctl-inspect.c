@@ -321,6 +321,99 @@ gctl_print_json_result(GctlObject *obj, const gchar *key, GVariant *value, const
 	gctl_json_print(doc);
 }
 
+/* inspect DOMAIN DOMAIN...: Manager.InspectDomains, in as few appliance
+ * launches as the service can; each domain gets its result or its error.
+ * The exit status is that of the first domain that failed. */
+static gint
+gctl_inspect_several(GctlContext *ctx, gint n, gchar **names, gboolean refresh)
+{
+	g_autoptr(GPtrArray) objects =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)gctl_object_free);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) results = NULL;
+	g_autoptr(GString) doc = g_string_new("{\"domains\":[");
+	GVariantBuilder paths;
+	GVariantBuilder options;
+	gint status = GCTL_EXIT_OK;
+
+	g_variant_builder_init(&paths, G_VARIANT_TYPE_OBJECT_PATH_ARRAY);
+	for (gint i = 0; i < n; i++) {
+		GctlObject *obj = gctl_resolve(ctx, names[i], GCTL_KIND_DOMAIN, &error);
+		if (obj == NULL) {
+			g_variant_builder_clear(&paths);
+			return gctl_report_error(error, NULL);
+		}
+		g_ptr_array_add(objects, obj);
+		g_variant_builder_add(&paths, "o", obj->path);
+	}
+	g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+	if (refresh)
+		g_variant_builder_add(&options, "{sv}", "refresh", g_variant_new_boolean(TRUE));
+	reply = gctl_call(ctx, GCTL_MANAGER_PATH, GCTL_IFACE_MANAGER, "InspectDomains",
+			  g_variant_new("(aoa{sv})", &paths, &options),
+			  G_VARIANT_TYPE("(a{oa{sv}})"), &error);
+	if (reply == NULL)
+		return gctl_report_error(error, "Manager.InspectDomains");
+	results = g_variant_get_child_value(reply, 0);
+
+	for (guint i = 0; i < objects->len; i++) {
+		GctlObject *obj = g_ptr_array_index(objects, i);
+		g_autoptr(GVariant) result =
+		    g_variant_lookup_value(results, obj->path, G_VARIANT_TYPE_VARDICT);
+		g_autoptr(GVariant) systems = NULL;
+		const gchar *error_name = "org.libvirt.GuestFS.Error.Failed";
+		const gchar *message = "The service gave no result";
+		gboolean cached = FALSE;
+
+		if (result != NULL) {
+			systems =
+			    g_variant_lookup_value(result, "systems", G_VARIANT_TYPE("aa{sv}"));
+			g_variant_lookup(result, "cached", "b", &cached);
+			g_variant_lookup(result, "error", "&s", &error_name);
+			g_variant_lookup(result, "message", "&s", &message);
+		}
+		if (ctx->json) {
+			if (i > 0)
+				g_string_append_c(doc, ',');
+			g_string_append(doc, "{\"name\":");
+			gctl_json_append_string(doc, obj->name);
+			g_string_append(doc, ",\"object-path\":");
+			gctl_json_append_string(doc, obj->path);
+			if (systems != NULL) {
+				g_string_append_printf(doc, ",\"cached\":%s,\"operating-systems\":",
+						       cached ? "true" : "false");
+				gctl_json_append_variant(doc, systems);
+			} else {
+				g_string_append(doc, ",\"error\":");
+				gctl_json_append_string(doc, error_name);
+				g_string_append(doc, ",\"message\":");
+				gctl_json_append_string(doc, message);
+			}
+			g_string_append_c(doc, '}');
+		} else if (systems != NULL) {
+			g_print("%s%s:\n", i > 0 ? "\n" : "", obj->name);
+			if (g_variant_n_children(systems) == 0)
+				g_print("No operating system found on %s.\n", obj->name);
+			for (gsize k = 0; k < g_variant_n_children(systems); k++) {
+				g_autoptr(GVariant) os = g_variant_get_child_value(systems, k);
+				gctl_print_os(os);
+			}
+		}
+		if (systems == NULL) {
+			gint code = gctl_exit_for_dbus_error(error_name);
+			g_printerr("guestfsctl: %s: %s\n", obj->name, message);
+			if (status == GCTL_EXIT_OK)
+				status = code;
+		}
+	}
+	if (ctx->json) {
+		g_string_append(doc, "]}");
+		gctl_json_print(doc);
+	}
+	return status;
+}
+
 gint
 gctl_cmd_inspect(GctlContext *ctx, gint argc, gchar **argv)
 {
@@ -334,10 +427,13 @@ gctl_cmd_inspect(GctlContext *ctx, gint argc, gchar **argv)
 	g_autoptr(GctlObject) obj = NULL;
 	g_autoptr(GVariant) systems = NULL;
 
-	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME",
-			"Show the operating systems found on the disks, like virt-inspector.", 1,
-			1))
+	if (!gctl_parse(ctx, &argc, &argv, entries, "DOMAIN|VOLUME [DOMAIN...]",
+			"Show the operating systems found on the disks, like virt-inspector. "
+			"Several domains are inspected in one call (InspectDomains).",
+			1, -1))
 		return GCTL_EXIT_USAGE;
+	if (argc > 2)
+		return gctl_inspect_several(ctx, argc - 1, argv + 1, refresh);
 	obj = gctl_resolve(ctx, argv[1], GCTL_KIND_ANY, &error);
 	if (obj == NULL)
 		return gctl_report_error(error, NULL);

@@ -28,6 +28,8 @@ typedef struct {
 	gboolean sink; /* service -> relay_fd -> fd */
 	guint relay_source;
 	GError *relay_error;
+	GctlProgress *progress; /* NULL when none is shown */
+	gboolean fd_is_tty;	/* the progress line goes once data flows */
 } GctlFdCall;
 
 static gboolean
@@ -67,6 +69,9 @@ gctl_relay_step(GctlFdCall *call)
 	gint to = call->sink ? call->fd : call->relay_fd;
 	gssize n;
 
+	/* the command's output (or the user's typing) owns the terminal */
+	if (call->fd_is_tty)
+		gctl_progress_hide(call->progress);
 	do
 		n = read(from, buf, GCTL_RELAY_BUFFER);
 	while (n < 0 && errno == EINTR);
@@ -164,7 +169,9 @@ gctl_call_with_fd(GctlContext *ctx,
 	g_autoptr(GUnixFDList) fd_list = g_unix_fd_list_new();
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	g_autoptr(GVariant) before = args_before_fd ? g_variant_ref_sink(args_before_fd) : NULL;
-	g_autoptr(GVariant) opts = g_variant_ref_sink(options);
+	g_autofree gchar *job_id = gctl_job_id_new();
+	/* every method here takes a job-id: its Job drives the progress */
+	g_autoptr(GVariant) opts = g_variant_ref_sink(gctl_options_with_job_id(options, job_id));
 	GctlFdCall call = {.loop = loop, .fd = fd, .relay_fd = -1, .sink = fd_is_sink};
 	GVariantBuilder args;
 	GctlProgress *progress;
@@ -201,7 +208,9 @@ gctl_call_with_fd(GctlContext *ctx,
 	g_variant_builder_add(&args, "h", index);
 	g_variant_builder_add_value(&args, opts);
 
-	progress = gctl_progress_start(ctx, path, method);
+	progress = gctl_progress_start(ctx, path, method, job_id);
+	call.progress = progress;
+	call.fd_is_tty = isatty(fd);
 	g_dbus_connection_call_with_unix_fd_list(
 	    ctx->bus, GCTL_BUS_NAME, path, iface, method, g_variant_builder_end(&args), NULL,
 	    ctx->interactive ? G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION

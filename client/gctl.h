@@ -75,6 +75,7 @@ GVariant *gctl_get_property(
     GctlContext *ctx, const gchar *path, const gchar *iface, const gchar *name, GError **error);
 const gchar *gctl_object_iface(GctlObject *obj);
 gint gctl_report_error(const GError *error, const gchar *method);
+gint gctl_exit_for_dbus_error(const gchar *remote);
 void gctl_add_root_options(GVariantBuilder *options, const gchar *root, const gchar *filesystem);
 
 /* gctl-json.c: one JSON document on stdout */
@@ -98,7 +99,17 @@ gboolean gctl_reader_gone(gint fd);
 gint gctl_open_source(const gchar *name, GError **error);
 
 /* gctl-progress.c */
-GctlProgress *gctl_progress_start(GctlContext *ctx, const gchar *object_path, const gchar *what);
+#define GCTL_IFACE_JOB "org.libvirt.GuestFS.Job"
+#define GCTL_JOBS_PATH "/org/libvirt/GuestFS/jobs"
+gchar *gctl_job_id_new(void);
+gchar *gctl_format_bytes(guint64 bytes);
+GVariant *gctl_options_with_job_id(GVariant *options, const gchar *job_id);
+GVariant *gctl_args_with_job_id(GVariant *args, const gchar *job_id);
+GctlProgress *gctl_progress_start(GctlContext *ctx,
+				  const gchar *object_path,
+				  const gchar *what,
+				  const gchar *job_id);
+void gctl_progress_hide(GctlProgress *progress);
 void gctl_progress_stop(GctlProgress *progress);
 
 /* Commands: argv[0] is the command name; they return an exit status. */
@@ -130,6 +141,8 @@ gint gctl_cmd_vol_upload(GctlContext *ctx, gint argc, gchar **argv);
 gint gctl_cmd_start_appliance(GctlContext *ctx, gint argc, gchar **argv);
 gint gctl_cmd_stop_appliance(GctlContext *ctx, gint argc, gchar **argv);
 gint gctl_cmd_monitor(GctlContext *ctx, gint argc, gchar **argv);
+gint gctl_cmd_jobs(GctlContext *ctx, gint argc, gchar **argv);
+gint gctl_cmd_cancel(GctlContext *ctx, gint argc, gchar **argv);
 
 /* guestfsctl.c: per-command option parsing. Prints what is wrong and
  * returns FALSE on a usage error; afterwards (*argv)[1..] are the

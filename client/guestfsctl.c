@@ -47,6 +47,8 @@ static const struct {
     {"start-appliance", gctl_cmd_start_appliance, "Launch an object's appliance now"},
     {"stop-appliance", gctl_cmd_stop_appliance, "Stop an object's appliance"},
     {"monitor", gctl_cmd_monitor, "Print objects and property changes as they happen"},
+    {"jobs", gctl_cmd_jobs, "List the service's jobs (launches, transfers) in progress"},
+    {"cancel", gctl_cmd_cancel, "Cancel a job, by its path, number or job-id"},
 };
 
 gint

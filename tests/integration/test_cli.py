@@ -17,10 +17,12 @@ import hashlib
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import subprocess
 import tarfile
+import threading
 import io
 import time
 from types import SimpleNamespace
@@ -397,6 +399,7 @@ def complete(env, *words):
 
 def test_bash_completion(env):
     assert complete(env, 'vol-') == ['vol-download', 'vol-upload']
+    assert complete(env, 'jo') == ['jobs'] and complete(env, 'canc') == ['cancel']
     assert env.dom in complete(env, '--session', 'cat', 'lgd-test-cli-')
     assert env.vol in complete(env, '--session', 'vol-download', env.pool)
     # guest paths, the appliance being warm
@@ -577,6 +580,195 @@ def test_vol_upload(env, tmp_path):
     # from a pipe
     env.cli.shell('cat %s | $G vol-upload - %s' % (original, env.vol))
     assert sha256_file(env.volume_image) == sha256_file(original)
+
+
+def test_inspect_several(env):
+    """inspect of several domains is one InspectDomains call; on a
+    terminal its job (domains done of all) shows on stderr."""
+    second = unique_name('cli-second')
+    image = env.images.copy(env.root.path, 'cli-second.img')
+    env.virt.define_domain(second, disks=[(image, 'raw')])
+    wait_until(lambda: second in env.cli.text('list', '--names').split(), 30,
+               'the second domain')
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(env.cli.argv('inspect', env.dom, second),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=slave, env=env.cli.env)
+        os.close(slave)
+        slave = None
+        shown = read_pty(master, proc)
+        out = proc.stdout.read().decode()
+        proc.stdout.close()
+        assert proc.wait(CLI_TIMEOUT) == 0, shown
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    assert out.startswith('%s:\n/dev/sda:\n' % env.dom), out
+    assert '\n%s:\n/dev/sda:\n' % second in out, out
+    assert out.count('lgd-cli-host') == 2, out
+    assert b'guestfsctl: inspecting' in shown, shown
+    assert shown.endswith(b'\r\x1b[K'), shown
+
+    doc = env.cli.json('inspect', second, env.dom)
+    assert [d['name'] for d in doc['domains']] == [second, env.dom]
+    for d in doc['domains']:
+        assert set(d) == {'name', 'object-path', 'cached', 'operating-systems'}, d
+        assert d['operating-systems'][0]['hostname'] == 'lgd-cli-host'
+    # a domain that is not there is the client's NotFound, before any call
+    env.cli.run('inspect', env.dom, 'no-such-domain', status=EXIT['not-found'])
+
+
+# --- Jobs: progress, jobs, cancel ----------------------------------------------
+
+JOB_KEYS = {'object-path', 'number', 'job-id', 'operation', 'objects', 'uid', 'progress',
+            'bytes-done', 'bytes-total', 'rate', 'expected-end-time', 'cancelable'}
+
+
+def run_with_pty_stderr(env, *args, stdout):
+    """Runs guestfsctl with stderr on a pty; what it showed there."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(env.cli.argv(*args), stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=slave, env=env.cli.env)
+        os.close(slave)
+        slave = None
+        shown = read_pty(master, proc)
+        assert proc.wait(CLI_TIMEOUT) == 0, shown
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    return shown
+
+
+def test_progress_on_pty(env, tmp_path):
+    """With stderr on a terminal, a transfer shows its Job's progress
+    (percentage, bytes), erased at the end; the data is intact."""
+    target = tmp_path / 'vol.img'
+    with open(target, 'wb') as out:
+        shown = run_with_pty_stderr(env, 'vol-download', env.vol, '-', stdout=out)
+    assert sha256_file(target) == sha256_file(env.volume_image)
+    text = shown.decode(errors='replace')
+    assert re.search(r'guestfsctl: downloading the volume \d+% [\d.]+ [KMG]?i?B of '
+                     r'64\.0 MiB', text), text
+    assert shown.endswith(b'\r\x1b[K'), shown
+    # nothing but progress lines and their erasure
+    for line in text.split('\r\x1b[K'):
+        assert line == '' or line.startswith('guestfsctl: '), text
+
+    # a guest file through the appliance (Files.Download's job)
+    data = pseudo_random(3 * MIB + 17, 12)  # test_write_then_cat's
+    target = tmp_path / 'blob.bin'
+    with open(target, 'wb') as out:
+        shown = run_with_pty_stderr(env, 'cat', env.dom, '/root/blob.bin', stdout=out)
+    assert target.read_bytes() == data
+    text = shown.decode(errors='replace')
+    assert 'guestfsctl: downloading' in text, text
+    assert shown.endswith(b'\r\x1b[K'), shown
+
+    # --quiet: nothing, even on a terminal
+    with open(target, 'wb') as out:
+        shown = run_with_pty_stderr(env, 'cat', '--quiet', env.dom, '/root/blob.bin',
+                                    stdout=out)
+    assert shown == b'', shown
+    assert target.read_bytes() == data
+
+
+def test_no_progress_on_pipe(env, tmp_path):
+    target = tmp_path / 'vol.img'
+    with open(target, 'wb') as out:
+        result = env.cli.run('vol-download', env.vol, '-', stdout=out)
+    assert result.stderr == b''
+    assert sha256_file(target) == sha256_file(env.volume_image)
+
+
+class SlowReader(threading.Thread):
+    """Reads a pipe 64 KiB every 0.1 s (640 KiB/s) until its end."""
+
+    def __init__(self, f):
+        super().__init__(daemon=True)
+        self.f = f
+        self.size = 0
+
+    def run(self):
+        fd = self.f.fileno()
+        while True:
+            data = os.read(fd, 64 * 1024)
+            if not data:
+                return
+            self.size += len(data)
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize('name_by', ['number', 'job-id'])
+def test_jobs_and_cancel(env, name_by):
+    """jobs --json lists a slow transfer's job; cancel N (or its job-id)
+    ends it: the transferring guestfsctl exits with Cancelled and the job
+    is gone."""
+    assert env.cli.json('jobs') == {'jobs': []}
+    proc = subprocess.Popen(env.cli.argv('vol-download', env.vol, '-'),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env.cli.env)
+    reader = SlowReader(proc.stdout)
+    reader.start()
+    try:
+        prefix = 'guestfsctl-%d-' % proc.pid
+
+        def our_job():
+            jobs = env.cli.json('jobs')['jobs']
+            ours = [j for j in jobs if j['job-id'].startswith(prefix)]
+            return ours[0] if ours else None
+
+        job = wait_until(our_job, 60, 'the vol-download job in jobs --json')
+        assert set(job) == JOB_KEYS, job
+        assert job['operation'] == 'volume-download'
+        assert job['objects'] == [env.vol_path]
+        assert job['uid'] == os.getuid()
+        assert job['object-path'] == '/org/libvirt/GuestFS/jobs/%d' % job['number']
+        assert job['cancelable'] is True
+        # the total is known once the stream is open; then it moves
+        size = os.path.getsize(env.volume_image)
+        job = wait_until(lambda: (lambda j: j if j and j['bytes-total'] == size else None)(
+            our_job()), 30, 'the job to know its total')
+        assert 0 <= job['progress'] < 1, job
+        wait_until(lambda: (our_job() or {}).get('bytes-done', 0) > job['bytes-done'], 30,
+                   'the job to move data')
+        # the text listing has it too
+        out = env.cli.text('jobs')
+        assert out.splitlines()[0].split()[:3] == ['JOB', 'OPERATION', 'PROGRESS'], out
+        assert any(line.split()[:2] == [job['object-path'], 'volume-download']
+                   for line in out.splitlines()[1:]), out
+
+        started = time.monotonic()
+        result = env.cli.run('cancel', job[name_by])
+        # cancel returns once the job has ended: at once, without a note
+        # that it gave up waiting
+        assert (result.stdout, result.stderr) == (b'', b'')
+        assert time.monotonic() - started < 30
+        assert our_job() is None
+        assert proc.wait(60) == EXIT['cancelled']
+        err = proc.stderr.read().decode()
+        assert 'ancel' in err, err
+        reader.join(30)
+        assert 0 < reader.size < os.path.getsize(env.volume_image), reader.size
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert [j for j in env.cli.json('jobs')['jobs']
+            if j['object-path'] == job['object-path']] == []
+
+
+def test_cancel_missing_job(env):
+    for name in ('999999', '/org/libvirt/GuestFS/jobs/999999', 'no-such-job-id'):
+        result = env.cli.run('cancel', name, status=EXIT['not-found'])
+        assert b'No job' in result.stderr and b'guestfsctl jobs' in result.stderr, \
+            result.stderr
+    env.cli.run('cancel', status=EXIT['usage'])
+    env.cli.run('jobs', 'extra', status=EXIT['usage'])
 
 
 # --- Live, errors ---------------------------------------------------------------
