@@ -230,9 +230,25 @@ def check_interfaces_and_docs(c, args):
     c.expect_file(os.path.join(docdir, "50-libvirt-guestfs-dbus.rules.example"))
 
 
+def check_man_pages(c, args):
+    for section, name in (("8", args.project), ("1", "guestfsctl")):
+        installed = os.path.join(args.mandir, f"man{section}", f"{name}.{section}")
+        real = c.expect_file(installed)
+        if real is None:
+            continue
+        with open(real) as f:
+            head = f.readline()
+        c.expect(
+            head.startswith(f".TH {name.upper()} {section} "),
+            f"{installed}: first line is {head.strip()!r}, not the .TH of {name}({section})",
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    for option in ("meson", "builddir", "sourcedir", "project", "prefix", "sbindir", "datadir", "localedir", "unitdir"):
+    for option in (
+        "meson", "builddir", "sourcedir", "project", "prefix", "sbindir", "datadir", "localedir", "mandir", "unitdir"
+    ):
         parser.add_argument(f"--{option}", required=True)
     args = parser.parse_args()
 
@@ -255,6 +271,7 @@ def main():
         check_unit(c, args)
         check_polkit(c, args)
         check_interfaces_and_docs(c, args)
+        check_man_pages(c, args)
 
         # Also list what was installed, so a failure shows where things went.
         if c.problems:

@@ -6,10 +6,13 @@
 # On the "files" domain of filesenv.py, against the real libvirtd with a
 # real appliance under TCG: an appliance launch, a 256 MiB Upload, then a
 # Download of it into a pipe that the test reads slowly and cancels half
-# way.  Then, under the real polkitd (polkitstack.py): a launch started by
-# root that nobody may not cancel, and root may.
+# way; TarOut, TarIn and Volume.Upload with their progress, and a TarOut
+# cancelled half way.  Then, under the real polkitd (polkitstack.py): a
+# launch started by root that nobody may not cancel, and root may.
 
+import io
 import os
+import tarfile
 import threading
 import time
 from types import SimpleNamespace
@@ -18,9 +21,9 @@ import pytest
 from gi.repository import Gio, GLib
 
 from client import (ERROR_PREFIX, FILES_IFACE, MANAGER_IFACE, MANAGER_PATH, MIB, DOMAIN_IFACE,
-                    BUS_NAME, VOLUME_IFACE, DBusError,
+                    BUS_NAME, VOLUME_IFACE, DBusError, PipeWriter,
                     GuestFSClient, PendingCall, call_method, dbus_error, expect_error,
-                    pump, s, t, u, wait_until)
+                    pump, s, sha256, sha256_file, t, u, wait_until)
 from conftest import SYSTEM_URI, SignalRecorder
 from filesenv import env_for
 from polkitstack import CALL_CLIENT, RuleFile, assert_denied, call_as_nobody
@@ -364,6 +367,237 @@ def test_volume_download_progress_and_cancel(env, recorder):
     reader.join(30)
     assert reader.eof and reader.size < size, (reader.eof, reader.size)
     assert_job_gone(api, path)
+
+
+# --- TarOut, TarIn, Volume.Upload --------------------------------------------------
+
+def fd_call_async(env, recorder, target, iface, method, args, fd):
+    """method(args) with fd as its handle 0, sent on the recorder's
+    connection without waiting, so that the reply is ordered with the
+    job's signals; the reply (or error) is noted in recorder as 'reply'
+    when it comes.  fd stays the caller's: the message has a copy."""
+    outcome = {}
+    fd_list = Gio.UnixFDList.new()
+    fd_list.append(fd)
+
+    def done(connection, result):
+        try:
+            connection.call_with_unix_fd_list_finish(result)
+            outcome['reply'] = True
+        except GLib.Error as error:
+            outcome['error'] = dbus_error(error) or error
+        recorder.note('reply', None)
+        for copy in fd_list.steal_fds():
+            os.close(copy)
+
+    env.bus.connection.call_with_unix_fd_list(
+        BUS_NAME, target, iface, method, args, None, Gio.DBusCallFlags.NONE,
+        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
+    return outcome
+
+
+def wait_reply(outcome, what):
+    wait_until(lambda: 'reply' in outcome or 'error' in outcome, LAUNCH_TIMEOUT, what)
+    assert outcome.get('reply') is True, outcome
+
+
+class PacedReader(threading.Thread):
+    """Reads a pipe until its end, at most rate bytes a second on average
+    (a pipe gives at most its capacity a read, so the pace is kept by
+    sleeping, not by the size of the reads)."""
+
+    def __init__(self, fd, rate):
+        super().__init__(daemon=True)
+        self.fd = fd
+        self.rate = rate
+        self.size = 0
+        self.eof = False
+
+    def run(self):
+        start = time.monotonic()
+        try:
+            while True:
+                data = os.read(self.fd, MIB)
+                if not data:
+                    self.eof = True
+                    return
+                self.size += len(data)
+                ahead = self.size / self.rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        finally:
+            os.close(self.fd)
+
+
+def finished_job(recorder, job_id, operation, obj):
+    """The job of a call that has returned: it appeared with the right
+    Operation, Objects and StartedByUid, said Completed(true, "") before
+    the reply and vanished.  Returns (its last properties, every BytesDone
+    it showed, in order)."""
+    found = recorder.job_with_id(job_id, operation)
+    assert found is not None, recorder.jobs_added()
+    path, props = found
+    assert path.startswith(JOBS_PREFIX)
+    assert props['Operation'] == operation
+    assert props['Objects'] == [obj]
+    assert props['StartedByUid'] == os.getuid()
+    assert props['Cancelable'] is True
+    recorder.wait_removed(path, JOB_IFACE)
+    check_finished_job(recorder, path, True)
+    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    final = dict(props)
+    done = [props['BytesDone']]
+    for changes in recorder.changed(path, JOB_IFACE):
+        final.update(changes)
+        if 'BytesDone' in changes:
+            done.append(changes['BytesDone'])
+    assert done == sorted(done), done
+    return final, done
+
+
+def ensure_big_file(env):
+    """BIG_PATH, which test_upload_job writes, for a test run on its own."""
+    try:
+        env.api.stat(env.files, BIG_PATH)
+    except DBusError as error:
+        assert error.name == ERROR_PREFIX + 'NotFound', error
+        env.api.transfer_in(env.files, 'Upload', BIG_PATH, zeros(BIG_SIZE),
+                            {'size': t(BIG_SIZE)})
+
+
+def paced(data, chunk, pause):
+    """data in chunks, with a pause after each: the job lasts long enough
+    for its BytesDone to be seen growing, whatever the machine's speed."""
+    for offset in range(0, len(data), chunk):
+        yield data[offset:offset + chunk]
+        time.sleep(pause)
+
+
+def test_tar_out_job(env, recorder):
+    api, obj = env.api, env.files
+    ensure_big_file(env)
+    r, w = os.pipe()
+    # 40 MiB/s at most: at least 6 s for the big file in the archive
+    reader = PacedReader(r, 40 * MIB)
+    reader.start()
+    try:
+        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarOut',
+                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s('tar-out-1')})),
+                                w)
+    finally:
+        os.close(w)
+    wait_reply(outcome, 'the TarOut reply')
+    reader.join(30)
+    assert reader.eof and reader.size > BIG_SIZE, (reader.eof, reader.size)
+    final, done = finished_job(recorder, 'tar-out-1', 'files-tar-out', obj)
+    # an archive's size is not known before it is made: no total, no
+    # progress fraction, but every byte the reader got is counted
+    assert final['BytesDone'] == reader.size, (final, reader.size)
+    assert (final['BytesTotal'], final['Progress']) == (0, -1.0), final
+    assert len(set(done)) > 2, done
+    assert not [p for p in api.get_managed_objects() if p.startswith(JOBS_PREFIX)]
+
+
+def test_tar_in_job(env, recorder):
+    api, obj = env.api, env.files
+    payload = os.urandom(16 * MIB)
+    note = b'written by TarIn\n'
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode='w', format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (('jobs-in/big.bin', payload), ('jobs-in/note.txt', note)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    archive = archive.getvalue()
+    target = '/srv/jobs-tar-in'
+    api.mkdir(obj, target)
+
+    r, w = os.pipe()
+    # 1 MiB every 0.15 s: about 2.5 s for the archive
+    writer = PipeWriter(w, paced(archive, MIB, 0.15))
+    writer.start()
+    try:
+        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarIn',
+                                GLib.Variant('(sha{sv})', (target, 0, {'job-id': s('tar-in-1')})),
+                                r)
+    finally:
+        os.close(r)
+    wait_reply(outcome, 'the TarIn reply')
+    writer.join(30)
+    assert writer.size == len(archive) and not writer.broken and writer.error is None
+    final, done = finished_job(recorder, 'tar-in-1', 'files-tar-in', obj)
+    # the whole archive was read (and checked) before it was unpacked
+    assert final['BytesDone'] == len(archive), (final, len(archive))
+    assert (final['BytesTotal'], final['Progress']) == (0, -1.0), final
+    assert len(set(done)) > 2, done
+    assert api.stat(obj, target + '/jobs-in/big.bin')['size'] == len(payload)
+    assert api.read_file(obj, target + '/jobs-in/note.txt') == note
+    assert not [p for p in api.get_managed_objects() if p.startswith(JOBS_PREFIX)]
+
+
+def test_volume_upload_job(env, recorder):
+    """The volume's own bytes written back over it: a real transfer
+    through libvirt's storage stream that leaves the volume as it was."""
+    api, vol = env.api, env.volume
+    with open(env.volume_image, 'rb') as f:
+        data = f.read()
+    size = len(data)
+    assert size >= 16 * MIB, size
+    r, w = os.pipe()
+    # 64 chunks whatever the size, 0.05 s apart: at least 3 s
+    writer = PipeWriter(w, paced(data, max(MIB, size // 64), 0.05))
+    writer.start()
+    try:
+        outcome = fd_call_async(env, recorder, vol, VOLUME_IFACE, 'Upload',
+                                GLib.Variant('(ha{sv})', (0, {'length': t(size),
+                                                              'job-id': s('vol-up-1')})),
+                                r)
+    finally:
+        os.close(r)
+    wait_reply(outcome, 'the Volume.Upload reply')
+    writer.join(30)
+    assert writer.size == size and not writer.broken and writer.error is None
+    final, done = finished_job(recorder, 'vol-up-1', 'volume-upload', vol)
+    assert (final['BytesDone'], final['BytesTotal'], final['Progress']) == \
+        (size, size, 1.0), final
+    assert len(set(done)) > 2, done
+    assert sha256_file(env.volume_image) == sha256(data)
+    assert not [p for p in api.get_managed_objects() if p.startswith(JOBS_PREFIX)]
+
+
+def test_tar_out_cancel(env, recorder):
+    api, obj = env.api, env.files
+    ensure_big_file(env)
+    r, w = os.pipe()
+    reader = SlowReader(r)  # 2.5 MiB/s: 100 s for the archive
+    reader.start()
+    try:
+        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarOut',
+                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s('tar-out-2')})),
+                                w)
+    finally:
+        os.close(w)
+    path, props = wait_until(lambda: recorder.job_with_id('tar-out-2', 'files-tar-out'),
+                             LAUNCH_TIMEOUT, 'the TarOut job')
+    assert props['Operation'] == 'files-tar-out'
+    assert props['Objects'] == [obj]
+    wait_until(lambda: job_properties(api, path)['BytesDone'] > MIB, 60,
+               'the TarOut job moving bytes')
+    assert 'reply' not in outcome and 'error' not in outcome
+    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
+    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the TarOut reply')
+    error = outcome.get('error')
+    assert isinstance(error, DBusError), outcome
+    assert error.name == ERROR_PREFIX + 'Cancelled', error
+    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
+    check_finished_job(recorder, path, False)
+    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    assert_job_gone(api, path)
+    reader.join(30)
+    assert reader.eof and reader.size < BIG_SIZE, (reader.eof, reader.size)
+    # the appliance is free for the next call
+    assert api.stat(obj, BIG_PATH)['size'] == BIG_SIZE
 
 
 # --- InspectDomains -----------------------------------------------------------------
