@@ -387,7 +387,11 @@ lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
 	char **roots = NULL;
 	char **devices = NULL;
 
-	lgd_limit_acquire(config->limit);
+	if (!lgd_limit_acquire(config->limit, batch->cancellable)) {
+		for (guint i = 0; i < group->len; i++)
+			lgd_batch_fail_cancelled(g_ptr_array_index(group, i));
+		return;
+	}
 	g = lgd_appliance_create(config, uri, &error);
 	for (guint i = 0; g != NULL && i < group->len; i++) {
 		LgdBatchItem *item = g_ptr_array_index(group, i);

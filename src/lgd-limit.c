@@ -7,8 +7,7 @@ struct _LgdLimit {
 	GCond changed;
 	guint slots;
 	guint in_use;
-	guint64 next_ticket;	/* handed to the next caller */
-	guint64 serving_ticket; /* the oldest caller still waiting */
+	GQueue waiters; /* one stack address per waiting caller, oldest first */
 };
 
 LgdLimit *
@@ -32,21 +31,43 @@ lgd_limit_free(LgdLimit *self)
 	g_free(self);
 }
 
-/* Tickets make waiting first-come, first-served: a caller proceeds only
- * when it is the oldest waiter and a slot is free. */
-void
-lgd_limit_acquire(LgdLimit *self)
+static void
+lgd_limit_wake(GCancellable *cancellable, gpointer data)
 {
-	guint64 ticket;
+	LgdLimit *self = data;
 
 	g_mutex_lock(&self->lock);
-	ticket = self->next_ticket++;
-	while (ticket != self->serving_ticket || self->in_use >= self->slots)
-		g_cond_wait(&self->changed, &self->lock);
-	self->in_use++;
-	self->serving_ticket++;
 	g_cond_broadcast(&self->changed);
 	g_mutex_unlock(&self->lock);
+}
+
+/* First come, first served: a caller proceeds only when it is the oldest
+ * waiter and a slot is free. A cancelled caller leaves the queue at once
+ * (its place goes to the next) and gets FALSE, holding no slot. */
+gboolean
+lgd_limit_acquire(LgdLimit *self, GCancellable *cancellable)
+{
+	gint me; /* only its address is used: who is waiting */
+	gulong handler = 0;
+	gboolean got;
+
+	if (cancellable != NULL)
+		handler =
+		    g_cancellable_connect(cancellable, G_CALLBACK(lgd_limit_wake), self, NULL);
+	g_mutex_lock(&self->lock);
+	g_queue_push_tail(&self->waiters, &me);
+	while (!g_cancellable_is_cancelled(cancellable) &&
+	       (g_queue_peek_head(&self->waiters) != &me || self->in_use >= self->slots))
+		g_cond_wait(&self->changed, &self->lock);
+	got = !g_cancellable_is_cancelled(cancellable);
+	g_queue_remove(&self->waiters, &me);
+	if (got)
+		self->in_use++;
+	g_cond_broadcast(&self->changed);
+	g_mutex_unlock(&self->lock);
+	/* waits for a wake-up running in another thread; needs the lock free */
+	g_cancellable_disconnect(cancellable, handler);
+	return got;
 }
 
 void
@@ -77,7 +98,7 @@ lgd_limit_waiting(LgdLimit *self)
 	guint n;
 
 	g_mutex_lock(&self->lock);
-	n = (guint)(self->next_ticket - self->serving_ticket);
+	n = g_queue_get_length(&self->waiters);
 	g_mutex_unlock(&self->lock);
 	return n;
 }

@@ -1,10 +1,10 @@
 /*
  * A bound on how many appliances run at once. Callers beyond it wait in
- * the order they asked.
+ * the order they asked, or until their call is cancelled.
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -14,7 +14,7 @@ LgdLimit *lgd_limit_new(guint slots);
 
 void lgd_limit_free(LgdLimit *self);
 
-void lgd_limit_acquire(LgdLimit *self);
+gboolean lgd_limit_acquire(LgdLimit *self, GCancellable *cancellable);
 
 void lgd_limit_release(LgdLimit *self);
 

@@ -114,7 +114,13 @@ lgd_session_launch_appliance(LgdSession *self,
 	const gchar *uri = lgd_drive_source_get_uri(self->source);
 
 	lgd_session_set_state(self, LGD_APPLIANCE_STARTING);
-	lgd_limit_acquire(self->config->limit);
+	if (!lgd_limit_acquire(self->config->limit, cancellable)) {
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The call was cancelled while it waited for an appliance slot "
+				    "(--max-appliances)");
+		lgd_session_set_state(self, LGD_APPLIANCE_STOPPED);
+		return FALSE;
+	}
 	self->holds_slot = TRUE;
 
 	self->g = lgd_appliance_create(self->config, uri, error);

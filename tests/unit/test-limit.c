@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "lgd-limit.h"
 
@@ -23,7 +23,7 @@ worker_thread(gpointer data)
 	Worker *w = data;
 	Shared *s = w->shared;
 
-	lgd_limit_acquire(s->limit);
+	g_assert_true(lgd_limit_acquire(s->limit, NULL));
 	g_mutex_lock(&s->lock);
 	g_array_append_val(s->order, w->id);
 	s->active++;
@@ -48,7 +48,7 @@ test_bound_and_order(void)
 	s.limit = lgd_limit_new(1);
 	s.order = g_array_new(FALSE, FALSE, sizeof(gint));
 	g_mutex_init(&s.lock);
-	lgd_limit_acquire(s.limit); /* everyone queues behind the test */
+	g_assert_true(lgd_limit_acquire(s.limit, NULL)); /* everyone queues behind the test */
 	for (gint i = 0; i < 8; i++) {
 		workers[i] = (Worker){&s, i};
 		threads[i] = g_thread_new("worker", worker_thread, &workers[i]);
@@ -93,6 +93,62 @@ test_parallel_slots(void)
 	lgd_limit_free(s.limit);
 }
 
+typedef struct {
+	LgdLimit *limit;
+	GCancellable *cancellable;
+	gint got; /* -1 while waiting, then 0 or 1 */
+} Waiter;
+
+static gpointer
+waiter_thread(gpointer data)
+{
+	Waiter *w = data;
+	gboolean got = lgd_limit_acquire(w->limit, w->cancellable);
+
+	g_atomic_int_set(&w->got, got);
+	return NULL;
+}
+
+/* A cancelled waiter leaves at once, holding nothing, and the one behind
+ * it keeps its place; a call cancelled before it asks gets nothing. */
+static void
+test_cancel_while_waiting(void)
+{
+	LgdLimit *limit = lgd_limit_new(1);
+	g_autoptr(GCancellable) first_cancellable = g_cancellable_new();
+	g_autoptr(GCancellable) cancelled = g_cancellable_new();
+	Waiter first = {limit, first_cancellable, -1};
+	Waiter second = {limit, NULL, -1};
+	GThread *first_thread, *second_thread;
+
+	g_assert_true(lgd_limit_acquire(limit, NULL));
+	first_thread = g_thread_new("first", waiter_thread, &first);
+	while (lgd_limit_waiting(limit) < 1)
+		g_usleep(1000);
+	second_thread = g_thread_new("second", waiter_thread, &second);
+	while (lgd_limit_waiting(limit) < 2)
+		g_usleep(1000);
+
+	g_cancellable_cancel(first_cancellable);
+	g_thread_join(first_thread);
+	g_assert_cmpint(g_atomic_int_get(&first.got), ==, 0);
+	g_assert_cmpuint(lgd_limit_waiting(limit), ==, 1);
+	g_assert_cmpuint(lgd_limit_in_use(limit), ==, 1);
+	g_assert_cmpint(g_atomic_int_get(&second.got), ==, -1);
+
+	lgd_limit_release(limit);
+	g_thread_join(second_thread);
+	g_assert_cmpint(g_atomic_int_get(&second.got), ==, 1);
+	g_assert_cmpuint(lgd_limit_in_use(limit), ==, 1);
+	lgd_limit_release(limit);
+
+	g_cancellable_cancel(cancelled);
+	g_assert_false(lgd_limit_acquire(limit, cancelled));
+	g_assert_cmpuint(lgd_limit_in_use(limit), ==, 0);
+	g_assert_cmpuint(lgd_limit_waiting(limit), ==, 0);
+	lgd_limit_free(limit);
+}
+
 static void
 test_default_slots(void)
 {
@@ -110,6 +166,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/limit/bound-and-order", test_bound_and_order);
 	g_test_add_func("/limit/parallel-slots", test_parallel_slots);
+	g_test_add_func("/limit/cancel-while-waiting", test_cancel_while_waiting);
 	g_test_add_func("/limit/default-slots", test_default_slots);
 	return g_test_run();
 }
