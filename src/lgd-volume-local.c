@@ -104,7 +104,7 @@ lgd_volume_local_child_text(xmlNode *node, const gchar *name)
  * same path, a file or block volume that is not a ploop directory, and the
  * same change time to the nanosecond. A file put in the volume's place, a
  * file of another mount namespace, or one changed meanwhile fails. */
-static gboolean
+gboolean
 lgd_volume_local_is_volume(const gchar *xml, const gchar *path, const struct stat *st, gchar **why)
 {
 	g_autoptr(xmlDoc) doc = lgd_xml_read(xml);

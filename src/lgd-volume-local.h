@@ -13,6 +13,7 @@
 #pragma once
 
 #include <libvirt/libvirt.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "lgd-job.h"
@@ -79,5 +80,8 @@ gboolean lgd_volume_local_upload(gint vol_fd,
 
 /* Pure logic, here so that unit tests reach it. */
 gboolean lgd_volume_local_uri_is_local(const gchar *uri);
+
+gboolean
+lgd_volume_local_is_volume(const gchar *xml, const gchar *path, const struct stat *st, gchar **why);
 
 G_END_DECLS
