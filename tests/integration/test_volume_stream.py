@@ -18,6 +18,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -882,6 +883,39 @@ def test_cancel_mid_transfer(vols, uri):
         assert call.finished - cancelled < PROMPT
     after = read_file(vols.path('cancel.raw'))
     assert len(after) == len(data) and after[4096:] == data[4096:]
+
+
+def test_sockets(vols, uri):
+    """A socket as sink and as source: read and write with every wait
+    bounded, on either path."""
+    conn = vols.client.connection
+    data = os.urandom(3 * MiB + 7)
+    obj = vols.object(uri, vols.add('sock.raw', data))
+
+    mine, theirs = socket.socketpair()
+    with mine:
+        call = Background(conn, obj, 'Download', [theirs.fileno()], options(offset=7))
+        theirs.close()
+        call.start()
+        chunks = []
+        while True:
+            chunk = read_some(mine.fileno(), TRANSFER_TIMEOUT)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert call.result(TRANSFER_TIMEOUT) is None
+    assert b''.join(chunks) == data[7:]
+
+    piece = os.urandom(MiB)
+    mine, theirs = socket.socketpair()
+    with mine:
+        call = Background(conn, obj, 'Upload', [theirs.fileno()],
+                          options(offset=MiB, length=len(piece)))
+        theirs.close()
+        call.start()
+        mine.sendall(piece)
+        assert call.result(TRANSFER_TIMEOUT) is None
+    assert read_file(vols.path('sock.raw')) == data[:MiB] + piece + data[2 * MiB:]
 
 
 # --- Authorization under the real polkitd ------------------------------------
