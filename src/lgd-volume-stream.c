@@ -62,29 +62,28 @@ lgd_volume_stream_cancel_fd(LgdCall *call)
 void
 lgd_volume_sink_set_error(gint errnum, guint64 done, GError **error)
 {
-	errno = errnum;
-	if (errno == ECANCELED) {
+	if (errnum == ECANCELED) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 			    "The transfer was cancelled after %" G_GUINT64_FORMAT " bytes", done);
 		return;
 	}
-	if (errno == ETIMEDOUT) {
+	if (errnum == ETIMEDOUT) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 			    "The sink made no progress for %u s after %" G_GUINT64_FORMAT
 			    " bytes; the transfer was aborted",
 			    lgd_fd_io_get_idle_timeout(), done);
 		return;
 	}
-	if (errno == EPIPE || errno == ECONNRESET) {
+	if (errnum == EPIPE || errnum == ECONNRESET) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 			    "The sink was closed after %" G_GUINT64_FORMAT
 			    " bytes; the transfer was aborted",
 			    done);
 		return;
 	}
-	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errnum),
 		    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
-		    g_strerror(errno));
+		    g_strerror(errnum));
 }
 
 /* Writes to the sink (lgd-fd-io.c) and says what went wrong, @done bytes
@@ -671,6 +670,21 @@ lgd_volume_stream_upload(LgdCall *t, LgdVolumeTarget *v, GError **error)
 	return TRUE;
 }
 
+/* libvirt refreshes a volume's pool once a stream upload has closed, so
+ * that the pool's and volume's sizes (and the refresh event) follow; after
+ * a local copy the service does it. Best effort, as libvirt's: a pool busy
+ * with another upload is left for the next refresh. */
+static void
+lgd_volume_stream_refresh_pool(virStorageVolPtr vol, const gchar *path)
+{
+	g_autoptr(virStoragePool) pool = virStoragePoolLookupByVolume(vol);
+
+	if (pool == NULL || virStoragePoolRefresh(pool, 0) < 0)
+		g_debug("the pool of volume %s was not refreshed after the upload: %s", path,
+			virGetLastErrorMessage());
+	virResetLastError();
+}
+
 static GVariant *
 lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 {
@@ -701,8 +715,7 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 	else
 		ok = lgd_volume_stream_download(t, &target, error);
 	local_fd = target.local_fd;
-	/* an upload's bytes are on the disk before the call returns, as
-	 * libvirt's own copy makes sure (a block device's too) */
+	/* a local upload's bytes are on the disk before the call returns */
 	if (ok && local_fd >= 0 && t->flag && fdatasync(local_fd) < 0 && errno != EINVAL) {
 		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
 			    "Cannot flush volume %s: %s", path, g_strerror(errno));
@@ -710,6 +723,8 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 	}
 	if (local_fd >= 0)
 		close(local_fd);
+	if (ok && local_fd >= 0 && t->flag)
+		lgd_volume_stream_refresh_pool(vol, path);
 	if (!ok)
 		return NULL;
 	/* a file system may report a failed write only now (NFS) */
