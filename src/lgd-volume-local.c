@@ -239,6 +239,15 @@ lgd_volume_local_open(virStorageVolPtr vol,
 		close(fd);
 		return -1;
 	}
+	/* opened so as not to block on a FIFO; the copy itself is allowed to
+	 * wait for the disk, so the flag goes: a copy must never take EAGAIN
+	 * from the volume's side for bytes not yet in the page cache */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		*why_not = g_strdup_printf("cannot make the volume's file blocking: %s",
+					   g_strerror(errno));
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 

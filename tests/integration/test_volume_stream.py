@@ -162,6 +162,16 @@ def read_file(path):
         return f.read()
 
 
+def drop_cache(path):
+    """Evicts the file's clean pages from the page cache."""
+    os.sync()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def allocated(path):
     return os.stat(path).st_blocks * 512
 
@@ -362,9 +372,14 @@ def test_download_whole_raw_and_qcow2(vols, uri):
     assert 0 < len(qcow2_bytes) < 64 * MiB
 
     sink = vols.scratch('sink')
-    # into a regular file and into a pipe, the bytes as stored
+    # into a regular file and into a pipe, the bytes as stored, also when
+    # they must come from the disk, not the page cache
     assert sha256(download_file(conn, vols.object(uri, raw), sink)) == sha256(raw_data)
     assert sha256(download_pipe(conn, vols.object(uri, raw))) == sha256(raw_data)
+    for download in (lambda: download_pipe(conn, vols.object(uri, raw)),
+                     lambda: download_file(conn, vols.object(uri, raw), sink)):
+        drop_cache(vols.path('disk.raw'))
+        assert sha256(download()) == sha256(raw_data)
     # a qcow2 volume gives its image file, not the guest's 64 MiB
     got = download_file(conn, vols.object(uri, qcow2), sink)
     assert sha256(got) == sha256_file(vols.path('disk.qcow2'))
