@@ -43,6 +43,7 @@ struct _LgdJob {
 	guint64 done;
 	guint64 total;
 	gboolean counts_items;
+	const gchar *transport; /* static; NULL until known */
 
 	/* main loop only */
 	LgdDBusObjectSkeleton *object;
@@ -270,12 +271,15 @@ lgd_job_update(LgdJob *job)
 	guint64 done;
 	guint64 total;
 	gboolean items;
+	const gchar *transport;
 
 	g_mutex_lock(&job->lock);
 	done = job->done;
 	total = job->total;
 	items = job->counts_items;
+	transport = job->transport;
 	g_mutex_unlock(&job->lock);
+	lgd_dbus_job_set_transport(iface, transport != NULL ? transport : "");
 	lgd_job_rate_sample(&job->rate, g_get_monotonic_time(), done);
 	lgd_dbus_job_set_bytes_done(iface, done);
 	lgd_dbus_job_set_bytes_total(iface, total);
@@ -435,6 +439,16 @@ lgd_job_add_done(LgdJob *job, guint64 n)
 {
 	g_mutex_lock(&job->lock);
 	job->done += n;
+	g_mutex_unlock(&job->lock);
+}
+
+/* How a transfer moves its bytes (a static string), once it is known:
+ * "libvirt-stream" or "local-copy" for a volume's. */
+void
+lgd_job_set_transport(LgdJob *job, const gchar *transport)
+{
+	g_mutex_lock(&job->lock);
+	job->transport = transport;
 	g_mutex_unlock(&job->lock);
 }
 

@@ -55,6 +55,8 @@ void lgd_job_add_done(LgdJob *job, guint64 n);
 
 void lgd_job_set_counts_items(LgdJob *job);
 
+void lgd_job_set_transport(LgdJob *job, const gchar *transport);
+
 gboolean lgd_job_is_cancelled(LgdJob *job);
 
 void lgd_job_complete(LgdJob *job, const GError *error);

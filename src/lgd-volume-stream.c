@@ -14,11 +14,12 @@
 #include "lgd-fd.h"
 #include "lgd-libvirt.h"
 #include "lgd-fd-io.h"
+#include "lgd-volume-local.h"
 #include "lgd-volume-stream.h"
 #include "lgd-volume-usage.h"
 
 static const LgdOptionSpec lgd_volume_stream_options[] = {
-    {"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"job-id", "s"}, {NULL},
+    {"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"job-id", "s"}, {"transport", "s"}, {NULL},
 };
 
 /* ---- ranges ------------------------------------------------------------ */
@@ -56,6 +57,35 @@ lgd_volume_stream_cancel_fd(LgdCall *call)
 	return call->job != NULL ? lgd_job_get_cancel_fd(call->job) : -1;
 }
 
+/* What went wrong (@errnum) writing to the sink, @done bytes into the
+ * transfer. */
+void
+lgd_volume_sink_set_error(gint errnum, guint64 done, GError **error)
+{
+	if (errnum == ECANCELED) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The transfer was cancelled after %" G_GUINT64_FORMAT " bytes", done);
+		return;
+	}
+	if (errnum == ETIMEDOUT) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The sink made no progress for %u s after %" G_GUINT64_FORMAT
+			    " bytes; the transfer was aborted",
+			    lgd_fd_io_get_idle_timeout(), done);
+		return;
+	}
+	if (errnum == EPIPE || errnum == ECONNRESET) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The sink was closed after %" G_GUINT64_FORMAT
+			    " bytes; the transfer was aborted",
+			    done);
+		return;
+	}
+	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errnum),
+		    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
+		    g_strerror(errnum));
+}
+
 /* Writes to the sink (lgd-fd-io.c) and says what went wrong, @done bytes
  * into the transfer; ends when @cancel_fd (a job's) becomes readable. */
 static gboolean
@@ -66,30 +96,24 @@ lgd_fd_write_all(
 
 	if (lgd_fd_io_write_all_cancellable(fd, data, len, &written, TRUE, cancel_fd))
 		return TRUE;
-	done += written;
-	if (errno == ECANCELED) {
-		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-			    "The transfer was cancelled after %" G_GUINT64_FORMAT " bytes", done);
-		return FALSE;
-	}
-	if (errno == ETIMEDOUT) {
-		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-			    "The sink made no progress for %u s after %" G_GUINT64_FORMAT
-			    " bytes; the transfer was aborted",
-			    lgd_fd_io_get_idle_timeout(), done);
-		return FALSE;
-	}
-	if (errno == EPIPE || errno == ECONNRESET) {
-		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-			    "The sink was closed after %" G_GUINT64_FORMAT
-			    " bytes; the transfer was aborted",
-			    done);
-		return FALSE;
-	}
-	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
-		    "Cannot write to the sink after %" G_GUINT64_FORMAT " bytes: %s", done,
-		    g_strerror(errno));
+	lgd_volume_sink_set_error(errno, done + written, error);
 	return FALSE;
+}
+
+/* What went wrong (@errnum) reading from the source. */
+void
+lgd_volume_source_set_error(gint errnum, GError **error)
+{
+	if (errnum == ECANCELED)
+		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+				    "The transfer was cancelled");
+	else if (errnum == ETIMEDOUT)
+		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
+			    "The source made no progress for %u s; the transfer was aborted",
+			    lgd_fd_io_get_idle_timeout());
+	else
+		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errnum),
+			    "Cannot read from the source: %s", g_strerror(errnum));
 }
 
 static gssize
@@ -97,30 +121,12 @@ lgd_fd_read(gint fd, gchar *data, gsize len, gint cancel_fd, GError **error)
 {
 	gssize n = lgd_fd_io_read_cancellable(fd, data, len, TRUE, cancel_fd);
 
-	if (n < 0 && errno == ECANCELED)
-		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-				    "The transfer was cancelled");
-	else if (n < 0 && errno == ETIMEDOUT)
-		g_set_error(error, LGD_ERROR, LGD_ERROR_CANCELLED,
-			    "The source made no progress for %u s; the transfer was aborted",
-			    lgd_fd_io_get_idle_timeout());
-	else if (n < 0)
-		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
-			    "Cannot read from the source: %s", g_strerror(errno));
+	if (n < 0)
+		lgd_volume_source_set_error(errno, error);
 	return n;
 }
 
 /* ---- download: the stream into the sink -------------------------------- */
-
-typedef struct {
-	gint fd;
-	LgdJob *job; /* may be NULL */
-	gint cancel_fd;
-	off_t pos;  /* the sink's offset, for holes */
-	off_t size; /* the sink's size, for holes */
-	guint64 done;
-	GError *error;
-} LgdSink;
 
 static int
 lgd_sink_data(virStreamPtr st, const char *data, size_t nbytes, void *opaque)
@@ -154,18 +160,13 @@ lgd_sink_zero(LgdSink *sink, off_t len)
 }
 
 /* A hole over bytes the sink already has must clear them: punch it, or
- * write zeros where the file system cannot. Past the end a seek does. */
-static int
-lgd_sink_hole(virStreamPtr st, long long length, void *opaque)
+ * write zeros where the file system cannot. Past the end a seek does.
+ * Counted as done; FALSE with the sink's error set. */
+gboolean
+lgd_sink_make_hole(LgdSink *sink, off_t length)
 {
-	LgdSink *sink = opaque;
 	off_t end;
 
-	if (length < 0 || length > G_MAXINT64 - sink->pos) {
-		g_set_error(&sink->error, LGD_ERROR, LGD_ERROR_FAILED,
-			    "libvirt sent a hole of %lld bytes", length);
-		return -1;
-	}
 	end = sink->pos + length;
 	if (sink->pos < sink->size) {
 		off_t covered = MIN(end, sink->size) - sink->pos;
@@ -178,20 +179,33 @@ lgd_sink_hole(virStreamPtr st, long long length, void *opaque)
 						    lgd_error_code_from_errno(errno),
 						    "Cannot make a hole in the sink: %s",
 						    g_strerror(errno));
-				return -1;
+				return FALSE;
 			}
 		}
 	}
 	if (lseek(sink->fd, end, SEEK_SET) < 0) {
 		g_set_error(&sink->error, LGD_ERROR, lgd_error_code_from_errno(errno),
 			    "Cannot seek in the sink: %s", g_strerror(errno));
-		return -1;
+		return FALSE;
 	}
 	sink->done += length;
 	if (sink->job != NULL)
 		lgd_job_add_done(sink->job, (guint64)length);
 	sink->pos = end;
-	return 0;
+	return TRUE;
+}
+
+static int
+lgd_sink_hole(virStreamPtr st, long long length, void *opaque)
+{
+	LgdSink *sink = opaque;
+
+	if (length < 0 || length > G_MAXINT64 - sink->pos) {
+		g_set_error(&sink->error, LGD_ERROR, LGD_ERROR_FAILED,
+			    "libvirt sent a hole of %lld bytes", length);
+		return -1;
+	}
+	return lgd_sink_make_hole(sink, length) ? 0 : -1;
 }
 
 /* A file that ends with a hole still needs its size. */
@@ -211,20 +225,9 @@ lgd_sink_finish_sparse(LgdSink *sink, GError **error)
 
 /* ---- upload: the source into the stream -------------------------------- */
 
-typedef struct {
-	gint fd;
-	LgdJob *job; /* may be NULL */
-	gint cancel_fd;
-	off_t pos;	   /* sparse: where the next section starts */
-	guint64 remaining; /* bytes still to send */
-	guint64 count;
-	gboolean exact;		/* @count bytes must come */
-	gboolean fit_only;	/* @count is the room left: more is too much */
-	gboolean first_as_data; /* sparse: see lgd_volume_stream_cut */
-	GError *error;
-} LgdSource;
-
-static gboolean
+/* Reads one byte past what fits: TRUE (the source's error set) when there
+ * is one, or when the read failed. */
+gboolean
 lgd_source_has_more(LgdSource *source)
 {
 	gchar byte;
@@ -237,6 +240,15 @@ lgd_source_has_more(LgdSource *source)
 			    "aborted after writing them",
 			    source->count);
 	return n != 0;
+}
+
+void
+lgd_source_ended_early(LgdSource *source, GError **error)
+{
+	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+		    "The source ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+		    " bytes; the transfer was aborted",
+		    source->count - source->remaining, source->count);
 }
 
 static int
@@ -252,10 +264,7 @@ lgd_source_data(virStreamPtr st, char *data, size_t nbytes, void *opaque)
 	if (n < 0)
 		return -1;
 	if (n == 0 && source->exact) {
-		g_set_error(&source->error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
-			    "The source ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-			    " bytes; the transfer was aborted",
-			    source->count - source->remaining, source->count);
+		lgd_source_ended_early(source, &source->error);
 		return -1;
 	}
 	source->remaining -= n;
@@ -391,9 +400,57 @@ typedef struct {
 	virConnectPtr conn;
 	virStorageVolPtr vol;
 	const gchar *path;
+	const gchar *uri;
 	guint64 stored;
 	guint64 capacity;
+	gint local_fd; /* the volume's file, opened for a local copy; -1: the stream */
 } LgdVolumeTarget;
+
+#define LGD_TRANSPORT_LOCAL "local-copy"
+#define LGD_TRANSPORT_STREAM "libvirt-stream"
+
+static const gchar *
+lgd_volume_stream_transport_option(LgdCall *t)
+{
+	const gchar *value = NULL;
+
+	g_variant_lookup(t->options, "transport", "&s", &value);
+	return value != NULL ? value : "auto";
+}
+
+/* Chooses how the bytes move, once the call's checks have passed: a copy
+ * of the volume's own file when the connection is local and the file can
+ * be opened safely (lgd_volume_local_open()), the libvirt stream
+ * otherwise, or what the option 'transport' asks for. The log and the
+ * job say which. FALSE only when 'local-copy' was asked for and cannot
+ * be done. */
+static gboolean
+lgd_volume_stream_choose(LgdCall *t, LgdVolumeTarget *v, GError **error)
+{
+	const gchar *want = lgd_volume_stream_transport_option(t);
+	const gchar *what = t->flag ? "upload to" : "download of";
+	g_autofree gchar *why_not = NULL;
+
+	if (g_str_equal(want, LGD_TRANSPORT_STREAM))
+		why_not = g_strdup("the caller asked for the libvirt stream");
+	else
+		v->local_fd =
+		    lgd_volume_local_open(v->vol, v->uri, v->path, v->stored, t->flag, &why_not);
+	if (v->local_fd < 0 && g_str_equal(want, LGD_TRANSPORT_LOCAL)) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_NOT_SUPPORTED,
+			    "Volume %s cannot be copied locally (transport 'local-copy'): %s",
+			    v->path, why_not);
+		return FALSE;
+	}
+	if (v->local_fd >= 0)
+		g_info("%s volume %s on %s: local copy of its file", what, v->path, v->uri);
+	else
+		g_info("%s volume %s on %s: libvirt stream (%s)", what, v->path, v->uri, why_not);
+	if (t->job != NULL)
+		lgd_job_set_transport(t->job, v->local_fd >= 0 ? LGD_TRANSPORT_LOCAL
+							       : LGD_TRANSPORT_STREAM);
+	return TRUE;
+}
 
 /* The volume's bytes as stored: the file's or device's size, which is
  * less than the capacity for a qcow2 image. */
@@ -443,7 +500,7 @@ lgd_volume_stream_open(virConnectPtr conn,
 }
 
 static gboolean
-lgd_volume_stream_download(LgdCall *t, const LgdVolumeTarget *v, GError **error)
+lgd_volume_stream_download(LgdCall *t, LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSink sink = {.fd = t->fd, .job = t->job, .cancel_fd = lgd_volume_stream_cancel_fd(t)};
@@ -465,16 +522,25 @@ lgd_volume_stream_download(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 			return FALSE;
 		}
 	}
-	st = lgd_volume_stream_open(v->conn, v->vol, FALSE, t->offset, count, t->sparse, v->path,
-				    error);
-	if (st == NULL)
+	if (!lgd_volume_stream_choose(t, v, error))
 		return FALSE;
-	if (t->sparse)
-		rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
-	else
-		rc = virStreamRecvAll(st, lgd_sink_data, &sink);
-	if (!lgd_volume_stream_end(v->conn, st, rc, &sink.error, "Download", v->path, error))
-		return FALSE;
+	if (v->local_fd >= 0) {
+		if (!lgd_volume_local_download(v->local_fd, &sink, t->fd_stat.st_mode, t->fd_flags,
+					       t->offset, count, t->sparse, v->path, error))
+			return FALSE;
+	} else {
+		st = lgd_volume_stream_open(v->conn, v->vol, FALSE, t->offset, count, t->sparse,
+					    v->path, error);
+		if (st == NULL)
+			return FALSE;
+		if (t->sparse)
+			rc = virStreamSparseRecvAll(st, lgd_sink_data, lgd_sink_hole, &sink);
+		else
+			rc = virStreamRecvAll(st, lgd_sink_data, &sink);
+		if (!lgd_volume_stream_end(v->conn, st, rc, &sink.error, "Download", v->path,
+					   error))
+			return FALSE;
+	}
 	if (sink.done != count) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_FAILED,
 			    "Volume %s gave %" G_GUINT64_FORMAT
@@ -561,7 +627,7 @@ lgd_volume_stream_cut(
 }
 
 static gboolean
-lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
+lgd_volume_stream_upload(LgdCall *t, LgdVolumeTarget *v, GError **error)
 {
 	g_autoptr(virStream) st = NULL;
 	LgdSource source = {
@@ -582,6 +648,11 @@ lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 	}
 	if (t->job != NULL && !source.fit_only)
 		lgd_job_set_total(t->job, source.count);
+	if (!lgd_volume_stream_choose(t, v, error))
+		return FALSE;
+	if (v->local_fd >= 0)
+		return lgd_volume_local_upload(v->local_fd, &source, t->fd_stat.st_mode, t->offset,
+					       t->sparse, v->path, error);
 	if (t->sparse && !lgd_volume_stream_cut(v->conn, v->vol, t->offset, v->path, error))
 		return FALSE;
 	source.first_as_data = t->sparse;
@@ -599,6 +670,21 @@ lgd_volume_stream_upload(LgdCall *t, const LgdVolumeTarget *v, GError **error)
 	return TRUE;
 }
 
+/* libvirt refreshes a volume's pool once a stream upload has closed, so
+ * that the pool's and volume's sizes (and the refresh event) follow; after
+ * a local copy the service does it. Best effort, as libvirt's: a pool busy
+ * with another upload is left for the next refresh. */
+static void
+lgd_volume_stream_refresh_pool(virStorageVolPtr vol, const gchar *path)
+{
+	g_autoptr(virStoragePool) pool = virStoragePoolLookupByVolume(vol);
+
+	if (pool == NULL || virStoragePoolRefresh(pool, 0) < 0)
+		g_debug("the pool of volume %s was not refreshed after the upload: %s", path,
+			virGetLastErrorMessage());
+	virResetLastError();
+}
+
 static GVariant *
 lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 {
@@ -608,6 +694,7 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 	g_autofree gchar *path = NULL;
 	LgdVolumeTarget target;
 	gboolean ok;
+	gint local_fd;
 
 	if (conn == NULL)
 		return NULL;
@@ -616,13 +703,28 @@ lgd_volume_stream_run(LgdSession *session, LgdCall *t, GError **error)
 		lgd_error_set_from_libvirt(error, "Volume %s", key);
 		return NULL;
 	}
-	target = (LgdVolumeTarget){.conn = conn, .vol = vol, .path = path};
+	target = (LgdVolumeTarget){.conn = conn,
+				   .vol = vol,
+				   .path = path,
+				   .uri = lgd_guest_get_uri(t->guest),
+				   .local_fd = -1};
 	if (!lgd_volume_stream_sizes(vol, path, &target.stored, &target.capacity, error))
 		return NULL;
 	if (t->flag)
 		ok = lgd_volume_stream_upload(t, &target, error);
 	else
 		ok = lgd_volume_stream_download(t, &target, error);
+	local_fd = target.local_fd;
+	/* a local upload's bytes are on the disk before the call returns */
+	if (ok && local_fd >= 0 && t->flag && fdatasync(local_fd) < 0 && errno != EINVAL) {
+		g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errno),
+			    "Cannot flush volume %s: %s", path, g_strerror(errno));
+		ok = FALSE;
+	}
+	if (local_fd >= 0)
+		close(local_fd);
+	if (ok && local_fd >= 0 && t->flag)
+		lgd_volume_stream_refresh_pool(vol, path);
 	if (!ok)
 		return NULL;
 	/* a file system may report a failed write only now (NFS) */
@@ -677,6 +779,21 @@ lgd_volume_stream_check_sparse(LgdCall *t, GError **error)
 	return FALSE;
 }
 
+static gboolean
+lgd_volume_stream_check_transport(LgdCall *t, GError **error)
+{
+	const gchar *want = lgd_volume_stream_transport_option(t);
+
+	if (g_str_equal(want, "auto") || g_str_equal(want, LGD_TRANSPORT_LOCAL) ||
+	    g_str_equal(want, LGD_TRANSPORT_STREAM))
+		return TRUE;
+	g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
+		    "The option 'transport' is '%s'; it takes 'auto', '" LGD_TRANSPORT_LOCAL
+		    "' or '" LGD_TRANSPORT_STREAM "'",
+		    want);
+	return FALSE;
+}
+
 static void
 lgd_volume_stream_reply(gpointer iface, GDBusMethodInvocation *invocation, GVariant *reply)
 {
@@ -709,7 +826,9 @@ lgd_volume_stream_handle(GDBusMethodInvocation *invocation,
 	call->sparse = lgd_args_get_bool(options, "sparse", FALSE);
 	if (!lgd_volume_stream_take_fd(call, fd_list, handle, &error) ||
 	    !lgd_args_check_options(options, lgd_volume_stream_options, &error) ||
-	    !lgd_job_check_id(options, &error) || !lgd_volume_stream_check_sparse(call, &error))
+	    !lgd_job_check_id(options, &error) ||
+	    !lgd_volume_stream_check_transport(call, &error) ||
+	    !lgd_volume_stream_check_sparse(call, &error))
 		return lgd_call_return_error(call, error);
 	return lgd_call_run_in_thread(call, lgd_volume_stream_run);
 }

@@ -1,6 +1,9 @@
 /*
- * A volume's raw bytes through libvirt's storage volume streams: Download
- * and Upload, to and from a file descriptor the caller passes.
+ * A volume's raw bytes: Download and Upload, to and from a file descriptor
+ * the caller passes, through libvirt's storage volume streams, or by the
+ * service's own copy of the volume's file where the connection is local
+ * and the file can be opened safely (lgd-volume-local.h). The checks of
+ * the call, its range and the volume's use come first, for both.
  */
 #pragma once
 

@@ -15,8 +15,10 @@
 # the tests lose a connection in the middle of a transfer.
 
 import os
+import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -110,16 +112,47 @@ def forwarder():
     fwd.stop()
 
 
-@pytest.fixture(params=['local', 'tcp'])
+# Options every call_fd of the running test passes: the 'local-stream'
+# runs force libvirt's stream on the local connection (issue 14).
+FORCED = {}
+JOB_IFACE = 'org.libvirt.GuestFS.Job'
+JOBS_PREFIX = '/org/libvirt/GuestFS/jobs/'
+
+
+@pytest.fixture(params=['local', 'local-stream', 'tcp'])
 def uri(request, forwarder):
-    """Each test runs once per connection of the service."""
-    return SYSTEM_URI if request.param == 'local' else forwarder.uri
+    """Each test runs once per connection of the service: on the local one
+    both ways the bytes can go (the service's own copy of the volume's
+    file, the default there, and libvirt's stream), over TCP the stream."""
+    FORCED.clear()
+    if request.param == 'local-stream':
+        FORCED['transport'] = GLib.Variant('s', 'libvirt-stream')
+    yield SYSTEM_URI if request.param != 'tcp' else forwarder.uri
+    FORCED.clear()
+
+
+def expected_transport(uri):
+    """What the Job and the log must say a transfer on uri took."""
+    if uri == SYSTEM_URI and not FORCED:
+        return 'local-copy'
+    return 'libvirt-stream'
+
+
+# Why a transfer on the local connection may go through libvirt's stream.
+STREAM_REASONS = ("the caller asked for the libvirt stream",
+                  "the volume's path is a symbolic link")
 
 
 @pytest.fixture
 def service(start_daemon, forwarder):
-    return start_daemon(SYSTEM_URI, forwarder.uri,
-                        extra_args=['--volume-rescan-interval', '1'])
+    daemon = start_daemon(SYSTEM_URI, forwarder.uri,
+                          extra_args=['--volume-rescan-interval', '1'])
+    yield daemon
+    # every transfer on the local connection took the local copy unless
+    # told otherwise or the volume is a link: none fell back unnoticed
+    found = re.findall(r'(?:download of|upload to) volume (\S+) on %s: libvirt stream \((.*)\)'
+                       % re.escape(SYSTEM_URI), daemon.log())
+    assert all(reason in STREAM_REASONS for _, reason in found), found
 
 
 # --- Volumes ------------------------------------------------------------------
@@ -127,6 +160,16 @@ def service(start_daemon, forwarder):
 def read_file(path):
     with open(path, 'rb') as f:
         return f.read()
+
+
+def drop_cache(path):
+    """Evicts the file's clean pages from the page cache."""
+    os.sync()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def allocated(path):
@@ -214,8 +257,9 @@ def call_fd(connection, path, method, fds=(), opts=None, handle=0,
             timeout=TRANSFER_TIMEOUT):
     """Volume.<method>(handle, opts) passing fds (a list of fds, which
     stay the caller's, or a Gio.UnixFDList, whose fds are closed here)."""
+    opts = dict(FORCED, **(opts or {}))
     call_with_fds(connection, path, VOLUME_IFACE, method,
-                  GLib.Variant('(ha{sv})', (handle, opts or {})), fds, '()', timeout)
+                  GLib.Variant('(ha{sv})', (handle, opts)), fds, '()', timeout)
 
 
 class Background(threading.Thread):
@@ -328,13 +372,27 @@ def test_download_whole_raw_and_qcow2(vols, uri):
     assert 0 < len(qcow2_bytes) < 64 * MiB
 
     sink = vols.scratch('sink')
-    # into a regular file and into a pipe, the bytes as stored
+    # into a regular file and into a pipe, the bytes as stored, also when
+    # they must come from the disk, not the page cache
     assert sha256(download_file(conn, vols.object(uri, raw), sink)) == sha256(raw_data)
     assert sha256(download_pipe(conn, vols.object(uri, raw))) == sha256(raw_data)
+    for download in (lambda: download_pipe(conn, vols.object(uri, raw)),
+                     lambda: download_file(conn, vols.object(uri, raw), sink)):
+        drop_cache(vols.path('disk.raw'))
+        assert sha256(download()) == sha256(raw_data)
     # a qcow2 volume gives its image file, not the guest's 64 MiB
     got = download_file(conn, vols.object(uri, qcow2), sink)
     assert sha256(got) == sha256_file(vols.path('disk.qcow2'))
     assert sha256(download_pipe(conn, vols.object(uri, qcow2))) == sha256(qcow2_bytes)
+    # into another file system (tmpfs), where copy_file_range does not go
+    shm = '/dev/shm/lgd-test-vs-%d' % os.getpid()
+    try:
+        assert sha256(download_file(conn, vols.object(uri, raw), shm)) == sha256(raw_data)
+        got = download_file(conn, vols.object(uri, raw), shm, options(offset=5, length=MiB))
+        assert got == raw_data[5:5 + MiB]
+    finally:
+        if os.path.exists(shm):
+            os.unlink(shm)
 
 
 def test_download_ranges(vols, uri):
@@ -482,6 +540,14 @@ def test_sparse_download_10g(vols, uri):
     assert os.stat(sink).st_size == GiB
     with open(sink, 'rb') as f:
         assert f.read(20) == middle[-10:] + bytes(10)
+        assert os.lseek(f.fileno(), 10, os.SEEK_HOLE) <= 4096
+
+    # without sparse, the holes arrive as zeros, into a pipe or a file
+    start = 3 * GiB - 3 * MiB
+    got = download_pipe(conn, obj, options(offset=start, length=5 * MiB))
+    assert got == bytes(3 * MiB) + middle + bytes(MiB)
+    got = download_file(conn, obj, sink, options(offset=start, length=5 * MiB))
+    assert got == bytes(3 * MiB) + middle + bytes(MiB)
 
 
 def test_upload_round_trip(vols, uri):
@@ -684,6 +750,189 @@ def test_connection_lost_mid_transfer(virt, start_daemon, how):
         slow.stop()
 
 
+# --- Which way the bytes went (issue 14) -------------------------------------
+
+def job_of(client, job_id):
+    """The (path, properties) of the job with job_id, or None."""
+    for path, ifaces in client.get_managed_objects().items():
+        props = ifaces.get(JOB_IFACE)
+        if path.startswith(JOBS_PREFIX) and props and props['JobId'] == job_id:
+            return path, props
+    return None
+
+
+def transport_of_blocked_download(vols, obj, job_id, size, opts=None):
+    """Starts a Download into a pipe nobody reads yet, reads the Transport
+    of its job, then drains the pipe: (transport, bytes)."""
+    conn = vols.client.connection
+    r, w = os.pipe()
+    call = Background(conn, obj, 'Download', [w],
+                      dict(FORCED, **(opts or {}), **{'job-id': GLib.Variant('s', job_id)}))
+    os.close(w)
+    chunks = []
+    try:
+        call.start()
+        found = wait_until(lambda: (job_of(vols.client, job_id) or (None, {}))[1]
+                           .get('Transport'), 30, 'the Transport of job ' + job_id)
+        while True:
+            data = read_some(r, TRANSFER_TIMEOUT)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(r)
+    error = call.result(TRANSFER_TIMEOUT)
+    if error is not None:
+        raise error
+    assert len(b''.join(chunks)) == size
+    return found, b''.join(chunks)
+
+
+def test_transport_is_reported(vols, service, uri):
+    conn = vols.client.connection
+    data = os.urandom(8 * MiB)
+    obj = vols.object(uri, vols.add('which.raw', data))
+    want = expected_transport(uri)
+
+    transport, got = transport_of_blocked_download(vols, obj, 'which-1', len(data))
+    assert transport == want
+    assert got == data
+    line = 'download of volume %s on %s: %s' % (
+        vols.path('which.raw'), uri,
+        'local copy' if want == 'local-copy' else 'libvirt stream')
+    assert line in service.log()
+
+    # an upload says so too
+    upload_pipe(conn, obj, data[:4096], options(offset=0, length=4096))
+    line = 'upload to volume %s on %s: %s' % (
+        vols.path('which.raw'), uri,
+        'local copy' if want == 'local-copy' else 'libvirt stream')
+    assert line in service.log()
+
+    # asking for the local copy where there is none
+    if uri != SYSTEM_URI:
+        r, w = os.pipe()
+        try:
+            message = assert_error('NotSupported', call_fd, conn, obj, 'Download', [w],
+                                   {'transport': GLib.Variant('s', 'local-copy')})
+        finally:
+            os.close(r)
+            os.close(w)
+        assert 'not to this host' in message
+    # a value it does not know, before anything moves
+    r, w = os.pipe()
+    try:
+        message = assert_error('InvalidArgument', call_fd, conn, obj, 'Download', [w],
+                               {'transport': GLib.Variant('s', 'carrier-pigeon')})
+        assert "'transport'" in message
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_symbolic_link_volume_is_not_opened(vols, service, uri):
+    """A pool directory may hold a link to a host file, which libvirt
+    lists as a volume. The service's own copy never follows it: the bytes
+    go through libvirt's stream, as before (the link's target here is a
+    decoy file of the test's own)."""
+    conn = vols.client.connection
+    decoy = vols.scratch('decoy')
+    decoy_data = os.urandom(MiB)
+    with open(decoy, 'wb') as f:
+        f.write(decoy_data)
+    os.chmod(decoy, 0o600)
+    os.symlink(decoy, vols.path('link.raw'))
+    obj = vols.object(uri, vols._lookup('link.raw'))
+    before = os.stat(decoy)
+
+    transport, got = transport_of_blocked_download(vols, obj, 'link-1', len(decoy_data))
+    assert transport == 'libvirt-stream'
+    assert got == decoy_data
+    if uri == SYSTEM_URI and not FORCED:
+        assert 'libvirt stream (the volume\'s path is a symbolic link)' in service.log()
+        message = assert_error('NotSupported', download_pipe, conn, obj,
+                               {'transport': GLib.Variant('s', 'local-copy')})
+        assert 'symbolic link' in message
+        source = vols.scratch('source')
+        with open(source, 'wb') as f:
+            f.write(os.urandom(MiB))
+        assert_error('NotSupported', upload_file, conn, obj, source,
+                     {'transport': GLib.Variant('s', 'local-copy')})
+    after = os.stat(decoy)
+    assert read_file(decoy) == decoy_data
+    assert (after.st_mode, after.st_uid, after.st_gid, after.st_mtime_ns) == \
+        (before.st_mode, before.st_uid, before.st_gid, before.st_mtime_ns)
+
+
+def test_cancel_mid_transfer(vols, uri):
+    """Job.Cancel ends a download whose sink is full and an upload whose
+    source is empty, on either path, promptly."""
+    conn = vols.client.connection
+    data = os.urandom(16 * MiB)
+    obj = vols.object(uri, vols.add('cancel.raw', data))
+    for method in ('Download', 'Upload'):
+        job_id = 'cancel-' + method
+        r, w = os.pipe()
+        mine, theirs = (r, w) if method == 'Download' else (w, r)
+        call = Background(conn, obj, method, [theirs],
+                          dict(FORCED, **{'job-id': GLib.Variant('s', job_id)}))
+        os.close(theirs)
+        try:
+            call.start()
+            if method == 'Download':
+                read_some(mine, PROMPT)  # the copy has begun
+            else:
+                os.write(mine, b'\1' * 4096)
+            path, props = wait_until(lambda: job_of(vols.client, job_id), 30, job_id)
+            wait_until(lambda: job_of(vols.client, job_id)[1]['Transport'], 30,
+                       'the Transport of ' + job_id)
+            assert job_of(vols.client, job_id)[1]['Transport'] == expected_transport(uri)
+            cancelled = time.monotonic()
+            call_with_fds(conn, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)),
+                          [], '()', 30)
+            error = call.result(PROMPT)
+        finally:
+            os.close(mine)
+        assert isinstance(error, DBusError), error
+        assert error.name == ERROR_PREFIX + 'Cancelled', error
+        assert call.finished - cancelled < PROMPT
+    after = read_file(vols.path('cancel.raw'))
+    assert len(after) == len(data) and after[4096:] == data[4096:]
+
+
+def test_sockets(vols, uri):
+    """A socket as sink and as source: read and write with every wait
+    bounded, on either path."""
+    conn = vols.client.connection
+    data = os.urandom(3 * MiB + 7)
+    obj = vols.object(uri, vols.add('sock.raw', data))
+
+    mine, theirs = socket.socketpair()
+    with mine:
+        call = Background(conn, obj, 'Download', [theirs.fileno()], options(offset=7))
+        theirs.close()
+        call.start()
+        chunks = []
+        while True:
+            chunk = read_some(mine.fileno(), TRANSFER_TIMEOUT)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert call.result(TRANSFER_TIMEOUT) is None
+    assert b''.join(chunks) == data[7:]
+
+    piece = os.urandom(MiB)
+    mine, theirs = socket.socketpair()
+    with mine:
+        call = Background(conn, obj, 'Upload', [theirs.fileno()],
+                          options(offset=MiB, length=len(piece)))
+        theirs.close()
+        call.start()
+        mine.sendall(piece)
+        assert call.result(TRANSFER_TIMEOUT) is None
+    assert read_file(vols.path('sock.raw')) == data[:MiB] + piece + data[2 * MiB:]
+
+
 # --- Authorization under the real polkitd ------------------------------------
 
 # Runs as nobody: a Download into a pipe and an Upload from one, and what
@@ -767,3 +1016,4 @@ def test_not_root_is_denied(pk_volumes, uri):
     # root, on the same bus, is let through: the denial was polkit's
     assert download_pipe(bus.connection, path, options(length=4096)) == \
         read_file(env['file'])[:4096]
+

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lgd-error.h"
+#include "lgd-volume-local.h"
 #include "lgd-volume-stream.h"
 #include "lgd-volume-usage.h"
 
@@ -256,6 +257,86 @@ test_matching(void)
 	g_assert_false(xml_uses("var/lib/libvirt/images/web.qcow2", "default", "x"));
 }
 
+static void
+test_local_uri(void)
+{
+	static const gchar *const local[] = {"qemu:///system",
+					     "qemu:///session",
+					     "qemu+unix:///system",
+					     "QEMU+UNIX:///system",
+					     "qemu:///system?socket=/run/libvirt/libvirt-sock",
+					     NULL};
+	static const gchar *const remote[] = {"qemu+tcp://127.0.0.1:16509/system",
+					      "qemu+ssh://root@host/system",
+					      "qemu://host/system",
+					      "qemu+tls://localhost/system",
+					      "qemu+unix://host/system",
+					      "not a uri",
+					      "",
+					      NULL};
+
+	for (guint i = 0; local[i] != NULL; i++)
+		g_assert_true(lgd_volume_local_uri_is_local(local[i]));
+	for (guint i = 0; remote[i] != NULL; i++)
+		g_assert_false(lgd_volume_local_uri_is_local(remote[i]));
+	g_assert_false(lgd_volume_local_uri_is_local(NULL));
+}
+
+#define VOL_XML(type, path, format, ctime)                                                         \
+	"<volume type='" type "'><name>a.raw</name><target><path>" path "</path>"                  \
+	"<format type='" format "'/><timestamps><atime>1.5</atime><mtime>1796585535.4</mtime>"     \
+	"<ctime>" ctime "</ctime></timestamps></target></volume>"
+
+static void
+test_local_is_volume(void)
+{
+	struct stat st = {0};
+	static const struct {
+		const gchar *xml;
+		const gchar *why; /* NULL: it is the volume */
+	} cases[] = {
+	    {VOL_XML("file", "/p/a.raw", "raw", "1796585535.424456134"), NULL},
+	    {VOL_XML("block", "/p/a.raw", "qcow2", "1796585535.424456134"), NULL},
+	    {VOL_XML("file", "/p/a.raw", "raw", "1796585535.424456135"), "change time"},
+	    {VOL_XML("file", "/p/a.raw", "raw", "1796585536.424456134"), "change time"},
+	    {VOL_XML("file", "/p/a.raw", "raw", "1796585535"), "change time"},
+	    {VOL_XML("file", "/p/a.raw", "raw", "1796585535.4244561340"), "no change time"},
+	    {VOL_XML("file", "/p/a.raw", "raw", "-1.5"), "no change time"},
+	    {VOL_XML("file", "/p/a.raw", "raw", ""), "no change time"},
+	    {VOL_XML("file", "/p/b.raw", "raw", "1796585535.424456134"), "another path"},
+	    {VOL_XML("dir", "/p/a.raw", "raw", "1796585535.424456134"), "type 'dir'"},
+	    {VOL_XML("network", "/p/a.raw", "raw", "1796585535.424456134"), "type 'network'"},
+	    {VOL_XML("file", "/p/a.raw", "ploop", "1796585535.424456134"), "ploop"},
+	    {"<volume type='file'><name>a</name></volume>", "no target"},
+	    {"<volume type='file'><target><path>/p/a.raw</path></target></volume>",
+	     "no change time"},
+	};
+
+	st.st_ctim.tv_sec = 1796585535;
+	st.st_ctim.tv_nsec = 424456134;
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *why = NULL;
+		gboolean ok = lgd_volume_local_is_volume(cases[i].xml, "/p/a.raw", &st, &why);
+
+		g_test_message("case %u: %s", i, why != NULL ? why : "ok");
+		if (cases[i].why == NULL) {
+			g_assert_true(ok);
+			g_assert_null(why);
+		} else {
+			g_assert_false(ok);
+			g_assert_nonnull(strstr(why, cases[i].why));
+		}
+	}
+	/* a whole-second change time */
+	st.st_ctim.tv_nsec = 0;
+	{
+		g_autofree gchar *why = NULL;
+
+		g_assert_true(lgd_volume_local_is_volume(
+		    VOL_XML("file", "/p/a.raw", "raw", "1796585535"), "/p/a.raw", &st, &why));
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -265,5 +346,7 @@ main(int argc, char *argv[])
 	g_test_add_func("/volume-stream/usage/parse", test_refs_parse);
 	g_test_add_func("/volume-stream/usage/parse-bad", test_refs_parse_bad);
 	g_test_add_func("/volume-stream/usage/matching", test_matching);
+	g_test_add_func("/volume-local/uri", test_local_uri);
+	g_test_add_func("/volume-local/is-volume", test_local_is_volume);
 	return g_test_run();
 }

@@ -1,7 +1,20 @@
-"""Case `volume`: raw volume bytes through libvirt storage volume streams
-(issue 5, point 8): Volume.Download of a 1 GiB raw volume against `virsh
-vol-download` of the same volume and against `cat` of its file (the
-physical limit), and a sparse Download of an empty 10 GiB volume.
+"""Case `volume`: raw volume bytes (issue 5, point 8; issue 14, item 4):
+Volume.Download of a 1 GiB raw volume against `virsh vol-download` of the
+same volume and against `cat` of its file (the physical limit), and a
+sparse Download of an empty 10 GiB volume. The service's Download runs both
+ways it can move the bytes: its own copy of the volume's file (the default
+on this local connection, Job Transport "local-copy") and libvirt's storage
+volume stream (option transport=libvirt-stream, what a remote connection
+gets); the log of the service must say the default run took the local copy.
+Over qemu+tcp (--volume-tcp, on by default): libvirt 9.0 on Debian 12 has
+no virtproxyd and the shared libvirtd is not restarted with --listen, so a
+relay of this script's own (one process, 1 MiB buffers, loopback only, as
+tests/integration/test_volume_stream.py's forwarder) joins TCP connections
+on 127.0.0.1 to libvirtd's UNIX socket; the service gets a second
+connection to qemu+tcp://127.0.0.1:PORT/system and its Download of that
+connection's volume object (the libvirt stream: the URI is remote) runs
+against `virsh -c` the same URI, into a file, alternating, median. Both
+pay the relay alike; the target is >= 0.9x virsh.
 
 Set-up: a transient directory pool, lgd-bench-vol, on qemu:///system over
 a directory of our own, /var/lib/libvirt/images/lgd-bench-vol-XXXX/pool,
@@ -39,10 +52,12 @@ Sparse Download: the empty volume with sparse=true into a regular file
 against `virsh vol-download --sparse`, --volume-runs each, median; the
 result must have the volume's size and (almost) no blocks allocated.
 
-Targets (issue 5): Download at least 0.9x virsh vol-download's throughput
-(checked for both sinks); sparse 10 GiB under 0.1 s.
+Targets: issue 14: the local Download at least 3x virsh vol-download's
+throughput and at least 0.5x cat's, into a file; issue 5: the stream at
+least 0.9x virsh (both sinks); sparse 10 GiB under 0.1 s.
 """
 
+import argparse
 import fcntl
 import hashlib
 import os
@@ -55,7 +70,7 @@ import time
 
 from benchlib import (BenchError, GLib, Gio, PrivateBus, Service, cpu_seconds, fmt_table,
                       load_note, log, machine_load, median, open_libvirt, pid_of, rss_kib,
-                      system_busy_seconds, tail)
+                      stop_process, system_busy_seconds, tail)
 
 NAME = "volume"
 ORDER = 50
@@ -75,7 +90,49 @@ CHUNK = 4 * MIB
 F_SETPIPE_SZ = 1031
 CALL_TIMEOUT = 600.0
 
-TARGET_RATIO = 0.9
+TARGET_RATIO = 0.9  # the libvirt stream against virsh (issue 5)
+TARGET_LOCAL_VIRSH = 3.0  # the local copy against virsh (issue 14)
+TARGET_LOCAL_CAT = 0.5  # the local copy against cat (issue 14)
+TARGET_TCP = 0.9  # over qemu+tcp against virsh over the same URI (issue 14)
+LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+RELAY = r'''
+import socket, sys, threading
+target = sys.argv[1]
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(64)
+print(server.getsockname()[1], flush=True)
+
+def pump(src, dst):
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    try:
+        while True:
+            n = src.recv_into(buf)
+            if not n:
+                break
+            dst.sendall(view[:n])
+    except OSError:
+        pass
+    for x in (src, dst):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+while True:
+    client, _ = server.accept()
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(target)
+    except OSError:
+        client.close()
+        continue
+    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+'''
+STREAM = {"transport": GLib.Variant("s", "libvirt-stream")}
 TARGET_SPARSE_S = 0.1
 # A sparse result may hold a few blocks (metadata, a partial block): more is a failure.
 SPARSE_ALLOC_LIMIT = 1 * MIB
@@ -90,6 +147,9 @@ def add_arguments(parser):
                    help="size of the random raw volume in MiB (default 1024)")
     g.add_argument("--volume-sparse-size", type=int, default=10, metavar="GIB",
                    help="size of the empty sparse volume in GiB (default 10)")
+    g.add_argument("--volume-tcp", action=argparse.BooleanOptionalAction, default=True,
+                   help="also Download over qemu+tcp (through a loopback relay to libvirtd's "
+                        "socket) against virsh over the same URI (default on)")
     g.add_argument("--volume-pipe-size", type=int, default=1024, metavar="KIB",
                    help="capacity of the pipes (F_SETPIPE_SZ) for every side; 0 keeps the "
                         "system's default, 64 KiB (default 1024)")
@@ -190,6 +250,34 @@ def lookup_volume(svc, path, timeout=30.0):
             if "NotFound" not in str(e) or time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
+
+
+def start_relay(ctx):
+    """The loopback relay to libvirtd's socket; returns its qemu+tcp URI."""
+    if not os.path.exists(LIBVIRT_SOCKET):
+        raise BenchError(f"{LIBVIRT_SOCKET} is missing: is libvirtd running?")
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", RELAY, LIBVIRT_SOCKET],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    ctx.cleanup.push(stop_process, proc, "relay", 5.0, what="stop the qemu+tcp relay")
+    port = proc.stdout.readline().strip()
+    if not port:
+        raise BenchError("the qemu+tcp relay did not start")
+    return f"qemu+tcp://127.0.0.1:{port}/system"
+
+
+def lookup_volume_on(svc, uri, path, timeout=30.0):
+    """The object of the volume at path on the service's connection uri."""
+    deadline = time.monotonic() + timeout
+    while True:
+        objs = svc.call("/org/libvirt/GuestFS", "org.freedesktop.DBus.ObjectManager",
+                        "GetManagedObjects", None, "(a{oa{sa{sv}}})", timeout=30).unpack()[0]
+        for obj, ifaces in objs.items():
+            props = ifaces.get(VOLUME_IFACE)
+            if props and props.get("Connection") == uri and props.get("Path") == path:
+                return obj
+        if time.monotonic() > deadline:
+            raise BenchError(f"no volume object for {path} on {uri}")
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------- measuring
@@ -334,17 +422,47 @@ class Sides:
 
     # -- into a regular file
 
-    def ours_file(self, hash_it=False):
+    def ours_file(self, hash_it=False, opts=None):
         self._fresh_target()
         m = Meter(self.svc)
         m.start()
         fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _download_call(self.svc, self.obj, fd, {})
+            _download_call(self.svc, self.obj, fd, opts or {})
         finally:
             os.close(fd)
         run = m.stop(time.monotonic())
         self._check_file("Download into a file", self.size)
+        if hash_it:
+            run["sha256"] = sha256_file(self.out)
+        return run
+
+    def stream_file(self, hash_it=False):
+        return self.ours_file(hash_it, STREAM)
+
+    def tcp_file(self, hash_it=False):
+        self._fresh_target()
+        m = Meter(self.svc)
+        m.start()
+        fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _download_call(self.svc, self.tcp_obj, fd, {})
+        finally:
+            os.close(fd)
+        run = m.stop(time.monotonic())
+        self._check_file("Download over qemu+tcp", self.size)
+        if hash_it:
+            run["sha256"] = sha256_file(self.out)
+        return run
+
+    def virsh_tcp_file(self, hash_it=False):
+        self._fresh_target()
+        m = Meter(self.svc)
+        m.start()
+        t = _run_child(["virsh", "-c", self.tcp_uri, "vol-download", "--pool", POOL, DENSE,
+                        self.out], "virsh vol-download over qemu+tcp")
+        run = m.stop(t)
+        self._check_file("virsh vol-download over qemu+tcp", self.size)
         if hash_it:
             run["sha256"] = sha256_file(self.out)
         return run
@@ -403,11 +521,14 @@ class Sides:
             run["sha256"] = reader.hash.hexdigest()
         return run
 
-    def ours_pipe(self, hash_it=False):
+    def ours_pipe(self, hash_it=False, opts=None):
         def start(w):
-            _download_call(self.svc, self.obj, w, {})
+            _download_call(self.svc, self.obj, w, opts or {})
             return time.monotonic()
         return self._pipe_run("Download into a pipe", start, hash_it)
+
+    def stream_pipe(self, hash_it=False):
+        return self.ours_pipe(hash_it, STREAM)
 
     def virsh_pipe(self, hash_it=False):
         def start(w):
@@ -466,12 +587,19 @@ def sha256_file(path):
 
 
 DENSE_SIDES = [  # key, sink, label
-    ("ours_file", "file", "libvirt-guestfs-dbus Download"),
+    ("ours_file", "file", "libvirt-guestfs-dbus Download (local copy)"),
+    ("stream_file", "file", "libvirt-guestfs-dbus Download (libvirt stream)"),
     ("virsh_file", "file", "virsh vol-download"),
     ("cat_file", "file", "cat VOLFILE > FILE"),
-    ("ours_pipe", "pipe", "libvirt-guestfs-dbus Download"),
+    ("ours_pipe", "pipe", "libvirt-guestfs-dbus Download (local copy)"),
+    ("stream_pipe", "pipe", "libvirt-guestfs-dbus Download (libvirt stream)"),
     ("virsh_pipe", "pipe", "virsh vol-download /dev/stdout"),
     ("cat_pipe", "pipe", "cat VOLFILE | reader"),
+]
+CHECKED = ("ours_file", "stream_file", "ours_pipe", "stream_pipe", "virsh_file")
+TCP_SIDES = [
+    ("tcp_file", "libvirt-guestfs-dbus Download over qemu+tcp (libvirt stream)"),
+    ("virsh_tcp_file", "virsh -c qemu+tcp://... vol-download"),
 ]
 SPARSE_SIDES = [
     ("ours_sparse", "libvirt-guestfs-dbus Download sparse=true"),
@@ -492,7 +620,8 @@ def _rounded(run):
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in run.items()}
 
 
-def report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, load_after, svc_notes):
+def report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, load_after, svc_notes,
+           tcp_runs=None):
     n = ctx.args.volume_runs
     mb = size / 1e6
     print()
@@ -510,16 +639,18 @@ def report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, load_af
         cc = [r["client_cpu_s"] + r["child_cpu_s"] for r in rs]
         rows.append([f"{sink}: {label}", f"{s:.3f} s", f"{mb / s:.0f}",
                      " ".join(f"{r['s']:.3f}" for r in rs),
-                     _cpu(_med(rs, "service_cpu_s")) if key.startswith("ours") else "-",
+                     _cpu(_med(rs, "service_cpu_s")) if key.startswith(("ours", "stream"))
+                     else "-",
                      _cpu(_med(rs, "libvirtd_cpu_s")), _cpu(median(cc)), "", ""])
     # ratios, once every median is known
-    ratios = {}
+    ratios = {}  # throughput ours / virsh, per side ("file", "stream_file", ...)
     for row, (key, sink, _) in zip(rows, DENSE_SIDES):
         cat = meds[f"cat_{sink}"]
         row[8] = f"{cat / meds[key]:.2f}"
-        if key.startswith("ours"):
-            ratios[sink] = meds[f"virsh_{sink}"] / meds[key]  # throughput ours / virsh
-            row[7] = f"{ratios[sink]:.2f}"
+        if key.startswith(("ours", "stream")):
+            name = sink if key.startswith("ours") else f"stream_{sink}"
+            ratios[name] = meds[f"virsh_{sink}"] / meds[key]
+            row[7] = f"{ratios[name]:.2f}"
     print(fmt_table(rows, header))
     print("  (times: call or process start -> reply or exit, and for a pipe the last byte read; "
           "MB/s = 10^6 bytes/s; ours/virsh and 'of cat' are throughput ratios; CPU in seconds, "
@@ -542,26 +673,59 @@ def report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, load_af
                       _cpu(_med(rs, "libvirtd_cpu_s"))])
     print(fmt_table(rows2, header2))
 
+    tcp = None
+    if tcp_runs:
+        print()
+        print(f"qemu+tcp (loopback relay to libvirtd's socket): into a file, median of {n} runs")
+        header3 = ["side", "median", "MB/s", "runs (s)", "svc CPU", "libvirtd CPU"]
+        rows3 = []
+        tmeds = {}
+        for key, label in TCP_SIDES:
+            rs = tcp_runs[key]
+            tmeds[key] = _med(rs, "s")
+            rows3.append([label, f"{tmeds[key]:.3f} s", f"{mb / tmeds[key]:.0f}",
+                          " ".join(f"{r['s']:.3f}" for r in rs),
+                          _cpu(_med(rs, "service_cpu_s")) if key == "tcp_file" else "-",
+                          _cpu(_med(rs, "libvirtd_cpu_s"))])
+        print(fmt_table(rows3, header3))
+        tcp = {"median_s": {k: round(v, 4) for k, v in tmeds.items()},
+               "ratio_ours_virsh": round(tmeds["virsh_tcp_file"] / tmeds["tcp_file"], 3),
+               "runs": {k: [_rounded(r) for r in rs] for k, rs in tcp_runs.items()}}
+
     print()
     problems = []
     for key, _ in SPARSE_SIDES:
         alloc = max(r["allocated"] for r in sparse_runs[key])
         if alloc > SPARSE_ALLOC_LIMIT:
             problems.append(f"{key}: target has {alloc} bytes allocated (holes not kept)")
-    for key in ("ours_file", "ours_pipe", "virsh_file"):
+    for key in CHECKED:
         if warm[key].get("sha256") != ctx.volume_sha256:
             problems.append(f"{key}: first run's SHA-256 differs from the volume's")
-    ok_file = ratios["file"] >= TARGET_RATIO
-    ok_pipe = ratios["pipe"] >= TARGET_RATIO
+    of_cat = meds["cat_file"] / meds["ours_file"]
+    ok_local = ratios["file"] >= TARGET_LOCAL_VIRSH and of_cat >= TARGET_LOCAL_CAT
+    ok_file = ratios["stream_file"] >= TARGET_RATIO
+    ok_pipe = ratios["stream_pipe"] >= TARGET_RATIO
     ok_sparse = smeds["ours_sparse"] < TARGET_SPARSE_S and not any("ours_sparse" in p
                                                                    for p in problems)
-    target = ok_file and ok_pipe and ok_sparse
-    print(f"target: Download >= {TARGET_RATIO}x virsh vol-download throughput: "
-          f"file {'yes' if ok_file else 'NO'} ({ratios['file']:.2f}x), "
-          f"pipe {'yes' if ok_pipe else 'NO'} ({ratios['pipe']:.2f}x); "
+    target = ok_local and ok_file and ok_pipe and ok_sparse
+    print(f"target (issue 14): local Download into a file >= {TARGET_LOCAL_VIRSH}x virsh and "
+          f">= {TARGET_LOCAL_CAT}x cat: {'yes' if ok_local else 'NO'} "
+          f"({ratios['file']:.2f}x virsh, {of_cat:.2f}x cat; into a pipe "
+          f"{ratios['pipe']:.2f}x virsh, {meds['cat_pipe'] / meds['ours_pipe']:.2f}x cat)")
+    print(f"target (issue 5): the libvirt stream >= {TARGET_RATIO}x virsh vol-download "
+          f"throughput: file {'yes' if ok_file else 'NO'} ({ratios['stream_file']:.2f}x), "
+          f"pipe {'yes' if ok_pipe else 'NO'} ({ratios['stream_pipe']:.2f}x); "
           f"sparse {sparse_size // GIB} GiB < {TARGET_SPARSE_S} s: "
           f"{'yes' if ok_sparse else 'NO'} ({smeds['ours_sparse']:.3f} s) "
           f"=> {'MET' if target else 'MISSED'}")
+    if tcp is None:
+        print("qemu+tcp: not measured (--no-volume-tcp)")
+        ok_tcp = True
+    else:
+        ok_tcp = tcp["ratio_ours_virsh"] >= TARGET_TCP
+        target = target and ok_tcp
+        print(f"target (issue 14): over qemu+tcp >= {TARGET_TCP}x virsh over the same URI: "
+              f"{'yes' if ok_tcp else 'NO'} ({tcp['ratio_ours_virsh']:.2f}x)")
     for note in svc_notes:
         print(note)
     for p in problems:
@@ -580,7 +744,10 @@ def report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, load_af
         "median_s": {k: round(v, 4) for k, v in meds.items()},
         "mb_per_s": {k: round(mb / v, 1) for k, v in meds.items()},
         "ratio_ours_virsh": {k: round(v, 3) for k, v in ratios.items()},
-        "ratio_of_cat": {k: round(meds[f"cat_{k}"] / meds[f"ours_{k}"], 3) for k in ratios},
+        "ratio_of_cat": {k: round(meds[f"cat_{k.split('_')[-1]}"] /
+                                  meds[f"ours_{k}" if "_" not in k else k], 3)
+                         for k in ratios},
+        "tcp": tcp if tcp is not None else "not measured",
         "sparse_median_s": {k: round(v, 4) for k, v in smeds.items()},
         "sparse_allocated_bytes": {k: max(r["allocated"] for r in rs)
                                    for k, rs in sparse_runs.items()},
@@ -588,8 +755,10 @@ def report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, load_af
                  for k, rs in {**runs, **sparse_runs}.items()},
         "warmup_s": {k: round(r["s"], 4) for k, r in warm.items()},
         "target_met": target,
-        "targets": {"ratio": TARGET_RATIO, "sparse_s": TARGET_SPARSE_S,
-                    "file": ok_file, "pipe": ok_pipe, "sparse": ok_sparse},
+        "targets": {"ratio": TARGET_RATIO, "local_virsh": TARGET_LOCAL_VIRSH,
+                    "local_cat": TARGET_LOCAL_CAT, "local": ok_local, "stream_file": ok_file,
+                    "stream_pipe": ok_pipe, "sparse": ok_sparse, "tcp": ok_tcp,
+                    "tcp_ratio": TARGET_TCP},
         "machine": {"before": load_before, "after": load_after},
         "problems": problems,
     }
@@ -617,22 +786,32 @@ def run(ctx):
 
     load_before = machine_load()
     bus = PrivateBus(ctx.cleanup, "session", "volume")
-    svc = Service(ctx, bus, "ours")
+    tcp_uri = start_relay(ctx) if args.volume_tcp else None
+    extra = ("--verbose",) + (("--connect", tcp_uri) if tcp_uri else ())
+    svc = Service(ctx, bus, "ours", extra_args=extra)  # the log says the path
     print(f"service: {' '.join(svc.proc.args)}; bus name owned "
           f"{svc.t_owner - svc.t_start:.3f} s after start")
     obj = lookup_volume(svc, os.path.join(pool_dir, DENSE))
     sparse_obj = lookup_volume(svc, os.path.join(pool_dir, SPARSE))
     sides = Sides(svc, obj, sparse_obj, pool_dir, out_dir, size, args.volume_pipe_size)
+    if tcp_uri:
+        sides.tcp_uri = tcp_uri
+        sides.tcp_obj = lookup_volume_on(svc, tcp_uri, os.path.join(pool_dir, DENSE))
 
     # Uncounted first runs: the volume gets into the page cache for all;
     # the service's and virsh's bytes are checked.
     warm = {}
     for key, _, _ in DENSE_SIDES:
-        warm[key] = getattr(sides, key)(hash_it=key in ("ours_file", "ours_pipe", "virsh_file"))
+        warm[key] = getattr(sides, key)(hash_it=key in CHECKED)
         log(f"bench: volume first run {key}: {warm[key]['s']:.3f} s")
-    bad = [k for k in ("ours_file", "ours_pipe", "virsh_file") if warm[k].get("sha256") != sha]
+    bad = [k for k in CHECKED if warm[k].get("sha256") != sha]
     if bad:
         raise BenchError(f"the bytes downloaded by {', '.join(bad)} differ from the volume's")
+    with open(svc.logfile, errors="replace") as f:
+        svc_log = f.read()
+    for way in ("local copy", "libvirt stream"):
+        if f"download of volume {os.path.join(pool_dir, DENSE)} on {URI}: {way}" not in svc_log:
+            raise BenchError(f"the service's log does not say a Download took the {way}")
 
     runs = {key: [] for key, _, _ in DENSE_SIDES}
     keys = [key for key, _, _ in DENSE_SIDES]
@@ -643,6 +822,28 @@ def run(ctx):
             log(f"bench: volume run {rep + 1}/{args.volume_runs} {key}: {r['s']:.3f} s, "
                 f"{size / 1e6 / r['s']:.0f} MB/s")
             runs[key].append(r)
+
+    tcp_runs = None
+    if tcp_uri:
+        tcp_runs = {key: [] for key, _ in TCP_SIDES}
+        for key, _ in TCP_SIDES:  # uncounted, checked
+            r = getattr(sides, key)(hash_it=True)
+            if r["sha256"] != sha:
+                raise BenchError(f"the bytes downloaded by {key} differ from the volume's")
+            log(f"bench: volume first run {key}: {r['s']:.3f} s")
+        for rep in range(args.volume_runs):
+            order = [k for k, _ in TCP_SIDES]
+            if rep % 2:
+                order.reverse()
+            for key in order:
+                r = getattr(sides, key)()
+                log(f"bench: volume tcp run {rep + 1}/{args.volume_runs} {key}: {r['s']:.3f} s, "
+                    f"{size / 1e6 / r['s']:.0f} MB/s")
+                tcp_runs[key].append(r)
+        with open(svc.logfile, errors="replace") as f:
+            if f"on {tcp_uri}: libvirt stream" not in f.read():
+                raise BenchError("the service's log does not say the qemu+tcp Download took "
+                                 "the libvirt stream")
 
     sparse_runs = {key: [] for key, _ in SPARSE_SIDES}
     sides.ours_sparse(sparse_size)  # uncounted, as above
@@ -668,4 +869,4 @@ def run(ctx):
     elif tail(svc.logfile).strip():
         notes.append(f"service log tail:\n{tail(svc.logfile, 10)}")
     return report(ctx, size, sparse_size, runs, warm, sparse_runs, load_before, machine_load(),
-                  notes)
+                  notes, tcp_runs)
