@@ -8,7 +8,8 @@
 # Download of it into a pipe that the test reads slowly and cancels half
 # way; TarOut, TarIn and Volume.Upload with their progress, and a TarOut
 # cancelled half way.  Then, under the real polkitd (polkitstack.py): a
-# launch started by root that nobody may not cancel, and root may.
+# launch started by root that nobody may not cancel, and root may; and a
+# launch waiting for the only appliance slot, cancelled while it waits.
 
 import io
 import os
@@ -41,7 +42,8 @@ PROMPT = 30.0
 RULE_FILE = RuleFile('50-lgd-test-jobs.rules')
 RULE = '''
 polkit.addRule(function(action, subject) {
-    if (action.id == "org.libvirt.guestfs.manage" && subject.user == "root")
+    if ((action.id == "org.libvirt.guestfs.manage" ||
+         action.id == "org.libvirt.guestfs.volume-read") && subject.user == "root")
         return polkit.Result.YES;
     return polkit.Result.NOT_HANDLED;
 });
@@ -630,7 +632,9 @@ def test_inspect_domains_job(env, recorder):
 @pytest.fixture(scope='module')
 def pk(env, polkit):
     polkit.check(RULE_FILE)
-    stack = polkit.start(['--connect', SYSTEM_URI, '--force-tcg', '--idle-timeout', '60'],
+    # one appliance at a time: a second launch waits for the first's slot
+    stack = polkit.start(['--connect', SYSTEM_URI, '--force-tcg', '--idle-timeout', '60',
+                          '--max-appliances', '1'],
                          CALL_CLIENT, rule=RULE_FILE, rule_text=RULE)
     return SimpleNamespace(stack=stack, bus=stack.bus, api=GuestFSClient(stack.bus.connection))
 
@@ -662,5 +666,45 @@ def test_cancel_by_another_user_needs_manage(env, pk):
         assert rec.completed(path)[0][0] is False
         rec.wait_removed(path, JOB_IFACE)
         assert pk.api.state(obj) in ('failed', 'stopped')
+    finally:
+        rec.close()
+
+
+def test_cancel_while_waiting_for_a_slot(env, pk):
+    env.api.stop_appliance(env.files)
+    obj = env.files
+    volume = wait_until(lambda: pk.api.try_lookup_volume(env.volume_image), 30,
+                        'the volume object on the polkit service')
+    # the files appliance takes the service's only slot and keeps it while it runs
+    pk.api.call(obj, DOMAIN_IFACE, 'StartAppliance', GLib.Variant('(a{sv})', ({},)),
+                timeout=LAUNCH_TIMEOUT)
+    assert pk.api.state(obj) == 'running'
+    rec = JobRecorder(pk.bus.connection)
+    try:
+        call = PendingCall(pk.bus.connection, volume, VOLUME_IFACE, 'StartAppliance',
+                           GLib.Variant('(a{sv})', ({'job-id': GLib.Variant('s', 'slot-2')},)))
+        path, props = wait_until(lambda: rec.job_with_id('slot-2', 'appliance-launch'), 60,
+                                 'the waiting launch job')
+        time.sleep(2)  # it waits for the slot; nothing else happens
+        assert not call.done()
+        assert pk.api.state(obj) == 'running'
+        call_method(pk.bus.connection, path, JOB_IFACE, 'Cancel',
+                    GLib.Variant('(a{sv})', ({},)))
+        # well before the files appliance's idle timeout (60 s) could free the slot
+        with pytest.raises(DBusError) as info:
+            call.wait(PROMPT)
+        assert info.value.name == ERROR_PREFIX + 'Cancelled', info.value
+        assert 'slot' in info.value.message, info.value
+        wait_until(lambda: rec.completed(path), 10, 'Completed of ' + path)
+        assert rec.completed(path)[0][0] is False
+        rec.wait_removed(path, JOB_IFACE)
+        assert pk.api.state(volume, VOLUME_IFACE) == 'stopped'
+        # the slot's holder was not disturbed, and the queue is empty again
+        assert pk.api.state(obj) == 'running'
+        pk.api.stop_appliance(obj)
+        pk.api.call(volume, VOLUME_IFACE, 'StartAppliance', GLib.Variant('(a{sv})', ({},)),
+                    timeout=LAUNCH_TIMEOUT)
+        assert pk.api.state(volume, VOLUME_IFACE) == 'running'
+        pk.api.stop_appliance(volume, VOLUME_IFACE)
     finally:
         rec.close()
