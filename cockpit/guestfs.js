@@ -129,7 +129,9 @@ function osSummary(systems) {
         const version = val(os, "major-version") !== undefined
             ? val(os, "major-version") + "." + val(os, "minor-version") : "";
         const what = distro + (version ? " " + version : "");
-        return product && product !== "unknown" ? product + " (" + what + ")" : what;
+        /* libguestfs falls back to the bare version for a product name */
+        const named = product && product !== "unknown" && !/^[0-9.]+$/.test(product);
+        return named ? product + " (" + what + ")" : what;
     }).join(", ");
 }
 
@@ -228,7 +230,8 @@ Promise.all([domains.wait(), volumes.wait(), inspectors.wait()])
             $("service-state").hidden = true;
             document.body.dataset.ready = "true";
             renderAll();
-        });
+        })
+        .catch((error) => showAlert(error, "Listing the guests"));
 client.addEventListener("close", (event, options) => {
     $("service-state").hidden = false;
     $("service-state").textContent = "The libvirt-guestfs-dbus service is not reachable on " +
