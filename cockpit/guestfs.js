@@ -281,6 +281,8 @@ function openGuest(path, kind) {
     $("guests-view").hidden = true;
     $("guest-view").hidden = false;
     closeViewer();
+    showTab("files");
+    resetSystem();
     renderGuestSummary();
     loadDir("/");
 }
@@ -668,3 +670,175 @@ function deleteEntry(path, type) {
 
 $("refresh").addEventListener("click", () => { clearAlerts(); loadDir(current.dir) });
 $("back").addEventListener("click", () => { clearAlerts(); closeGuest() });
+
+/* --- One guest: its operating system, filesystems and applications ------------ */
+
+/* What the System tab shows, loaded when it is first opened. */
+let system = null;
+let applications = [];
+
+function resetSystem() {
+    system = null;
+    applications = [];
+    $("os-details").replaceChildren();
+    $("os-icon").hidden = true;
+    $("os-icon").removeAttribute("src");
+    $("usage").querySelector("tbody").replaceChildren();
+    $("apps").querySelector("tbody").replaceChildren();
+    $("apps-count").textContent = "";
+    $("apps-filter").value = "";
+    delete $("system").dataset.loaded;
+}
+
+function showTab(name) {
+    for (const tab of document.querySelectorAll(".tab"))
+        tab.classList.toggle("active", tab.dataset.tab === name);
+    $("system").hidden = name !== "system";
+    $("files-tab").hidden = name !== "files";
+    if (name !== "files")
+        $("viewer").hidden = true;
+    else if (viewing)
+        $("viewer").hidden = false;
+    if (name === "system" && system === null)
+        loadSystem(false);
+}
+
+for (const tab of document.querySelectorAll(".tab"))
+    tab.addEventListener("click", () => { clearAlerts(); showTab(tab.dataset.tab) });
+
+$("reinspect").addEventListener("click", () => { clearAlerts(); loadSystem(true) });
+
+function detailsList(os) {
+    const items = [
+        ["Operating system", osSummary([os])],
+        ["Type", val(os, "type")],
+        ["Distribution", val(os, "distro")],
+        ["Product name", val(os, "product-name")],
+        ["Version", val(os, "major-version") + "." + val(os, "minor-version")],
+        ["Architecture", val(os, "arch")],
+        ["Hostname", val(os, "hostname")],
+        ["osinfo", val(os, "osinfo")],
+        ["Packages", [val(os, "package-format"), val(os, "package-management")].filter((x) => x && x !== "unknown").join(", ")],
+        ["Root", val(os, "root")],
+    ];
+    const nodes = [];
+    for (const [label, value] of items) {
+        if (value === undefined || value === "" || value === "unknown")
+            continue;
+        const dt = document.createElement("dt");
+        dt.textContent = label;
+        const dd = document.createElement("dd");
+        dd.textContent = value;
+        dd.dataset.key = label;
+        nodes.push(dt, dd);
+    }
+    return nodes;
+}
+
+function mountPoints(systems) {
+    /* device -> mount point, from the inspected OSes */
+    const points = {};
+    for (const os of systems) {
+        const map = val(os, "mountpoints") || {};
+        for (const point in map)
+            points[map[point]] = point;
+    }
+    return points;
+}
+
+function usageRow(fs, points) {
+    const row = document.createElement("tr");
+    const device = val(fs, "device");
+    const size = val(fs, "size");
+    const used = val(fs, "used");
+    row.dataset.device = device;
+    cell(row, device, "device");
+    cell(row, points[device] || "", "mountpoint");
+    cell(row, formatSize(size), "size");
+    cell(row, formatSize(used), "size");
+    cell(row, formatSize(val(fs, "available")), "size");
+    const percent = size > 0 ? Math.round(100 * used / size) : 0;
+    const td = cell(row, "", "use");
+    const bar = document.createElement("div");
+    bar.className = "bar" + (percent >= 90 ? " high" : "");
+    bar.title = percent + "% used";
+    bar.dataset.percent = String(percent);
+    const fill = document.createElement("div");
+    fill.style.width = percent + "%";
+    bar.append(fill);
+    td.append(bar);
+    return row;
+}
+
+function renderApplications() {
+    const filter = $("apps-filter").value.trim().toLowerCase();
+    const shown = applications.filter((app) => !filter ||
+        String(val(app, "name")).toLowerCase().includes(filter) ||
+        String(val(app, "summary") || "").toLowerCase().includes(filter));
+    const rows = shown.map((app) => {
+        const row = document.createElement("tr");
+        row.dataset.name = val(app, "name");
+        cell(row, val(app, "display-name") || val(app, "name"), "name");
+        const epoch = val(app, "epoch");
+        const release = val(app, "release");
+        cell(row, (epoch ? epoch + ":" : "") + (val(app, "version") || "") + (release ? "-" + release : ""), "version");
+        cell(row, val(app, "arch") || "", "arch");
+        cell(row, val(app, "summary") || "", "summary");
+        return row;
+    });
+    $("apps").querySelector("tbody").replaceChildren(...rows);
+    $("apps-count").textContent = shown.length === applications.length
+        ? "(" + applications.length + ")" : "(" + shown.length + " of " + applications.length + ")";
+}
+
+$("apps-filter").addEventListener("input", renderApplications);
+
+function loadSystem(refresh) {
+    const guest = current;
+    system = { loading: true };
+    const options = refresh ? { refresh: variant("b", true) } : {};
+    return call(guest.path, IFACE.inspector, "Inspect", "a{sv}", [options])
+        .then(([systems]) => {
+            if (current !== guest)
+                return;
+            system = { systems };
+            renderAll();
+            if (systems.length === 0) {
+                const dt = document.createElement("dt");
+                dt.textContent = "No operating system found on the disks.";
+                $("os-details").replaceChildren(dt);
+            } else {
+                $("os-details").replaceChildren(...detailsList(systems[0]));
+            }
+            const root = systems.length ? val(systems[0], "root") : null;
+            const steps = [
+                call(guest.path, IFACE.inspector, "DiskUsage", "a{sv}", [{}]).then(([usage]) => {
+                    const points = mountPoints(systems);
+                    $("usage").querySelector("tbody").replaceChildren(...usage.map((fs) => usageRow(fs, points)));
+                }),
+            ];
+            if (root) {
+                steps.push(call(guest.path, IFACE.inspector, "ListApplications", "sa{sv}", [root, {}])
+                        .then(([apps]) => {
+                            applications = apps.sort((a, b) => String(val(a, "name")).localeCompare(String(val(b, "name"))));
+                            renderApplications();
+                        }));
+                steps.push(call(guest.path, IFACE.inspector, "GetIcon", "sa{sv}", [root, {}])
+                        .then(([png]) => {
+                            if (png) {
+                                $("os-icon").src = "data:image/png;base64," + png;
+                                $("os-icon").hidden = false;
+                            }
+                        }));
+            }
+            return Promise.all(steps);
+        })
+        .then(() => {
+            if (current === guest)
+                $("system").dataset.loaded = "true";
+        })
+        .catch((error) => {
+            system = null;
+            showAlert(error, "Inspecting " + guest.name);
+        });
+}

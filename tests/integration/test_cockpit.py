@@ -116,13 +116,13 @@ class Browser:
         self.port = free_port()
         # The bridge's system bus is the test's private bus, and its
         # guestfsctl the built one.
-        env = dict(os.environ, XDG_DATA_HOME=data_home, DBUS_SYSTEM_BUS_ADDRESS=bus_address,
+        ws_env = dict(os.environ, XDG_DATA_HOME=data_home, DBUS_SYSTEM_BUS_ADDRESS=bus_address,
                    PATH=os.path.dirname(guestfsctl_binary()) + ':' + os.environ['PATH'])
         self.ws_log = open(os.path.join(self.tmp, 'cockpit-ws.log'), 'w+')
         self.ws = subprocess.Popen(
             [COCKPIT_WS, '--no-tls', '--address', '127.0.0.1', '--port', str(self.port),
              '--local-session=cockpit-bridge'],
-            env=env, stdin=subprocess.DEVNULL, stdout=self.ws_log, stderr=subprocess.STDOUT)
+            env=ws_env, stdin=subprocess.DEVNULL, stdout=self.ws_log, stderr=subprocess.STDOUT)
 
         def listening():
             assert self.ws.poll() is None, 'cockpit-ws exited:\n' + self.log()
@@ -178,7 +178,7 @@ class Browser:
         browser's console go with the error."""
         try:
             yield
-        except BaseException as error:
+        except Exception as error:
             try:
                 shot = self.save('failed-' + name)
                 console = '\n'.join(str(entry) for entry in self.driver.get_log('browser'))
@@ -187,9 +187,15 @@ class Browser:
             raise AssertionError('step %r failed: %s\nscreenshot: %s\nbrowser console:\n%s\n'
                                  'cockpit-ws:\n%s' % (name, error, shot, console, self.log())) from error
 
-    def wait(self, condition, timeout=QUICK_WAIT, what='the page'):
+    def wait(self, condition, timeout=QUICK_WAIT, what='the page', errors_fail=True):
+        """condition()'s first true value; an error alert on the page
+        fails at once (unless errors_fail is false), rather than after the
+        timeout."""
         def attempt(driver):
             try:
+                if errors_fail and self.find('#alerts .alert'):
+                    raise AssertionError('waiting for %s, the page shows errors: %r'
+                                         % (what, self.alerts()))
                 return condition()
             except StaleElementReferenceException:
                 return False
@@ -201,18 +207,19 @@ class Browser:
     def find(self, css, within=None):
         return (within or self.driver).find_elements(By.CSS_SELECTOR, css)
 
-    def one(self, css, timeout=QUICK_WAIT):
-        return self.wait(lambda: (self.find(css) or [None])[0], timeout, css)
+    def one(self, css, timeout=QUICK_WAIT, errors_fail=True):
+        return self.wait(lambda: (self.find(css) or [None])[0], timeout, css, errors_fail)
 
-    def click(self, css, timeout=QUICK_WAIT):
+    def click(self, css, timeout=QUICK_WAIT, errors_fail=True):
         element = self.wait(lambda: next((e for e in self.find(css) if e.is_displayed()
-                                          and e.is_enabled()), None), timeout, 'clickable ' + css)
+                                          and e.is_enabled()), None), timeout, 'clickable ' + css,
+                            errors_fail)
         element.click()
 
-    def idle(self, timeout=APPLIANCE_WAIT):
+    def idle(self, timeout=APPLIANCE_WAIT, errors_fail=True):
         """Waits until no call of the page is in flight."""
         self.wait(lambda: self.driver.find_element(By.TAG_NAME, 'body').get_attribute('data-busy')
-                  != 'true', timeout, 'the page\'s calls to finish')
+                  != 'true', timeout, 'the page\'s calls to finish', errors_fail)
 
     def alerts(self):
         return [(a.get_attribute('data-error'), a.text) for a in self.find('#alerts .alert')]
@@ -251,6 +258,13 @@ def browser(env, private_bus):  # noqa: F811 (env is test_cli's fixture)
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_alerts(browser):
+    """Each test starts without the alerts an earlier one left (so that
+    one failure does not fail every later test)."""
+    browser.driver.execute_script('document.getElementById("alerts").replaceChildren()')
 
 
 @pytest.fixture(scope='module')
@@ -334,6 +348,78 @@ def test_view_hostname(browser, env):  # noqa: F811
         # back up through the breadcrumb
         b.click('#breadcrumb a[data-path="/"]')
         assert 'etc' in b.listing_of('/')
+
+
+def test_system_tab_shows_os_filesystems_and_applications(browser, env, files_api):  # noqa: F811
+    b = browser
+    with b.step('system'):
+        b.click('#tab-system')
+        b.wait(lambda: b.one('#system').get_attribute('data-loaded') == 'true', APPLIANCE_WAIT,
+               'the System tab to load')
+        b.idle()
+        b.no_alerts()
+        details = {dd.get_attribute('data-key'): dd.text for dd in b.find('#os-details dd')}
+        assert details['Hostname'] == env.root.hostname, details
+        assert details['Distribution'] == 'debian', details
+        assert details['Version'] == '%d.%d' % (env.root.major, env.root.minor), details
+        # the icon is a PNG the browser could decode
+        assert b.driver.execute_script(
+            'const i = document.getElementById("os-icon");'
+            'return i.hidden ? 0 : i.complete && i.naturalWidth;') > 0
+
+        apps = [row.get_attribute('data-name') for row in b.find('#apps tbody tr')]
+        assert sorted(apps) == sorted(p.name for p in env.root.packages), apps
+        wanted = env.root.packages[0]
+        b.one('#apps-filter').send_keys(wanted.name)
+        b.wait(lambda: [r.get_attribute('data-name') for r in b.find('#apps tbody tr')]
+               == [wanted.name], QUICK_WAIT, 'the filtered applications')
+        row = b.find('#apps tbody tr')[0]
+        assert row.find_element(By.CSS_SELECTOR, '.version').text == wanted.dpkg_version()
+
+        usage = files_api.disk_usage(env.dom_path)
+        rows = b.find('#usage tbody tr')
+        assert sorted(r.get_attribute('data-device') for r in rows) == \
+            sorted(fs['device'] for fs in usage)
+        for fs in usage:
+            bar = b.one('#usage tbody tr[data-device="%s"] .bar' % fs['device'])
+            percent = int(bar.get_attribute('data-percent'))
+            assert percent == round(100 * fs['used'] / fs['size']), (percent, fs)
+            assert fs['used'] > 0 and 0 <= percent < 100, fs
+        b.save('system')
+        b.click('#tab-files')
+        assert b.one('#files-tab').is_displayed()
+
+
+def test_edit_and_save_a_text_file(browser, env, files_api):  # noqa: F811
+    b = browser
+    new_content = 'cockpit-edited-host\n'
+    with b.step('edit'):
+        b.listing_of('/')
+        b.click('#files tbody tr[data-name="etc"] a.entry')
+        b.listing_of('/etc')
+        b.click('#files tbody tr[data-name="hostname"] a.entry')
+        b.wait(lambda: b.one('#viewer').get_attribute('data-path') == '/etc/hostname',
+               APPLIANCE_WAIT, 'the viewer')
+        assert b.one('#viewer-content').get_attribute('readonly') is not None
+        b.click('#viewer-edit')
+        area = b.one('#viewer-content')
+        area.clear()
+        area.send_keys(new_content)
+        b.click('#viewer-save')
+        b.wait(lambda: b.one('#viewer-content').get_attribute('readonly') is not None,
+               APPLIANCE_WAIT, 'the save to finish')
+        b.idle()
+        b.no_alerts()
+        assert b.file_row('hostname').find_element(By.CSS_SELECTOR, '.size').text == \
+            '%d B' % len(new_content)
+    assert files_api.read_file(env.dom_path, '/etc/hostname') == new_content.encode()
+    # the mode and owner stay (WriteFile replaces atomically, keeping them)
+    info = files_api.stat(env.dom_path, '/etc/hostname')
+    assert (info['mode'] & 0o7777, info['uid'], info['gid']) == (0o644, 0, 0)
+    with b.step('back-to-root'):
+        b.click('#viewer-close')
+        b.click('#breadcrumb a[data-path="/"]')
+        b.listing_of('/')
 
 
 UPLOAD_NAME = 'cockpit-upload.bin'
@@ -423,18 +509,18 @@ def test_write_on_running_domain_says_domain_running(browser, env, files_api):  
         with b.step('domain-running'):
             b.click('#mkdir')
             b.answer_dialog('cockpit-not-written')
-            b.wait(lambda: b.alerts(), APPLIANCE_WAIT, 'an error')
-            b.idle()
+            b.wait(lambda: b.alerts(), APPLIANCE_WAIT, 'an error', errors_fail=False)
+            b.idle(errors_fail=False)
             ((name, text),) = b.alerts()
             assert name == 'DomainRunning', b.alerts()
             assert 'shut' in text and 'running' in text, text
             b.save('domain-running')
             # the upload through guestfsctl says the same
-            b.click('#alerts .alert-close')
+            b.click('#alerts .alert-close', errors_fail=False)
         with b.step('upload-refused'):
             b.one('#upload-input').send_keys(os.path.join(TOP_SOURCE_DIR, 'README.md'))
-            b.wait(lambda: b.alerts(), APPLIANCE_WAIT, 'an error')
-            b.idle()
+            b.wait(lambda: b.alerts(), APPLIANCE_WAIT, 'an error', errors_fail=False)
+            b.idle(errors_fail=False)
             assert [name for name, _ in b.alerts()] == ['DomainRunning'], b.alerts()
     finally:
         dom.destroy()
