@@ -713,7 +713,7 @@ function detailsList(os) {
         ["Operating system", osSummary([os])],
         ["Type", val(os, "type")],
         ["Distribution", val(os, "distro")],
-        ["Product name", val(os, "product-name")],
+        ["Product name", /^[0-9.]+$/.test(val(os, "product-name") || "") ? undefined : val(os, "product-name")],
         ["Version", val(os, "major-version") + "." + val(os, "minor-version")],
         ["Architecture", val(os, "arch")],
         ["Hostname", val(os, "hostname")],

@@ -474,6 +474,40 @@ def test_rename_and_delete_show_in_the_listing_and_on_the_disk(browser, env, fil
         assert b.file_row('cockpit-folder').get_attribute('data-type') == 'directory'
     assert files_api.stat(env.dom_path, '/cockpit-folder')['type'] == 'directory'
 
+    with b.step('chmod'):
+        b.click('#files tbody tr[data-name="%s"] button.chmod' % renamed)
+        b.answer_dialog('0600')
+        b.wait(lambda: b.file_row(renamed).find_element(By.CSS_SELECTOR, '.mode').text
+               == '-rw-------', APPLIANCE_WAIT, 'the new mode in the listing')
+        b.idle()
+        b.no_alerts()
+    assert files_api.stat(env.dom_path, '/' + renamed)['mode'] & 0o7777 == 0o600
+
+    # a symbolic link (made through the API) is shown as one, and a click
+    # on it views what it points to
+    files_api.symlink(env.dom_path, '/etc/hostname', '/cockpit-link')
+    with b.step('symlink'):
+        b.click('#refresh')
+        b.wait(lambda: 'cockpit-link' in b.listed(), APPLIANCE_WAIT, 'the link listed')
+        b.idle()
+        row = b.file_row('cockpit-link')
+        assert row.get_attribute('data-type') == 'symlink'
+        assert row.find_element(By.CSS_SELECTOR, '.link-target').text == '→ /etc/hostname'
+        assert row.find_element(By.CSS_SELECTOR, '.mode').text.startswith('l')
+        b.click('#files tbody tr[data-name="cockpit-link"] a.entry')
+        b.wait(lambda: b.one('#viewer').get_attribute('data-path') == '/cockpit-link',
+               APPLIANCE_WAIT, 'the viewer on the link')
+        assert b.one('#viewer-content').get_attribute('value') == \
+            files_api.read_file(env.dom_path, '/etc/hostname').decode()
+        b.click('#viewer-close')
+        b.click('#files tbody tr[data-name="cockpit-link"] button.delete')
+        b.answer_dialog()
+        b.wait(lambda: 'cockpit-link' not in b.listed(), APPLIANCE_WAIT, 'the link deleted')
+        b.idle()
+        b.no_alerts()
+    # the link went, not its target
+    assert files_api.stat(env.dom_path, '/etc/hostname')['type'] == 'regular'
+
     with b.step('delete-cancelled'):
         b.click('#files tbody tr[data-name="%s"] button.delete' % renamed)
         b.one('dialog#dialog[open]')
