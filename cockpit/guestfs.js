@@ -16,6 +16,7 @@ const IFACE = {
     volume: BUS_NAME + ".Volume",
     inspector: BUS_NAME + ".Inspector",
     files: BUS_NAME + ".Files",
+    job: BUS_NAME + ".Job",
 };
 const ERROR_PREFIX = BUS_NAME + ".Error.";
 /* Larger files are offered for download rather than shown. */
@@ -41,6 +42,7 @@ const MESSAGES = {
     ApplianceFailed: "The libguestfs appliance failed to start or died; the next action starts " +
         "a new one.",
     TooLarge: "The file is too large for this action; download it instead.",
+    Cancelled: "Cancelled.",
 };
 
 /* An error of a D-Bus call or of guestfsctl as {name, text}. */
@@ -842,3 +844,57 @@ function loadSystem(refresh) {
             showAlert(error, "Inspecting " + guest.name);
         });
 }
+
+/* --- Long operations: the service's Job objects ------------------------------- */
+
+const jobs = client.proxies(IFACE.job, ROOT_PATH);
+const OPERATIONS = {
+    "appliance-launch": "Starting the appliance",
+    "files-download": "Downloading",
+    "files-upload": "Uploading",
+    "files-tar-out": "Archiving",
+    "files-tar-in": "Unpacking",
+    "volume-download": "Downloading the volume",
+    "volume-upload": "Uploading the volume",
+    "inspect-domains": "Inspecting",
+};
+
+function objectName(path) {
+    const proxy = (domains[path] && domains[path].valid) ? domains[path] : volumes[path];
+    return proxy && proxy.valid ? proxy.Name : path;
+}
+
+function jobRow(job) {
+    const div = document.createElement("div");
+    div.className = "job";
+    div.dataset.path = job.path;
+    div.dataset.operation = job.Operation;
+    div.dataset.objects = (job.Objects || []).map(objectName).join(" ");
+    const text = document.createElement("span");
+    text.className = "job-text";
+    let line = (OPERATIONS[job.Operation] || job.Operation) + ": " + div.dataset.objects;
+    if (job.BytesDone > 0)
+        line += " (" + formatSize(job.BytesDone) + (job.BytesTotal > 0 ? " of " + formatSize(job.BytesTotal) : "") + ")";
+    text.textContent = line;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    if (job.Progress >= 0)
+        bar.value = job.Progress;  /* else indeterminate */
+    div.append(text, bar);
+    if (job.Cancelable) {
+        div.append(actionButton("Cancel", "cancel", () => {
+            client.call(job.path, IFACE.job, "Cancel", [{}], { type: "a{sv}" })
+                    .catch((error) => showAlert(error, "Cancelling"));
+        }));
+    }
+    return div;
+}
+
+function renderJobs() {
+    const rows = Object.keys(jobs).filter((path) => jobs[path].valid).sort()
+            .map((path) => jobRow(jobs[path]));
+    $("jobs").replaceChildren(...rows);
+}
+
+for (const event of ["added", "changed", "removed"])
+    jobs.addEventListener(event, renderJobs);
