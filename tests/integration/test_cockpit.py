@@ -567,5 +567,18 @@ def test_write_on_running_domain_says_domain_running(browser, env, files_api):  
         dom.destroy()
     wait_until(lambda: not env.daemon.client.get_property(env.dom_path, DOMAIN_IFACE, 'Active'),
                30, 'the domain to stop')
+
+    # Nothing launched an appliance for the refused writes: a refresh
+    # launches one, shown as a job, and its Cancel ends the listing.
+    assert env.daemon.client.state(env.dom_path) == 'stopped'
+    with b.step('cancel-launch'):
+        b.driver.execute_script('document.getElementById("alerts").replaceChildren()')
+        b.wait(lambda: b.one('#guest-state').text == 'shut off', QUICK_WAIT, 'the domain shut off')
+        b.click('#refresh')
+        b.click('#jobs .job[data-operation="appliance-launch"] button.cancel', APPLIANCE_WAIT)
+        b.wait(lambda: b.alerts(), APPLIANCE_WAIT, 'the listing to fail', errors_fail=False)
+        assert [name for name, _ in b.alerts()] == ['Cancelled'], b.alerts()
+        b.wait(lambda: not b.find('#jobs .job'), QUICK_WAIT, 'the job to go', errors_fail=False)
+        b.idle(errors_fail=False)
     names = [entry['name'] for entry in files_api.read_dir(env.dom_path, '/')]
     assert 'cockpit-not-written' not in names and 'README.md' not in names, names
