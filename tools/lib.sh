@@ -33,7 +33,9 @@ export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
 # the tests and scripts call (xmllint, systemd-analyze, clang-format, pgrep,
 # mkfs.ext4 -d), libvirt's Python binding for the tests, libvirt-dbus for
 # the benchmark's side-by-side run, and bubblewrap for the test that runs
-# the service in its unit's sandbox without systemd as PID 1.
+# the service in its unit's sandbox without systemd as PID 1; the last line
+# is for the Cockpit page's test (cockpit-ws with a local cockpit-bridge,
+# headless Chromium driven by selenium through chromium-driver).
 # libvirt-daemon-driver-qemu is only a Recommends of libvirt-daemon, so it
 # is named.
 LGD_PACKAGES=(
@@ -47,6 +49,8 @@ LGD_PACKAGES=(
 	libvirt-daemon-driver-qemu libxml2-dev libxml2-utils gcc libc6-dev
 	libglib2.0-bin systemd clang-format procps e2fsprogs python3-libvirt
 	libvirt-dbus bubblewrap
+
+	cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium
 )
 
 lgd_log()
