@@ -9,7 +9,9 @@ and printed, then the test fails; nothing is skipped.
 
 import argparse
 import configparser
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -244,6 +246,27 @@ def check_man_pages(c, args):
         )
 
 
+def check_cockpit(c, args):
+    """The Cockpit page: every file its HTML loads, and a manifest Cockpit
+    can read, where Cockpit looks for packages."""
+    pkgdir = os.path.join(args.datadir, "cockpit", "guestfs")
+    manifest = c.expect_file(os.path.join(pkgdir, "manifest.json"))
+    if manifest is not None:
+        with open(manifest) as f:
+            try:
+                c.expect("menu" in json.load(f), f"{manifest}: no menu entry")
+            except ValueError as e:
+                c.expect(False, f"{manifest}: not JSON: {e}")
+    index = c.expect_file(os.path.join(pkgdir, "index.html"))
+    if index is None:
+        return
+    with open(index) as f:
+        html = f.read()
+    for ref in re.findall(r'(?:src|href)="([^":]+)"', html):
+        if not ref.startswith("../"):  # ../base1/cockpit.js is Cockpit's own
+            c.expect_file(os.path.join(pkgdir, ref))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     for option in (
@@ -272,6 +295,7 @@ def main():
         check_polkit(c, args)
         check_interfaces_and_docs(c, args)
         check_man_pages(c, args)
+        check_cockpit(c, args)
 
         # Also list what was installed, so a failure shows where things went.
         if c.problems:
