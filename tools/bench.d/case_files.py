@@ -33,6 +33,18 @@ service, one after the other; p50 and p90 of the client's round trip.
 Both appliances use libvirt on qemu:///system and TCG (the service with
 --force-tcg, guestfish with LIBGUESTFS_BACKEND=libvirt:qemu:///system and
 LIBGUESTFS_BACKEND_SETTINGS=force_tcg) and libguestfs's default memory.
+
+Warm calls (issue 14, point 2), on the same domain: Files.Stat and
+Files.ReadFile of /etc/hostname through the warm service against a bare
+python3-guestfs handle (same backend and settings, the same domain added
+read-only, inspected and mounted read-only as the service does) doing
+`statns` and `pread` of the same file, plus an empty D-Bus round trip (a
+Properties.Get of the object's ApplianceState) to show what the bus alone
+costs. --warm-calls rounds; each round makes one call of every kind, the
+order of the two sides alternating from round to round; p50 and p90 of
+each, and the ratios ours/bare. Only on the session bus (the caller owns
+the service, no polkit): benchlib has no system-bus service with polkit
+rules yet. --files-warm-only runs only this part, on a small image.
 """
 
 import hashlib
@@ -61,6 +73,8 @@ MIB = 1024 * 1024
 
 TARGET_THROUGHPUT_RATIO = 0.9
 TARGET_READFILE_P50_S = 0.020
+WARM_FILE = "/etc/hostname"
+TARGET_WARM_RATIO = 3.0
 
 
 def add_arguments(parser):
@@ -72,6 +86,11 @@ def add_arguments(parser):
                         "that plus 144 MiB)")
     g.add_argument("--readfile-calls", type=int, default=100, metavar="N",
                    help="4 KiB ReadFile calls on the warm service (default 100)")
+    g.add_argument("--warm-calls", type=int, default=200, metavar="N",
+                   help="rounds of warm Stat/ReadFile/Get against a bare libguestfs handle "
+                        "(default 200)")
+    g.add_argument("--files-warm-only", action="store_true",
+                   help="only the warm-call comparison, on a small image (no Download)")
 
 
 # ---------------------------------------------------------------- image
@@ -324,6 +343,151 @@ def readfile_ours(svc, path, n, expected):
     return times
 
 
+# ---------------------------------------------------------------- warm calls
+
+
+class BareGuestfs:
+    """A python3-guestfs handle on DOMAIN, read-only, with the service's
+    backend and settings, inspected and mounted read-only (parents first)."""
+
+    def __init__(self, ctx):
+        import guestfs
+        t0 = time.monotonic()
+        g = guestfs.GuestFS(python_return_dict=True)
+        self.g = g
+        ctx.cleanup.push(self.close, what="close the bare libguestfs handle")
+        g.set_backend("libvirt:" + URI)
+        g.set_backend_settings(["force_tcg"])
+        g.add_domain(DOMAIN, libvirturi=URI, readonly=True)
+        g.launch()
+        roots = g.inspect_os()
+        if len(roots) != 1:
+            raise BenchError(f"bare libguestfs: {len(roots)} operating systems on {DOMAIN}")
+        mps = g.inspect_get_mountpoints(roots[0])
+        for mp in sorted(mps, key=len):
+            g.mount_ro(mps[mp], mp)
+        self.launch_s = time.monotonic() - t0
+
+    def close(self):
+        if self.g is not None:
+            g, self.g = self.g, None
+            g.shutdown()
+            g.close()
+
+
+def warm_calls(svc, path, bare, n):
+    """N rounds of: Stat, statns, ReadFile, pread, Get; returns {kind: [seconds]}."""
+    size = bare.g.statns(WARM_FILE)["st_size"]
+    expected = bare.g.pread(WARM_FILE, size, 0)
+    if len(expected) != size:
+        raise BenchError(f"bare pread {WARM_FILE}: {len(expected)} bytes, statns says {size}")
+    stat_args = GLib.Variant("(sa{sv})", (WARM_FILE, {}))
+    t = {k: [] for k in ("stat", "statns", "readfile", "pread", "get")}
+
+    def ours_stat():
+        reply = svc.call(path, FILES_IFACE, "Stat", stat_args, "(a{sv})")
+        if reply.unpack()[0].get("size") != size:
+            raise BenchError(f"Stat {WARM_FILE}: {reply.unpack()!r}, size not {size}")
+
+    def ours_read():
+        reply = svc.call(path, FILES_IFACE, "ReadFile", stat_args, "(ay)")
+        if reply.get_child_value(0).get_data_as_bytes().get_data() != expected:
+            raise BenchError(f"ReadFile {WARM_FILE}: not the file's content")
+
+    def bare_stat():
+        if bare.g.statns(WARM_FILE)["st_size"] != size:
+            raise BenchError(f"bare statns {WARM_FILE}: size changed")
+
+    def bare_read():
+        if bare.g.pread(WARM_FILE, size, 0) != expected:
+            raise BenchError(f"bare pread {WARM_FILE}: not the file's content")
+
+    def get():
+        svc.get_property(path, DOMAIN_IFACE, "ApplianceState")
+
+    pairs = [(("stat", ours_stat), ("statns", bare_stat)),
+             (("readfile", ours_read), ("pread", bare_read))]
+    for _ in range(10):  # not counted: caches of both sides
+        for pair in pairs:
+            for _, fn in pair:
+                fn()
+        get()
+    for rnd in range(n):
+        for pair in pairs:
+            for kind, fn in (pair if rnd % 2 == 0 else pair[::-1]):
+                t0 = time.perf_counter()
+                fn()
+                t[kind].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        get()
+        t["get"].append(time.perf_counter() - t0)
+    return t, size
+
+
+def warm_report(t, size, n):
+    """Prints the warm-call table; returns the summary's fields."""
+    p = {k: (percentile(v, 50), percentile(v, 90)) for k, v in t.items()}
+    stat_ratio = p["stat"][0] / p["statns"][0]
+    read_ratio = p["readfile"][0] / p["pread"][0]
+    print(f"Warm calls on {WARM_FILE} ({size} bytes), {n} rounds, alternating who goes first; "
+          f"session bus, no polkit")
+    rows = [
+        ["Stat vs statns", _ms(p["stat"][0]), _ms(p["statns"][0]), f"{stat_ratio:.2f}",
+         _ms(p["stat"][1]), _ms(p["statns"][1])],
+        ["ReadFile vs pread", _ms(p["readfile"][0]), _ms(p["pread"][0]), f"{read_ratio:.2f}",
+         _ms(p["readfile"][1]), _ms(p["pread"][1])],
+        ["empty D-Bus round trip (Get)", _ms(p["get"][0]), "", "", _ms(p["get"][1]), ""],
+    ]
+    print(fmt_table(rows, ["", "ours p50", "bare p50", "ours/bare", "ours p90", "bare p90"]))
+    ok = stat_ratio <= TARGET_WARM_RATIO and read_ratio <= TARGET_WARM_RATIO
+    print(f"target: warm Stat and ReadFile <= {TARGET_WARM_RATIO:.0f}x bare libguestfs: "
+          f"Stat {stat_ratio:.2f}x, ReadFile {read_ratio:.2f}x => {'MET' if ok else 'MISSED'}")
+
+    def r(x):
+        return round(x * 1000, 3)
+
+    return {
+        "warm_file": WARM_FILE,
+        "warm_rounds": n,
+        "warm_stat_p50_ms": r(p["stat"][0]), "warm_stat_p90_ms": r(p["stat"][1]),
+        "warm_statns_p50_ms": r(p["statns"][0]), "warm_statns_p90_ms": r(p["statns"][1]),
+        "warm_readfile_p50_ms": r(p["readfile"][0]), "warm_readfile_p90_ms": r(p["readfile"][1]),
+        "warm_pread_p50_ms": r(p["pread"][0]), "warm_pread_p90_ms": r(p["pread"][1]),
+        "warm_get_p50_ms": r(p["get"][0]), "warm_get_p90_ms": r(p["get"][1]),
+        "warm_stat_ratio": round(stat_ratio, 3),
+        "warm_readfile_ratio": round(read_ratio, 3),
+        "target_warm_met": ok,
+    }
+
+
+def run_warm_only(ctx):
+    """The warm comparison alone, on a small image of its own."""
+    args = ctx.args
+    ctx.ensure_daemons()
+    _, images = bench_image_set(ctx)
+    root = images.debian_root(name="warm-root.img", hostname="lgd-bench-files")
+    define_one_disk_domain(ctx, URI, DOMAIN, root.path)
+    load_before = machine_load()
+    bus = PrivateBus(ctx.cleanup, "session", "files-warm")
+    svc = Service(ctx, bus, "ours", ["--idle-timeout", "900",
+                                     "--cache-dir", os.path.join(bus.dir, "cache")])
+    path = svc.lookup_domain(DOMAIN)
+    t0 = time.monotonic()
+    svc.call(path, FILES_IFACE, "Stat", GLib.Variant("(sa{sv})", (WARM_FILE, {})), "(a{sv})")
+    log(f"bench: files: service appliance up, first Stat {time.monotonic() - t0:.2f} s")
+    bare = BareGuestfs(ctx)
+    log(f"bench: files: bare libguestfs handle up in {bare.launch_s:.2f} s")
+    t, size = warm_calls(svc, path, bare, args.warm_calls)
+    bare.close()
+    status = svc.stop()
+    result = warm_report(t, size, args.warm_calls)
+    print(load_note(load_before, machine_load()))
+    result.update({"domain": DOMAIN, "uri": URI, "target_met": result["target_warm_met"],
+                   "problems": [] if status == 0 else
+                   [f"libvirt-guestfs-dbus exited with status {status} on SIGTERM"]})
+    return result
+
+
 # ---------------------------------------------------------------- entry
 
 
@@ -341,6 +505,10 @@ def _mibs(size, secs):
 
 def run(ctx):
     args = ctx.args
+    if args.warm_calls < 1:
+        raise BenchError("--warm-calls must be at least 1")
+    if args.files_warm_only:
+        return run_warm_only(ctx)
     if args.files_runs < 1 or args.readfile_calls < 1 or args.files_size < 1:
         raise BenchError("--files-runs, --files-size and --readfile-calls must be at least 1")
     size = args.files_size * MIB
@@ -396,6 +564,10 @@ def run(ctx):
     rf = readfile_ours(svc, path, args.readfile_calls, small)
     state = svc.get_property(path, DOMAIN_IFACE, "ApplianceState")
     gf.exit()
+    bare = BareGuestfs(ctx)
+    log(f"bench: files: bare libguestfs handle up in {bare.launch_s:.2f} s")
+    warm_t, warm_size = warm_calls(svc, path, bare, args.warm_calls)
+    bare.close()
     status = svc.stop()
     load_after = machine_load()
     problems = []
@@ -436,9 +608,11 @@ def run(ctx):
           f"p50 {_ms(p50)}, p90 {_ms(p90)}, min {_ms(min(rf))}, max {_ms(max(rf))} "
           f"(first, launching: {first:.2f} s); appliance afterwards: {state}")
 
+    print()
+    warm = warm_report(warm_t, warm_size, args.warm_calls)
     tp_ok = ratio >= TARGET_THROUGHPUT_RATIO
     rf_ok = p50 < TARGET_READFILE_P50_S
-    target = tp_ok and rf_ok
+    target = tp_ok and rf_ok and warm["target_warm_met"]
     print()
     print(f"target: Download throughput >= {TARGET_THROUGHPUT_RATIO}x guestfish's: "
           f"{'yes' if tp_ok else 'NO'} ({ratio:.2f}x); ReadFile p50 < "
@@ -455,6 +629,7 @@ def run(ctx):
         return {k: rnd(v) for k, v in r.items() if k != "sha256"}
 
     return {
+        **warm,
         "domain": DOMAIN,
         "uri": URI,
         "file_mib": args.files_size,
