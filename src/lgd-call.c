@@ -86,6 +86,7 @@ lgd_call_free(LgdCall *call)
 	g_free(call->path2);
 	g_free(call->requested_path);
 	g_free(call->requested_path2);
+	g_clear_pointer(&call->path_stat, guestfs_free_statns);
 	g_free(call->link_target);
 	g_free(call->root);
 	g_clear_pointer(&call->options, g_variant_unref);

@@ -5,6 +5,7 @@
 #include "lgd-appliance.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-resolve.h"
 #include "lgd-session.h"
 
 /* Calls closer together than this skip the liveness ping. */
@@ -33,8 +34,12 @@ struct _LgdSession {
 	gboolean holds_slot;
 	LgdDrivesLease *lease;
 	gchar *mount_tag; /* what is mounted now, see lgd-mount.c */
-	gint64 last_used; /* monotonic time of the last call */
-	LgdCall *current; /* the call running, whose launch is a job of its own */
+	/* what cannot change while this appliance runs with this mount
+	 * layout: dropped on relaunch and on any remount or inspection */
+	GStrv roots;			/* the inspection's, see lgd-mount.c */
+	LgdResolveCache *resolve_cache; /* used only by a read-only appliance */
+	gint64 last_used;		/* monotonic time of the last call */
+	LgdCall *current;		/* the call running, whose launch is a job of its own */
 };
 
 /* Sessions alive, so that exiting can wait for their appliances. */
@@ -91,7 +96,7 @@ lgd_session_set_state(LgdSession *self, LgdApplianceState state)
 static void
 lgd_session_shutdown(LgdSession *self)
 {
-	g_clear_pointer(&self->mount_tag, g_free);
+	lgd_session_set_mount_tag(self, NULL);
 	if (self->g != NULL) {
 		/* flushes and closes the drives; errors only mean it was dead */
 		guestfs_shutdown(self->g);
@@ -206,11 +211,45 @@ lgd_session_get_mount_tag(LgdSession *self)
 	return self->mount_tag;
 }
 
+/* Every remount (and NULL: unmounted, inspected, shut down) drops what was
+ * learnt of the filesystems; NULL drops the roots too, which only a new
+ * inspection or appliance changes. */
 void
 lgd_session_set_mount_tag(LgdSession *self, const gchar *tag)
 {
+	if (g_strcmp0(tag, self->mount_tag) != 0)
+		lgd_resolve_cache_clear(self->resolve_cache);
+	if (tag == NULL)
+		g_clear_pointer(&self->roots, g_strfreev);
 	g_free(self->mount_tag);
 	self->mount_tag = g_strdup(tag);
+}
+
+const gchar *const *
+lgd_session_get_roots(LgdSession *self)
+{
+	return (const gchar *const *)self->roots;
+}
+
+void
+lgd_session_set_roots(LgdSession *self, const gchar *const *roots)
+{
+	g_strfreev(self->roots);
+	self->roots = g_strdupv((gchar **)roots);
+}
+
+/* Where path resolution keeps the directories and links it found, or NULL
+ * when they may change: only a read-only appliance (nothing in the call's
+ * path can write to its disks) with the guest mounted as it is now. A
+ * read-write one walks every component at every call. */
+LgdResolveCache *
+lgd_session_get_resolve_cache(LgdSession *self)
+{
+	if (self->g == NULL || !self->g_read_only || self->mount_tag == NULL)
+		return NULL;
+	if (self->resolve_cache == NULL)
+		self->resolve_cache = lgd_resolve_cache_new();
+	return self->resolve_cache;
 }
 
 void
@@ -391,6 +430,7 @@ static void
 lgd_session_free(LgdSession *self)
 {
 	lgd_session_shutdown(self);
+	lgd_resolve_cache_free(self->resolve_cache);
 	g_async_queue_unref(self->calls);
 	g_mutex_clear(&self->lock);
 	g_main_context_unref(self->main_context);
