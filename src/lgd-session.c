@@ -27,6 +27,9 @@ struct _LgdSession {
 	GAsyncQueue *calls;
 	gboolean thread_running;
 	gboolean closed;
+	/* set by lgd_session_drop(), atomic: the disks' view may be changing
+	 * under the appliance until it is stopped (nothing learnt is kept) */
+	gint view_changed;
 
 	/* owned by the session thread */
 	guestfs_h *g;
@@ -119,6 +122,9 @@ lgd_session_launch_appliance(LgdSession *self,
 	const gchar *uri = lgd_drive_source_get_uri(self->source);
 
 	lgd_session_set_state(self, LGD_APPLIANCE_STARTING);
+	/* a view of the disks as they are now (a drop after this one stops
+	 * this appliance as well) */
+	g_atomic_int_set(&self->view_changed, 0);
 	lgd_limit_acquire(self->config->limit);
 	self->holds_slot = TRUE;
 
@@ -245,6 +251,12 @@ lgd_session_set_roots(LgdSession *self, const gchar *const *roots)
 LgdResolveCache *
 lgd_session_get_resolve_cache(LgdSession *self)
 {
+	if (g_atomic_int_get(&self->view_changed)) {
+		/* the domain started or stopped: until the appliance is
+		 * stopped, its disks may be changing under it */
+		lgd_resolve_cache_clear(self->resolve_cache);
+		return NULL;
+	}
 	if (self->g == NULL || !self->g_read_only || self->mount_tag == NULL)
 		return NULL;
 	if (self->resolve_cache == NULL)
@@ -498,6 +510,7 @@ void
 lgd_session_drop(LgdSession *self)
 {
 	g_mutex_lock(&self->lock);
+	g_atomic_int_set(&self->view_changed, 1);
 	/* no thread, no appliance: nothing to drop */
 	if (self->thread_running && !self->closed)
 		g_async_queue_push(self->calls, lgd_session_drop_marker);
