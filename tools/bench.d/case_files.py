@@ -42,20 +42,26 @@ read-only, inspected and mounted read-only as the service does) doing
 Properties.Get of the object's ApplianceState) to show what the bus alone
 costs. --warm-calls rounds; each round makes one call of every kind, the
 order of the two sides alternating from round to round; p50 and p90 of
-each, and the ratios ours/bare. Only on the session bus (the caller owns
-the service, no polkit): benchlib has no system-bus service with polkit
-rules yet. --files-warm-only runs only this part, on a small image.
+each, and the ratios ours/bare. That is on the session bus (the caller
+owns the service, no polkit); then once more on a system bus of its own
+through a polkitd of its own (tests/integration/polkitstack.py's stack: the
+service with --system --verbose, the policy installed, a rule allowing
+user nobody to read /etc/hostname of this domain), the calls made by a
+client running as nobody, and the difference to the session bus reported
+(--no-warm-polkit leaves this out). --files-warm-only runs only the warm
+part, on a small image.
 """
 
 import hashlib
 import os
 import select
 import subprocess
+import sys
 import threading
 import time
 
 from benchlib import (BenchError, GLib, Gio, PrivateBus, Service, bench_image_set, cpu_seconds,
-                      define_one_disk_domain, fmt_table, libguestfs_env, load_note, log,
+                      daemon_binary, define_one_disk_domain, fmt_table, libguestfs_env, load_note, log,
                       machine_load, median, percentile, tail)
 
 NAME = "files"
@@ -89,6 +95,8 @@ def add_arguments(parser):
     g.add_argument("--warm-calls", type=int, default=200, metavar="N",
                    help="rounds of warm Stat/ReadFile/Get against a bare libguestfs handle "
                         "(default 200)")
+    g.add_argument("--no-warm-polkit", action="store_true",
+                   help="no warm calls on the system bus through polkit")
     g.add_argument("--files-warm-only", action="store_true",
                    help="only the warm-call comparison, on a small image (no Download)")
 
@@ -460,6 +468,134 @@ def warm_report(t, size, n):
     }
 
 
+# Runs as nobody (polkitstack's run_as_nobody): N rounds of Stat, ReadFile
+# and Get on OBJ, their times, and the file's bytes (hex) as JSON.
+POLKIT_CLIENT = r'''
+import json, os, sys, time
+from gi.repository import Gio, GLib
+
+address, obj, path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+result = {'uid': os.getuid(), 'euid': os.geteuid(), 'groups': os.getgroups()}
+try:
+    bus = Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+    def call(iface, method, args, rtype):
+        return bus.call_sync('org.libvirt.GuestFS', obj, iface, method, args,
+                             GLib.VariantType(rtype), Gio.DBusCallFlags.NONE, 600000, None)
+
+    arg = GLib.Variant('(sa{sv})', (path, {}))
+    kinds = {
+        'stat': lambda: call('org.libvirt.GuestFS.Files', 'Stat', arg, '(a{sv})'),
+        'readfile': lambda: call('org.libvirt.GuestFS.Files', 'ReadFile', arg, '(ay)'),
+        'get': lambda: call('org.freedesktop.DBus.Properties', 'Get',
+                            GLib.Variant('(ss)', ('org.libvirt.GuestFS.Domain',
+                                                  'ApplianceState')), '(v)'),
+    }
+    for _ in range(10):
+        for fn in kinds.values():
+            fn()
+    times = {k: [] for k in kinds}
+    for _ in range(n):
+        for k, fn in kinds.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    result['times'] = times
+    result['data'] = kinds['readfile']().get_child_value(0).get_data_as_bytes().get_data().hex()
+except GLib.Error as error:
+    result['error'] = Gio.DBusError.get_remote_error(error) or str(error)
+    result['message'] = error.message
+print(json.dumps(result))
+'''
+
+POLKIT_RULE = '''// lgd-bench: nobody may read %(file)s of %(domain)s (removed by tools/bench)
+polkit.addRule(function(action, subject) {
+    if (subject.user == "nobody" && action.lookup("domain") == "%(domain)s"
+        && action.id == "org.libvirt.guestfs.read" && action.lookup("path") == "%(file)s") {
+        return polkit.Result.YES;
+    }
+});
+'''
+
+
+def warm_polkit(ctx, expected, n):
+    """Warm Stat, ReadFile and Get as user nobody on the system bus through
+    polkit (polkitstack's stack); returns {kind: [seconds]}."""
+    tests = os.path.join(ctx.repo, "tests", "integration")
+    os.environ["LGD_DAEMON"] = os.path.abspath(daemon_binary(ctx))
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    try:
+        import polkitstack
+    except ImportError as e:
+        raise BenchError(f"cannot import {tests}/polkitstack.py: {e}") from None
+    rule = polkitstack.RuleFile("10-lgd-bench-files.rules")
+    cleanups = []
+    ctx.cleanup.push(lambda: polkitstack.run_cleanups(cleanups), what="polkit stack")
+    try:
+        polkitstack.check_prerequisites(rule)
+    except BaseException as e:  # pytest's fail() is not an Exception
+        raise BenchError(f"polkit stack: {e}") from None
+    cleanups.append(rule.remove)
+    rule.write(POLKIT_RULE % {"domain": DOMAIN, "file": WARM_FILE})
+    stack = polkitstack.Stack(cleanups, ["--connect", URI, "--force-tcg", "--idle-timeout", "900"],
+                              POLKIT_CLIENT, "bench-client.py")
+    root = stack.service.client
+    path = root.lookup_domain(DOMAIN)
+    t0 = time.monotonic()
+    root.call(path, FILES_IFACE, "Stat", GLib.Variant("(sa{sv})", (WARM_FILE, {})))
+    log(f"bench: files: system-bus service appliance up, first Stat {time.monotonic() - t0:.2f} s")
+    deadline = time.monotonic() + 30
+    while True:  # polkitd reads new rules on its own schedule
+        report = stack.run_as_nobody([stack.bus.address, path, WARM_FILE, n])
+        if "error" not in report or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    try:
+        root.stop_appliances()
+    except Exception as e:
+        log(f"bench: files: stopping the system-bus appliance: {e}")
+    errors = polkitstack.run_cleanups(cleanups)
+    del cleanups[:]
+    if "error" in report:
+        raise BenchError(f"as nobody through polkit: {report['error']}: {report['message']}")
+    if bytes.fromhex(report["data"]) != expected:
+        raise BenchError(f"ReadFile {WARM_FILE} as nobody: not the file's content")
+    for e in errors:
+        log(f"bench: files: polkit stack clean-up: {e}")
+    return report["times"]
+
+
+def polkit_report(t, session, n):
+    """Prints the system-bus figures against the session bus's; returns the
+    summary's fields."""
+    p = {k: (percentile(v, 50), percentile(v, 90)) for k, v in t.items()}
+    s50 = {k: percentile(v, 50) for k, v in session.items()}
+    print(f"The same warm calls as user nobody on a system bus through polkit (a rule allows "
+          f"it; service --system --verbose), {n} rounds")
+    rows = [[k, _ms(p[k][0]), _ms(p[k][1]), _ms(s50[k]), _ms(p[k][0] - s50[k])]
+            for k in ("stat", "readfile", "get")]
+    print(fmt_table(rows, ["", "system p50", "system p90", "session p50", "difference"]))
+    return {f"warm_polkit_{k}_p50_ms": round(p[k][0] * 1000, 3) for k in p} | \
+        {f"warm_polkit_{k}_p90_ms": round(p[k][1] * 1000, 3) for k in p}
+
+
+def warm_with_polkit(ctx, t, expected, n, problems):
+    """The polkit part, unless --no-warm-polkit; a failure is a problem, not
+    the case's end (the session-bus figures stand)."""
+    if ctx.args.no_warm_polkit:
+        return {}
+    try:
+        pt = warm_polkit(ctx, expected, n)
+    except BenchError as e:
+        problems.append(f"warm calls through polkit: {e}")
+        return {}
+    print()
+    return polkit_report(pt, t, n)
+
+
 def run_warm_only(ctx):
     """The warm comparison alone, on a small image of its own."""
     args = ctx.args
@@ -478,13 +614,18 @@ def run_warm_only(ctx):
     bare = BareGuestfs(ctx)
     log(f"bench: files: bare libguestfs handle up in {bare.launch_s:.2f} s")
     t, size = warm_calls(svc, path, bare, args.warm_calls)
+    expected = bare.g.pread(WARM_FILE, size, 0)
     bare.close()
     status = svc.stop()
+    problems = [] if status == 0 else \
+        [f"libvirt-guestfs-dbus exited with status {status} on SIGTERM"]
     result = warm_report(t, size, args.warm_calls)
+    result.update(warm_with_polkit(ctx, t, expected, args.warm_calls, problems))
+    for p in problems:
+        print(f"problem: {p}")
     print(load_note(load_before, machine_load()))
     result.update({"domain": DOMAIN, "uri": URI, "target_met": result["target_warm_met"],
-                   "problems": [] if status == 0 else
-                   [f"libvirt-guestfs-dbus exited with status {status} on SIGTERM"]})
+                   "problems": problems})
     return result
 
 
@@ -567,6 +708,7 @@ def run(ctx):
     bare = BareGuestfs(ctx)
     log(f"bench: files: bare libguestfs handle up in {bare.launch_s:.2f} s")
     warm_t, warm_size = warm_calls(svc, path, bare, args.warm_calls)
+    warm_expected = bare.g.pread(WARM_FILE, warm_size, 0)
     bare.close()
     status = svc.stop()
     load_after = machine_load()
@@ -610,6 +752,7 @@ def run(ctx):
 
     print()
     warm = warm_report(warm_t, warm_size, args.warm_calls)
+    warm.update(warm_with_polkit(ctx, warm_t, warm_expected, args.warm_calls, problems))
     tp_ok = ratio >= TARGET_THROUGHPUT_RATIO
     rf_ok = p50 < TARGET_READFILE_P50_S
     target = tp_ok and rf_ok and warm["target_warm_met"]
