@@ -23,8 +23,8 @@ lgd_mount_strv_copy(const gchar *const *strv)
 
 /* The roots of this appliance's inspection, inspecting first if this
  * appliance has not (a cached Inspect may have come from an earlier one).
- * Kept by the session until the next inspection, unmount or relaunch:
- * only an inspection changes what libguestfs answers. */
+ * Roots found are kept by the session until the next inspection, unmount
+ * or relaunch: only an inspection changes what libguestfs answers. */
 static char **
 lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
 {
@@ -41,7 +41,9 @@ lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
 	}
 	if (roots == NULL)
 		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
-	else
+	else if (roots[0] != NULL)
+		/* none found: inspected again next time, as before (a write may
+		 * have made one) */
 		lgd_session_set_roots(session, (const gchar *const *)roots);
 	return roots;
 }
