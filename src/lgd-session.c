@@ -30,6 +30,7 @@ struct _LgdSession {
 	/* set by lgd_session_drop(), atomic: the disks' view may be changing
 	 * under the appliance until it is stopped (nothing learnt is kept) */
 	gint view_changed;
+	gint disk_writes_at_launch; /* lgd_sessions_disk_writes then */
 
 	/* owned by the session thread */
 	guestfs_h *g;
@@ -44,6 +45,13 @@ struct _LgdSession {
 	gint64 last_used;		/* monotonic time of the last call */
 	LgdCall *current;		/* the call running, whose launch is a job of its own */
 };
+
+/* Raw writes to volumes (Volume.Upload), which may be under a running
+ * appliance's feet: those in flight, and a count of every start and end.
+ * An appliance trusts nothing it learnt of its filesystems while one runs
+ * or once one has run since its launch. */
+static gint lgd_sessions_disk_writers;
+static gint lgd_sessions_disk_writes;
 
 /* Sessions alive, so that exiting can wait for their appliances. */
 static GMutex lgd_sessions_lock;
@@ -125,6 +133,7 @@ lgd_session_launch_appliance(LgdSession *self,
 	/* a view of the disks as they are now (a drop after this one stops
 	 * this appliance as well) */
 	g_atomic_int_set(&self->view_changed, 0);
+	self->disk_writes_at_launch = g_atomic_int_get(&lgd_sessions_disk_writes);
 	lgd_limit_acquire(self->config->limit);
 	self->holds_slot = TRUE;
 
@@ -251,9 +260,10 @@ lgd_session_set_roots(LgdSession *self, const gchar *const *roots)
 LgdResolveCache *
 lgd_session_get_resolve_cache(LgdSession *self)
 {
-	if (g_atomic_int_get(&self->view_changed)) {
-		/* the domain started or stopped: until the appliance is
-		 * stopped, its disks may be changing under it */
+	if (g_atomic_int_get(&self->view_changed) || g_atomic_int_get(&lgd_sessions_disk_writers) ||
+	    g_atomic_int_get(&lgd_sessions_disk_writes) != self->disk_writes_at_launch) {
+		/* the domain started or stopped, or a volume was written: until
+		 * the appliance is stopped, its disks may be changing under it */
 		lgd_resolve_cache_clear(self->resolve_cache);
 		return NULL;
 	}
@@ -294,6 +304,21 @@ lgd_session_set_error_from_guestfs(LgdSession *self, GError **error, const gchar
 	}
 	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errnum), "%s: %s", what,
 		    msg != NULL ? msg : g_strerror(errnum));
+}
+
+/* Around a raw write to a volume (any thread). */
+void
+lgd_session_begin_disk_write(void)
+{
+	g_atomic_int_inc(&lgd_sessions_disk_writers);
+	g_atomic_int_inc(&lgd_sessions_disk_writes);
+}
+
+void
+lgd_session_end_disk_write(void)
+{
+	g_atomic_int_inc(&lgd_sessions_disk_writes);
+	(void)g_atomic_int_add(&lgd_sessions_disk_writers, -1);
 }
 
 /* ---- the thread -------------------------------------------------------- */
