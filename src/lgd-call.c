@@ -86,6 +86,7 @@ lgd_call_free(LgdCall *call)
 	g_free(call->path2);
 	g_free(call->requested_path);
 	g_free(call->requested_path2);
+	g_clear_pointer(&call->path_stat, guestfs_free_statns);
 	g_free(call->link_target);
 	g_free(call->root);
 	g_clear_pointer(&call->options, g_variant_unref);
@@ -340,8 +341,15 @@ lgd_call_thread(gpointer data, gpointer user_data)
 {
 	LgdCall *call = data;
 	GError *error = NULL;
-	GVariant *reply = lgd_call_run_func(NULL, call, &error);
+	/* bytes written to a volume behind any appliance that reads it */
+	gboolean raw_write = g_strcmp0(call->action_id, LGD_ACTION_VOLUME_WRITE) == 0;
+	GVariant *reply;
 
+	if (raw_write)
+		lgd_session_begin_disk_write();
+	reply = lgd_call_run_func(NULL, call, &error);
+	if (raw_write)
+		lgd_session_end_disk_write();
 	lgd_call_complete(call, reply, error);
 }
 

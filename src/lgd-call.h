@@ -54,6 +54,9 @@ struct _LgdCall {
 	/* what the caller gave, once the paths are resolved in the guest */
 	gchar *requested_path;
 	gchar *requested_path2;
+	/* the lstat of the resolved path, when resolving made one just now
+	 * (lgd_resolve's final_stat): for the job to take, not to ask again */
+	struct guestfs_statns *path_stat;
 	gchar *link_target; /* Symlink's target: any string */
 	gchar *root;	    /* an operating system's root (Inspector) */
 	GVariant *options;

@@ -132,7 +132,11 @@ lgd_files_stat_job(LgdSession *session, LgdCall *call, GError **error)
 
 	if (g == NULL)
 		return NULL;
-	st = follow ? guestfs_statns(g, call->path) : guestfs_lstatns(g, call->path);
+	/* the resolved path names no link but, without follow-symlinks, its
+	 * last: resolving's lstat of it is what either call would answer */
+	st = g_steal_pointer(&call->path_stat);
+	if (st == NULL)
+		st = follow ? guestfs_statns(g, call->path) : guestfs_lstatns(g, call->path);
 	if (st == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
 		return NULL;
@@ -156,15 +160,25 @@ lgd_files_read_file_job(LgdSession *session, LgdCall *call, GError **error)
 	guint64 length = lgd_args_get_u64(call->options, "length", 0);
 	guint64 max = lgd_guest_get_context(call->guest)->max_read_size;
 	g_autoptr(GByteArray) bytes = NULL;
+	g_autoptr(LgdStatns) st = NULL;
 	int64_t size;
 
-	if (g == NULL || !lgd_files_check_type(session, g, call->path, S_IFREG, error))
+	if (g == NULL)
 		return NULL;
-	size = guestfs_filesize(g, call->path);
-	if (size < 0) {
+	/* resolving followed every link, so its lstat of the result, when it
+	 * made one, is the file's own: type and size without asking again */
+	st = g_steal_pointer(&call->path_stat);
+	if (st == NULL && (st = guestfs_statns(g, call->path)) == NULL) {
 		lgd_session_set_error_from_guestfs(session, error, call->path);
 		return NULL;
 	}
+	if ((st->st_mode & S_IFMT) != S_IFREG) {
+		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT, "%s is %s", call->path,
+			    (st->st_mode & S_IFMT) == S_IFDIR ? "a directory, not a regular file"
+							      : "not a regular file");
+		return NULL;
+	}
+	size = st->st_size;
 	if (offset > (guint64)size) {
 		g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 			    "Offset %" G_GUINT64_FORMAT

@@ -15,7 +15,7 @@
 
 /* ---- the steps every job takes (session thread) ------------------------ */
 
-static gboolean lgd_files_resolve(LgdCall *call, guestfs_h *g, GError **error);
+static gboolean lgd_files_resolve(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error);
 
 /* Gets the appliance (read-write for writes, which need the domain shut
  * off: checked before anything is launched) and mounts the guest's
@@ -34,7 +34,7 @@ lgd_files_prepare(LgdSession *session, LgdCall *call, gboolean write, GError **e
 		return NULL;
 	if (!lgd_mount_guest(session, g, call, FALSE, error))
 		return NULL;
-	if (!lgd_files_resolve(call, g, error))
+	if (!lgd_files_resolve(session, call, g, error))
 		return NULL;
 	return g;
 }
@@ -234,17 +234,21 @@ lgd_files_resolve_flags(LgdCall *call, LgdResolveFlags flags)
 }
 
 /* Resolves @path in the guest; when it is not what the caller gave, the
- * resolved path replaces it and the caller's is kept in @requested. */
+ * resolved path replaces it and the caller's is kept in @requested.
+ * @final_stat (may be NULL) gets the walk's lstat of the result, if any. */
 static gboolean
-lgd_files_resolve_one(LgdCall *call,
+lgd_files_resolve_one(LgdSession *session,
+		      LgdCall *call,
 		      guestfs_h *g,
 		      gchar **path,
 		      gchar **requested,
 		      LgdResolveFlags flags,
+		      struct guestfs_statns **final_stat,
 		      GError **error)
 {
 	g_autofree gchar *reached = NULL;
-	gchar *resolved = lgd_resolve(g, *path, flags, &reached, error);
+	gchar *resolved = lgd_resolve(g, lgd_session_get_resolve_cache(session), *path, flags,
+				      &reached, final_stat, error);
 
 	if (resolved == NULL) {
 		/* a link led the walk elsewhere before it failed: what the error
@@ -276,18 +280,20 @@ lgd_files_resolve_one(LgdCall *call,
  * an appliance that can write is shut off, so nothing changes a link
  * between this check and the call's work. */
 static gboolean
-lgd_files_resolve(LgdCall *call, guestfs_h *g, GError **error)
+lgd_files_resolve(LgdSession *session, LgdCall *call, guestfs_h *g, GError **error)
 {
 	const LgdFilesMethod *method = lgd_files_method(call->invocation);
 
 	if (call->requested_path != NULL || call->requested_path2 != NULL)
 		return TRUE; /* resolved already: a job that prepares twice */
-	if (!lgd_files_resolve_one(call, g, &call->path, &call->requested_path,
-				   lgd_files_resolve_flags(call, method->resolve), error))
+	g_clear_pointer(&call->path_stat, guestfs_free_statns);
+	if (!lgd_files_resolve_one(session, call, g, &call->path, &call->requested_path,
+				   lgd_files_resolve_flags(call, method->resolve), &call->path_stat,
+				   error))
 		return FALSE;
 	if (call->path2 != NULL &&
-	    !lgd_files_resolve_one(call, g, &call->path2, &call->requested_path2,
-				   lgd_files_resolve_flags(call, method->resolve2), error))
+	    !lgd_files_resolve_one(session, call, g, &call->path2, &call->requested_path2,
+				   lgd_files_resolve_flags(call, method->resolve2), NULL, error))
 		return FALSE;
 	if (call->requested_path == NULL && call->requested_path2 == NULL)
 		return TRUE;

@@ -1,17 +1,39 @@
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lgd-error.h"
 #include "lgd-mount.h"
 
+/* A copy of @strv as libguestfs allocates its string lists. */
+static char **
+lgd_mount_strv_copy(const gchar *const *strv)
+{
+	guint n = g_strv_length((gchar **)strv);
+	char **copy = calloc(n + 1, sizeof(char *));
+
+	g_assert(copy != NULL);
+	for (guint i = 0; i < n; i++) {
+		copy[i] = strdup(strv[i]);
+		g_assert(copy[i] != NULL);
+	}
+	return copy;
+}
+
 /* The roots of this appliance's inspection, inspecting first if this
- * appliance has not (a cached Inspect may have come from an earlier one). */
+ * appliance has not (a cached Inspect may have come from an earlier one).
+ * Roots found are kept by the session until the next inspection, unmount
+ * or relaunch: only an inspection changes what libguestfs answers. */
 static char **
 lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
 {
-	char **roots = guestfs_inspect_get_roots(g);
+	const gchar *const *kept = lgd_session_get_roots(session);
+	char **roots;
 
+	if (kept != NULL)
+		return lgd_mount_strv_copy(kept);
+	roots = guestfs_inspect_get_roots(g);
 	if (roots != NULL && roots[0] == NULL) {
 		lgd_strv_free(roots);
 		roots = guestfs_inspect_os(g);
@@ -19,6 +41,10 @@ lgd_mount_roots(LgdSession *session, guestfs_h *g, GError **error)
 	}
 	if (roots == NULL)
 		lgd_session_set_error_from_guestfs(session, error, "Inspection failed");
+	else if (roots[0] != NULL)
+		/* none found: inspected again next time, as before (a write may
+		 * have made one) */
+		lgd_session_set_roots(session, (const gchar *const *)roots);
 	return roots;
 }
 

@@ -10,6 +10,106 @@
 /* Linux's own limit on links followed in one lookup. */
 #define LGD_RESOLVE_MAX_LINKS 40
 
+/* Entries a cache holds before it is emptied: a caller walking a huge
+ * tree costs memory no more than this. */
+#define LGD_RESOLVE_CACHE_MAX 4096
+
+/* ---- the cache ---------------------------------------------------------- */
+
+typedef struct {
+	guint32 mode;
+	gchar *target; /* a link's, once read */
+} LgdResolveEntry;
+
+struct _LgdResolveCache {
+	GHashTable *entries; /* link-free absolute path -> LgdResolveEntry */
+};
+
+static void
+lgd_resolve_entry_free(gpointer data)
+{
+	LgdResolveEntry *entry = data;
+
+	g_free(entry->target);
+	g_free(entry);
+}
+
+LgdResolveCache *
+lgd_resolve_cache_new(void)
+{
+	LgdResolveCache *cache = g_new0(LgdResolveCache, 1);
+
+	cache->entries =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, lgd_resolve_entry_free);
+	return cache;
+}
+
+void
+lgd_resolve_cache_clear(LgdResolveCache *cache)
+{
+	if (cache != NULL)
+		g_hash_table_remove_all(cache->entries);
+}
+
+void
+lgd_resolve_cache_free(LgdResolveCache *cache)
+{
+	if (cache == NULL)
+		return;
+	g_hash_table_unref(cache->entries);
+	g_free(cache);
+}
+
+guint
+lgd_resolve_cache_size(LgdResolveCache *cache)
+{
+	return cache != NULL ? g_hash_table_size(cache->entries) : 0;
+}
+
+/* st_mode of @here, from @cache or the filesystem (0 with errno). */
+static guint32
+lgd_resolve_lstat(const LgdResolveOps *ops,
+		  gpointer fs,
+		  LgdResolveCache *cache,
+		  const gchar *here,
+		  int *errnum,
+		  gchar **message)
+{
+	LgdResolveEntry *entry = cache != NULL ? g_hash_table_lookup(cache->entries, here) : NULL;
+	guint32 mode;
+
+	if (entry != NULL)
+		return entry->mode;
+	mode = ops->lstat_mode(fs, here, errnum, message);
+	if (cache != NULL && (S_ISDIR(mode) || S_ISLNK(mode))) {
+		if (g_hash_table_size(cache->entries) >= LGD_RESOLVE_CACHE_MAX)
+			g_hash_table_remove_all(cache->entries);
+		entry = g_new0(LgdResolveEntry, 1);
+		entry->mode = mode;
+		g_hash_table_insert(cache->entries, g_strdup(here), entry);
+	}
+	return mode;
+}
+
+/* The target of the link @here, from @cache or the filesystem. */
+static gchar *
+lgd_resolve_readlink(const LgdResolveOps *ops,
+		     gpointer fs,
+		     LgdResolveCache *cache,
+		     const gchar *here,
+		     gchar **message)
+{
+	LgdResolveEntry *entry = cache != NULL ? g_hash_table_lookup(cache->entries, here) : NULL;
+	gchar *target;
+
+	if (entry != NULL && entry->target != NULL)
+		return g_strdup(entry->target);
+	target = ops->readlink(fs, here, message);
+	if (entry != NULL && target != NULL && S_ISLNK(entry->mode))
+		entry->target = g_strdup(target);
+	return target;
+}
+
 /* "/a/b" from components a, b; "/" from none. */
 static gchar *
 lgd_resolve_join(GPtrArray *parts, const gchar *last)
@@ -58,6 +158,18 @@ lgd_resolve_with(const LgdResolveOps *ops,
 		 gchar **reached,
 		 GError **error)
 {
+	return lgd_resolve_with_cache(ops, fs, NULL, path, flags, reached, error);
+}
+
+gchar *
+lgd_resolve_with_cache(const LgdResolveOps *ops,
+		       gpointer fs,
+		       LgdResolveCache *cache,
+		       const gchar *path,
+		       LgdResolveFlags flags,
+		       gchar **reached,
+		       GError **error)
+{
 	g_autoptr(GPtrArray) done = g_ptr_array_new_with_free_func(g_free);
 	GQueue todo = G_QUEUE_INIT;
 	guint links = 0;
@@ -94,7 +206,7 @@ lgd_resolve_with(const LgdResolveOps *ops,
 			g_ptr_array_add(done, g_steal_pointer(&name));
 			continue;
 		}
-		mode = ops->lstat_mode(fs, here, &errnum, &message);
+		mode = lgd_resolve_lstat(ops, fs, cache, here, &errnum, &message);
 		if (mode == 0) {
 			if (errnum == ENOENT && ((final && (flags & LGD_RESOLVE_MISSING_FINAL)) ||
 						 (flags & LGD_RESOLVE_MISSING_TAIL))) {
@@ -108,7 +220,7 @@ lgd_resolve_with(const LgdResolveOps *ops,
 		}
 		if (S_ISLNK(mode) && final && !(flags & LGD_RESOLVE_FOLLOW_FINAL)) {
 			if (flags & LGD_RESOLVE_REFUSE_FINAL_LINK) {
-				target = ops->readlink(fs, here, NULL);
+				target = lgd_resolve_readlink(ops, fs, cache, here, NULL);
 				g_set_error(error, LGD_ERROR, LGD_ERROR_INVALID_ARGUMENT,
 					    "%s is a symbolic link (to %s), and option no-follow "
 					    "refuses links",
@@ -123,7 +235,7 @@ lgd_resolve_with(const LgdResolveOps *ops,
 				lgd_resolve_set_errno(error, ELOOP, here, path, NULL);
 				goto out;
 			}
-			target = ops->readlink(fs, here, &message);
+			target = lgd_resolve_readlink(ops, fs, cache, here, &message);
 			if (target == NULL || target[0] == '\0') {
 				lgd_resolve_set_errno(error, target == NULL ? EIO : ENOENT, here,
 						      path, message);
@@ -152,31 +264,41 @@ out:
 
 /* ---- the appliance ------------------------------------------------------ */
 
+typedef struct {
+	guestfs_h *g;
+	struct guestfs_statns *last; /* the last lstat that succeeded */
+	gchar *last_path;	     /* of what */
+} LgdResolveGuestfs;
+
 static guint32
 lgd_resolve_guestfs_lstat(gpointer fs, const gchar *path, int *errnum, gchar **message)
 {
-	guestfs_h *g = fs;
-	struct guestfs_statns *st = guestfs_lstatns(g, path);
+	LgdResolveGuestfs *self = fs;
+	struct guestfs_statns *st = guestfs_lstatns(self->g, path);
 	guint32 mode;
 
 	if (st == NULL) {
-		*errnum = guestfs_last_errno(g);
-		*message = g_strdup_printf(": %s", guestfs_last_error(g));
+		*errnum = guestfs_last_errno(self->g);
+		*message = g_strdup_printf(": %s", guestfs_last_error(self->g));
 		return 0;
 	}
 	mode = (guint32)st->st_mode;
-	guestfs_free_statns(st);
 	if (mode == 0) {
+		guestfs_free_statns(st);
 		*errnum = EIO; /* no file has mode 0, but a guest can claim it */
 		return 0;
 	}
+	g_clear_pointer(&self->last, guestfs_free_statns);
+	g_free(self->last_path);
+	self->last = st;
+	self->last_path = g_strdup(path);
 	return mode;
 }
 
 static gchar *
 lgd_resolve_guestfs_readlink(gpointer fs, const gchar *path, gchar **message)
 {
-	guestfs_h *g = fs;
+	guestfs_h *g = ((LgdResolveGuestfs *)fs)->g;
 	char *target = guestfs_readlink(g, path);
 	gchar *copy;
 
@@ -197,7 +319,24 @@ static const LgdResolveOps lgd_resolve_guestfs_ops = {
 
 /* In the session's thread, with the guest's filesystems mounted. */
 gchar *
-lgd_resolve(guestfs_h *g, const gchar *path, LgdResolveFlags flags, gchar **reached, GError **error)
+lgd_resolve(guestfs_h *g,
+	    LgdResolveCache *cache,
+	    const gchar *path,
+	    LgdResolveFlags flags,
+	    gchar **reached,
+	    struct guestfs_statns **final_stat,
+	    GError **error)
 {
-	return lgd_resolve_with(&lgd_resolve_guestfs_ops, g, path, flags, reached, error);
+	LgdResolveGuestfs fs = {.g = g};
+	gchar *result = lgd_resolve_with_cache(&lgd_resolve_guestfs_ops, &fs, cache, path, flags,
+					       reached, error);
+
+	/* the stat of the result only: a cached walk may have stopped asking
+	 * after an earlier component, and ".." leaves what was stat'ed */
+	if (final_stat != NULL && result != NULL && fs.last != NULL &&
+	    g_str_equal(fs.last_path, result))
+		*final_stat = g_steal_pointer(&fs.last);
+	g_clear_pointer(&fs.last, guestfs_free_statns);
+	g_free(fs.last_path);
+	return result;
 }

@@ -35,6 +35,25 @@ typedef struct {
 	gchar *(*readlink)(gpointer fs, const gchar *path, gchar **message);
 } LgdResolveOps;
 
+/*
+ * What the walk learnt of directories and links, kept between walks while
+ * nothing can change them (a read-only appliance, one mount layout: the
+ * session drops it on any relaunch or remount). Only directories and
+ * links are kept, with a link's target: a walk that finds them here asks
+ * the filesystem nothing about them. Bounded: emptied when full.
+ */
+typedef struct _LgdResolveCache LgdResolveCache;
+
+LgdResolveCache *lgd_resolve_cache_new(void);
+
+void lgd_resolve_cache_clear(LgdResolveCache *cache);
+
+void lgd_resolve_cache_free(LgdResolveCache *cache);
+
+guint lgd_resolve_cache_size(LgdResolveCache *cache);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LgdResolveCache, lgd_resolve_cache_free)
+
 gchar *lgd_resolve_with(const LgdResolveOps *ops,
 			gpointer fs,
 			const gchar *path,
@@ -42,7 +61,26 @@ gchar *lgd_resolve_with(const LgdResolveOps *ops,
 			gchar **reached,
 			GError **error);
 
-gchar *lgd_resolve(
-    guestfs_h *g, const gchar *path, LgdResolveFlags flags, gchar **reached, GError **error);
+/* The same, with @cache (may be NULL) consulted and filled. */
+gchar *lgd_resolve_with_cache(const LgdResolveOps *ops,
+			      gpointer fs,
+			      LgdResolveCache *cache,
+			      const gchar *path,
+			      LgdResolveFlags flags,
+			      gchar **reached,
+			      GError **error);
+
+/* In the appliance. When the walk's last lstat was of the resolved path
+ * itself, @final_stat (may be NULL) gets it: what an lstatns of the
+ * result would answer (a statns too, unless the result is a link),
+ * without asking again. NULL when the walk did not stat the result (a
+ * cached directory, a missing final component). */
+gchar *lgd_resolve(guestfs_h *g,
+		   LgdResolveCache *cache,
+		   const gchar *path,
+		   LgdResolveFlags flags,
+		   gchar **reached,
+		   struct guestfs_statns **final_stat,
+		   GError **error);
 
 G_END_DECLS

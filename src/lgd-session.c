@@ -5,6 +5,7 @@
 #include "lgd-appliance.h"
 #include "lgd-call.h"
 #include "lgd-error.h"
+#include "lgd-resolve.h"
 #include "lgd-session.h"
 
 /* Calls closer together than this skip the liveness ping. */
@@ -26,6 +27,10 @@ struct _LgdSession {
 	GAsyncQueue *calls;
 	gboolean thread_running;
 	gboolean closed;
+	/* set by lgd_session_drop(), atomic: the disks' view may be changing
+	 * under the appliance until it is stopped (nothing learnt is kept) */
+	gint view_changed;
+	gint disk_writes_at_launch; /* lgd_sessions_disk_writes then */
 
 	/* owned by the session thread */
 	guestfs_h *g;
@@ -33,9 +38,20 @@ struct _LgdSession {
 	gboolean holds_slot;
 	LgdDrivesLease *lease;
 	gchar *mount_tag; /* what is mounted now, see lgd-mount.c */
-	gint64 last_used; /* monotonic time of the last call */
-	LgdCall *current; /* the call running, whose launch is a job of its own */
+	/* what cannot change while this appliance runs with this mount
+	 * layout: dropped on relaunch and on any remount or inspection */
+	GStrv roots;			/* the inspection's, see lgd-mount.c */
+	LgdResolveCache *resolve_cache; /* used only by a read-only appliance */
+	gint64 last_used;		/* monotonic time of the last call */
+	LgdCall *current;		/* the call running, whose launch is a job of its own */
 };
+
+/* Raw writes to volumes (Volume.Upload), which may be under a running
+ * appliance's feet: those in flight, and a count of every start and end.
+ * An appliance trusts nothing it learnt of its filesystems while one runs
+ * or once one has run since its launch. */
+static gint lgd_sessions_disk_writers;
+static gint lgd_sessions_disk_writes;
 
 /* Sessions alive, so that exiting can wait for their appliances. */
 static GMutex lgd_sessions_lock;
@@ -91,7 +107,7 @@ lgd_session_set_state(LgdSession *self, LgdApplianceState state)
 static void
 lgd_session_shutdown(LgdSession *self)
 {
-	g_clear_pointer(&self->mount_tag, g_free);
+	lgd_session_set_mount_tag(self, NULL);
 	if (self->g != NULL) {
 		/* flushes and closes the drives; errors only mean it was dead */
 		guestfs_shutdown(self->g);
@@ -114,6 +130,10 @@ lgd_session_launch_appliance(LgdSession *self,
 	const gchar *uri = lgd_drive_source_get_uri(self->source);
 
 	lgd_session_set_state(self, LGD_APPLIANCE_STARTING);
+	/* a view of the disks as they are now (a drop after this one stops
+	 * this appliance as well) */
+	g_atomic_int_set(&self->view_changed, 0);
+	self->disk_writes_at_launch = g_atomic_int_get(&lgd_sessions_disk_writes);
 	if (!lgd_limit_acquire(self->config->limit, cancellable)) {
 		g_set_error_literal(error, LGD_ERROR, LGD_ERROR_CANCELLED,
 				    "The call was cancelled while it waited for an appliance slot "
@@ -212,11 +232,52 @@ lgd_session_get_mount_tag(LgdSession *self)
 	return self->mount_tag;
 }
 
+/* Every remount (and NULL: unmounted, inspected, shut down) drops what was
+ * learnt of the filesystems; NULL drops the roots too, which only a new
+ * inspection or appliance changes. */
 void
 lgd_session_set_mount_tag(LgdSession *self, const gchar *tag)
 {
+	if (g_strcmp0(tag, self->mount_tag) != 0)
+		lgd_resolve_cache_clear(self->resolve_cache);
+	if (tag == NULL)
+		g_clear_pointer(&self->roots, g_strfreev);
 	g_free(self->mount_tag);
 	self->mount_tag = g_strdup(tag);
+}
+
+const gchar *const *
+lgd_session_get_roots(LgdSession *self)
+{
+	return (const gchar *const *)self->roots;
+}
+
+void
+lgd_session_set_roots(LgdSession *self, const gchar *const *roots)
+{
+	g_strfreev(self->roots);
+	self->roots = g_strdupv((gchar **)roots);
+}
+
+/* Where path resolution keeps the directories and links it found, or NULL
+ * when they may change: only a read-only appliance (nothing in the call's
+ * path can write to its disks) with the guest mounted as it is now. A
+ * read-write one walks every component at every call. */
+LgdResolveCache *
+lgd_session_get_resolve_cache(LgdSession *self)
+{
+	if (g_atomic_int_get(&self->view_changed) || g_atomic_int_get(&lgd_sessions_disk_writers) ||
+	    g_atomic_int_get(&lgd_sessions_disk_writes) != self->disk_writes_at_launch) {
+		/* the domain started or stopped, or a volume was written: until
+		 * the appliance is stopped, its disks may be changing under it */
+		lgd_resolve_cache_clear(self->resolve_cache);
+		return NULL;
+	}
+	if (self->g == NULL || !self->g_read_only || self->mount_tag == NULL)
+		return NULL;
+	if (self->resolve_cache == NULL)
+		self->resolve_cache = lgd_resolve_cache_new();
+	return self->resolve_cache;
 }
 
 void
@@ -249,6 +310,21 @@ lgd_session_set_error_from_guestfs(LgdSession *self, GError **error, const gchar
 	}
 	g_set_error(error, LGD_ERROR, lgd_error_code_from_errno(errnum), "%s: %s", what,
 		    msg != NULL ? msg : g_strerror(errnum));
+}
+
+/* Around a raw write to a volume (any thread). */
+void
+lgd_session_begin_disk_write(void)
+{
+	g_atomic_int_inc(&lgd_sessions_disk_writers);
+	g_atomic_int_inc(&lgd_sessions_disk_writes);
+}
+
+void
+lgd_session_end_disk_write(void)
+{
+	g_atomic_int_inc(&lgd_sessions_disk_writes);
+	(void)g_atomic_int_add(&lgd_sessions_disk_writers, -1);
 }
 
 /* ---- the thread -------------------------------------------------------- */
@@ -397,6 +473,7 @@ static void
 lgd_session_free(LgdSession *self)
 {
 	lgd_session_shutdown(self);
+	lgd_resolve_cache_free(self->resolve_cache);
 	g_async_queue_unref(self->calls);
 	g_mutex_clear(&self->lock);
 	g_main_context_unref(self->main_context);
@@ -464,6 +541,7 @@ void
 lgd_session_drop(LgdSession *self)
 {
 	g_mutex_lock(&self->lock);
+	g_atomic_int_set(&self->view_changed, 1);
 	/* no thread, no appliance: nothing to drop */
 	if (self->thread_running && !self->closed)
 		g_async_queue_push(self->calls, lgd_session_drop_marker);

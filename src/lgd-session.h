@@ -64,6 +64,18 @@ const gchar *lgd_session_get_mount_tag(LgdSession *self);
 
 void lgd_session_set_mount_tag(LgdSession *self, const gchar *tag);
 
+const gchar *const *lgd_session_get_roots(LgdSession *self);
+
+void lgd_session_set_roots(LgdSession *self, const gchar *const *roots);
+
+typedef struct _LgdResolveCache LgdResolveCache;
+
+LgdResolveCache *lgd_session_get_resolve_cache(LgdSession *self);
+
+void lgd_session_begin_disk_write(void);
+
+void lgd_session_end_disk_write(void);
+
 LgdDriveSource *lgd_session_get_source(LgdSession *self);
 
 void lgd_session_set_error_from_guestfs(LgdSession *self, GError **error, const gchar *what);

@@ -420,3 +420,59 @@ def test_root_and_filesystem_are_details(env):
         assert report.get('error') == NOT_AUTHORIZED, (option, report)
         report = read_file(env, a, {option: ['s', '/dev/sdy']})
         assert report.get('error') == ERROR_PREFIX + 'InvalidArgument', (option, report)
+
+
+def test_directory_swapped_for_a_link(env):
+    """What path resolution kept of a directory is not trusted once the
+    guest's filesystem can change: a directory that a read-only appliance
+    walked through, replaced by a link to /etc (a write, which relaunches
+    the appliance read-write), is a link for the next call; the same swap
+    within a read-write session, and on the read-only appliance after it,
+    are seen as well."""
+    a = '/srv/allowed/swapdir'
+    (hostname,) = root_call(env, 'ReadFile', '(sa{sv})', '/etc/hostname', {})
+    (etc_info,) = root_call(env, 'Stat', '(sa{sv})', '/etc/hostname', {})
+
+    def make_directory():
+        for report in (call(env, 'Mkdir', '(sa{sv})', a, {}),
+                       call(env, 'WriteFile', '(saya{sv})', a + '/hostname',
+                            list(b'inside\n'), {})):
+            assert report.get('reply') == [], report
+
+    def make_link():
+        report = call(env, 'Remove', '(sa{sv})', a, {'recursive': ['b', True]})
+        assert report.get('reply') == [], report
+        report = call(env, 'Symlink', '(ssa{sv})', '/etc', a, {})
+        assert report.get('reply') == [], report
+
+    def through_link():
+        # nobody may not reach /etc through it; root reads /etc's file
+        for method, signature in (('ReadFile', '(sa{sv})'), ('Stat', '(sa{sv})')):
+            report = call(env, method, signature, a + '/hostname', {})
+            assert report.get('error') == NOT_AUTHORIZED, (method, report)
+        (data,) = root_call(env, 'ReadFile', '(sa{sv})', a + '/hostname', {})
+        assert bytes(data) == bytes(hostname)
+        (info,) = root_call(env, 'Stat', '(sa{sv})', a + '/hostname', {})
+        assert (info['size'], info['mode'], info['mtime']) == \
+            (etc_info['size'], etc_info['mode'], etc_info['mtime'])
+
+    make_directory()
+    # a read-only appliance walks the directory, more than once
+    env.root.stop_appliance(env.dom)
+    for _ in range(3):
+        assert data_of(read_file(env, a + '/hostname')) == b'inside\n'
+        report = call(env, 'Stat', '(sa{sv})', a + '/hostname', {})
+        assert report['reply'][0]['size'] == len(b'inside\n'), report
+    make_link()  # relaunches read-write
+    through_link()
+    # back and forth within the read-write session
+    report = call(env, 'Remove', '(sa{sv})', a, {})
+    assert report.get('reply') == [], report
+    make_directory()
+    assert data_of(read_file(env, a + '/hostname')) == b'inside\n'
+    make_link()
+    through_link()
+    # a fresh read-only appliance knows nothing of the old directory
+    env.root.stop_appliance(env.dom)
+    through_link()
+    assert outside_state(env) == env.before

@@ -87,12 +87,17 @@ lgd_test_readlink(gpointer fs, const gchar *path, gchar **message)
 
 static const LgdResolveOps lgd_test_ops = {lgd_test_lstat, lgd_test_readlink};
 
+/* The cache the cases share in their second and third passes (see
+ * test_cache): a cached walk must answer exactly as an uncached one. */
+static LgdResolveCache *lgd_test_cache;
+
 static gchar *
 resolve(const gchar *path, LgdResolveFlags flags, GError **error)
 {
 	guint calls = 0;
 
-	return lgd_resolve_with(&lgd_test_ops, &calls, path, flags, NULL, error);
+	return lgd_resolve_with_cache(&lgd_test_ops, &calls, lgd_test_cache, path, flags, NULL,
+				      error);
 }
 
 static void
@@ -204,6 +209,55 @@ test_cost(void)
 	g_assert_cmpuint(calls, ==, 3);
 }
 
+static void
+test_cache(void)
+{
+	g_autoptr(LgdResolveCache) cache = lgd_resolve_cache_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *got = NULL;
+	guint calls = 0;
+
+	/* every case again, filling a cache, then answered from it */
+	lgd_test_cache = cache;
+	for (guint pass = 0; pass < 2; pass++) {
+		test_follow();
+		test_errors();
+	}
+	lgd_test_cache = NULL;
+	g_assert_cmpuint(lgd_resolve_cache_size(cache), >, 0);
+
+	/* warm: directories and links cost nothing, the final file one lstat */
+	got = lgd_resolve_with_cache(&lgd_test_ops, &calls, cache, "/usr/lib/os-release", 0, NULL,
+				     &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(got, ==, "/usr/lib/os-release");
+	g_assert_cmpuint(calls, ==, 1);
+	g_clear_pointer(&got, g_free);
+	calls = 0;
+	got = lgd_resolve_with_cache(&lgd_test_ops, &calls, cache, "/home/u/etc/os-release",
+				     LGD_RESOLVE_FOLLOW_FINAL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(got, ==, "/usr/lib/os-release");
+	g_assert_cmpuint(calls, ==, 1);
+	g_clear_pointer(&got, g_free);
+
+	/* files are never kept: they are the work, and may be what changes */
+	calls = 0;
+	got = lgd_resolve_with_cache(&lgd_test_ops, &calls, cache, "/etc/passwd", 0, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(calls, ==, 1);
+	g_clear_pointer(&got, g_free);
+
+	/* cleared: the whole walk again */
+	lgd_resolve_cache_clear(cache);
+	g_assert_cmpuint(lgd_resolve_cache_size(cache), ==, 0);
+	calls = 0;
+	got = lgd_resolve_with_cache(&lgd_test_ops, &calls, cache, "/usr/lib/os-release", 0, NULL,
+				     &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(calls, ==, 3);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -212,5 +266,6 @@ main(int argc, char **argv)
 	g_test_add_func("/resolve/errors", test_errors);
 	g_test_add_func("/resolve/reached", test_reached);
 	g_test_add_func("/resolve/cost", test_cost);
+	g_test_add_func("/resolve/cache", test_cache);
 	return g_test_run();
 }

@@ -33,17 +33,35 @@ service, one after the other; p50 and p90 of the client's round trip.
 Both appliances use libvirt on qemu:///system and TCG (the service with
 --force-tcg, guestfish with LIBGUESTFS_BACKEND=libvirt:qemu:///system and
 LIBGUESTFS_BACKEND_SETTINGS=force_tcg) and libguestfs's default memory.
+
+Warm calls (issue 14, point 2), on the same domain: Files.Stat and
+Files.ReadFile of /etc/hostname through the warm service against a bare
+python3-guestfs handle (same backend and settings, the same domain added
+read-only, inspected and mounted read-only as the service does) doing
+`statns` and `pread` of the same file, plus an empty D-Bus round trip (a
+Properties.Get of the object's ApplianceState) to show what the bus alone
+costs. --warm-calls rounds; each round makes one call of every kind, the
+order of the two sides alternating from round to round; p50 and p90 of
+each, and the ratios ours/bare. That is on the session bus (the caller
+owns the service, no polkit); then once more on a system bus of its own
+through a polkitd of its own (tests/integration/polkitstack.py's stack: the
+service with --system --verbose, the policy installed, a rule allowing
+user nobody to read /etc/hostname of this domain), the calls made by a
+client running as nobody, and the difference to the session bus reported
+(--no-warm-polkit leaves this out). --files-warm-only runs only the warm
+part, on a small image.
 """
 
 import hashlib
 import os
 import select
 import subprocess
+import sys
 import threading
 import time
 
 from benchlib import (BenchError, GLib, Gio, PrivateBus, Service, bench_image_set, cpu_seconds,
-                      define_one_disk_domain, fmt_table, libguestfs_env, load_note, log,
+                      daemon_binary, define_one_disk_domain, fmt_table, libguestfs_env, load_note, log,
                       machine_load, median, percentile, tail)
 
 NAME = "files"
@@ -61,6 +79,8 @@ MIB = 1024 * 1024
 
 TARGET_THROUGHPUT_RATIO = 0.9
 TARGET_READFILE_P50_S = 0.020
+WARM_FILE = "/etc/hostname"
+TARGET_WARM_RATIO = 3.0
 
 
 def add_arguments(parser):
@@ -72,6 +92,13 @@ def add_arguments(parser):
                         "that plus 144 MiB)")
     g.add_argument("--readfile-calls", type=int, default=100, metavar="N",
                    help="4 KiB ReadFile calls on the warm service (default 100)")
+    g.add_argument("--warm-calls", type=int, default=200, metavar="N",
+                   help="rounds of warm Stat/ReadFile/Get against a bare libguestfs handle "
+                        "(default 200)")
+    g.add_argument("--no-warm-polkit", action="store_true",
+                   help="no warm calls on the system bus through polkit")
+    g.add_argument("--files-warm-only", action="store_true",
+                   help="only the warm-call comparison, on a small image (no Download)")
 
 
 # ---------------------------------------------------------------- image
@@ -324,6 +351,286 @@ def readfile_ours(svc, path, n, expected):
     return times
 
 
+# ---------------------------------------------------------------- warm calls
+
+
+class BareGuestfs:
+    """A python3-guestfs handle on DOMAIN, read-only, with the service's
+    backend and settings, inspected and mounted read-only (parents first)."""
+
+    def __init__(self, ctx):
+        import guestfs
+        t0 = time.monotonic()
+        g = guestfs.GuestFS(python_return_dict=True)
+        self.g = g
+        ctx.cleanup.push(self.close, what="close the bare libguestfs handle")
+        g.set_backend("libvirt:" + URI)
+        g.set_backend_settings(["force_tcg"])
+        g.add_domain(DOMAIN, libvirturi=URI, readonly=True)
+        g.launch()
+        roots = g.inspect_os()
+        if len(roots) != 1:
+            raise BenchError(f"bare libguestfs: {len(roots)} operating systems on {DOMAIN}")
+        mps = g.inspect_get_mountpoints(roots[0])
+        for mp in sorted(mps, key=len):
+            g.mount_ro(mps[mp], mp)
+        self.launch_s = time.monotonic() - t0
+
+    def close(self):
+        if self.g is not None:
+            g, self.g = self.g, None
+            g.shutdown()
+            g.close()
+
+
+def warm_calls(svc, path, bare, n):
+    """N rounds of: Stat, statns, ReadFile, pread, Get; returns {kind: [seconds]}."""
+    size = bare.g.statns(WARM_FILE)["st_size"]
+    expected = bare.g.pread(WARM_FILE, size, 0)
+    if len(expected) != size:
+        raise BenchError(f"bare pread {WARM_FILE}: {len(expected)} bytes, statns says {size}")
+    stat_args = GLib.Variant("(sa{sv})", (WARM_FILE, {}))
+    t = {k: [] for k in ("stat", "statns", "readfile", "pread", "get")}
+
+    def ours_stat():
+        reply = svc.call(path, FILES_IFACE, "Stat", stat_args, "(a{sv})")
+        if reply.unpack()[0].get("size") != size:
+            raise BenchError(f"Stat {WARM_FILE}: {reply.unpack()!r}, size not {size}")
+
+    def ours_read():
+        reply = svc.call(path, FILES_IFACE, "ReadFile", stat_args, "(ay)")
+        if reply.get_child_value(0).get_data_as_bytes().get_data() != expected:
+            raise BenchError(f"ReadFile {WARM_FILE}: not the file's content")
+
+    def bare_stat():
+        if bare.g.statns(WARM_FILE)["st_size"] != size:
+            raise BenchError(f"bare statns {WARM_FILE}: size changed")
+
+    def bare_read():
+        if bare.g.pread(WARM_FILE, size, 0) != expected:
+            raise BenchError(f"bare pread {WARM_FILE}: not the file's content")
+
+    def get():
+        svc.get_property(path, DOMAIN_IFACE, "ApplianceState")
+
+    pairs = [(("stat", ours_stat), ("statns", bare_stat)),
+             (("readfile", ours_read), ("pread", bare_read))]
+    for _ in range(10):  # not counted: caches of both sides
+        for pair in pairs:
+            for _, fn in pair:
+                fn()
+        get()
+    for rnd in range(n):
+        for pair in pairs:
+            for kind, fn in (pair if rnd % 2 == 0 else pair[::-1]):
+                t0 = time.perf_counter()
+                fn()
+                t[kind].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        get()
+        t["get"].append(time.perf_counter() - t0)
+    return t, size
+
+
+def warm_report(t, size, n):
+    """Prints the warm-call table; returns the summary's fields."""
+    p = {k: (percentile(v, 50), percentile(v, 90)) for k, v in t.items()}
+    stat_ratio = p["stat"][0] / p["statns"][0]
+    read_ratio = p["readfile"][0] / p["pread"][0]
+    print(f"Warm calls on {WARM_FILE} ({size} bytes), {n} rounds, alternating who goes first; "
+          f"session bus, no polkit")
+    rows = [
+        ["Stat vs statns", _ms(p["stat"][0]), _ms(p["statns"][0]), f"{stat_ratio:.2f}",
+         _ms(p["stat"][1]), _ms(p["statns"][1])],
+        ["ReadFile vs pread", _ms(p["readfile"][0]), _ms(p["pread"][0]), f"{read_ratio:.2f}",
+         _ms(p["readfile"][1]), _ms(p["pread"][1])],
+        ["empty D-Bus round trip (Get)", _ms(p["get"][0]), "", "", _ms(p["get"][1]), ""],
+    ]
+    print(fmt_table(rows, ["", "ours p50", "bare p50", "ours/bare", "ours p90", "bare p90"]))
+    ok = stat_ratio <= TARGET_WARM_RATIO and read_ratio <= TARGET_WARM_RATIO
+    print(f"target: warm Stat and ReadFile <= {TARGET_WARM_RATIO:.0f}x bare libguestfs: "
+          f"Stat {stat_ratio:.2f}x, ReadFile {read_ratio:.2f}x => {'MET' if ok else 'MISSED'}")
+
+    def r(x):
+        return round(x * 1000, 3)
+
+    return {
+        "warm_file": WARM_FILE,
+        "warm_rounds": n,
+        "warm_stat_p50_ms": r(p["stat"][0]), "warm_stat_p90_ms": r(p["stat"][1]),
+        "warm_statns_p50_ms": r(p["statns"][0]), "warm_statns_p90_ms": r(p["statns"][1]),
+        "warm_readfile_p50_ms": r(p["readfile"][0]), "warm_readfile_p90_ms": r(p["readfile"][1]),
+        "warm_pread_p50_ms": r(p["pread"][0]), "warm_pread_p90_ms": r(p["pread"][1]),
+        "warm_get_p50_ms": r(p["get"][0]), "warm_get_p90_ms": r(p["get"][1]),
+        "warm_stat_ratio": round(stat_ratio, 3),
+        "warm_readfile_ratio": round(read_ratio, 3),
+        "target_warm_met": ok,
+    }
+
+
+# Runs as nobody (polkitstack's run_as_nobody): N rounds of Stat, ReadFile
+# and Get on OBJ, their times, and the file's bytes (hex) as JSON.
+POLKIT_CLIENT = r'''
+import json, os, sys, time
+from gi.repository import Gio, GLib
+
+address, obj, path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+result = {'uid': os.getuid(), 'euid': os.geteuid(), 'groups': os.getgroups()}
+try:
+    bus = Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+    def call(iface, method, args, rtype):
+        return bus.call_sync('org.libvirt.GuestFS', obj, iface, method, args,
+                             GLib.VariantType(rtype), Gio.DBusCallFlags.NONE, 600000, None)
+
+    arg = GLib.Variant('(sa{sv})', (path, {}))
+    kinds = {
+        'stat': lambda: call('org.libvirt.GuestFS.Files', 'Stat', arg, '(a{sv})'),
+        'readfile': lambda: call('org.libvirt.GuestFS.Files', 'ReadFile', arg, '(ay)'),
+        'get': lambda: call('org.freedesktop.DBus.Properties', 'Get',
+                            GLib.Variant('(ss)', ('org.libvirt.GuestFS.Domain',
+                                                  'ApplianceState')), '(v)'),
+    }
+    for _ in range(10):
+        for fn in kinds.values():
+            fn()
+    times = {k: [] for k in kinds}
+    for _ in range(n):
+        for k, fn in kinds.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    result['times'] = times
+    result['data'] = kinds['readfile']().get_child_value(0).get_data_as_bytes().get_data().hex()
+except GLib.Error as error:
+    result['error'] = Gio.DBusError.get_remote_error(error) or str(error)
+    result['message'] = error.message
+print(json.dumps(result))
+'''
+
+POLKIT_RULE = '''// lgd-bench: nobody may read %(file)s of %(domain)s (removed by tools/bench)
+polkit.addRule(function(action, subject) {
+    if (subject.user == "nobody" && action.lookup("domain") == "%(domain)s"
+        && action.id == "org.libvirt.guestfs.read" && action.lookup("path") == "%(file)s") {
+        return polkit.Result.YES;
+    }
+});
+'''
+
+
+def warm_polkit(ctx, expected, n):
+    """Warm Stat, ReadFile and Get as user nobody on the system bus through
+    polkit (polkitstack's stack); returns {kind: [seconds]}."""
+    tests = os.path.join(ctx.repo, "tests", "integration")
+    os.environ["LGD_DAEMON"] = os.path.abspath(daemon_binary(ctx))
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    try:
+        import polkitstack
+    except ImportError as e:
+        raise BenchError(f"cannot import {tests}/polkitstack.py: {e}") from None
+    rule = polkitstack.RuleFile("10-lgd-bench-files.rules")
+    cleanups = []
+    ctx.cleanup.push(lambda: polkitstack.run_cleanups(cleanups), what="polkit stack")
+    try:
+        polkitstack.check_prerequisites(rule)
+    except BaseException as e:  # pytest's fail() is not an Exception
+        raise BenchError(f"polkit stack: {e}") from None
+    cleanups.append(rule.remove)
+    rule.write(POLKIT_RULE % {"domain": DOMAIN, "file": WARM_FILE})
+    stack = polkitstack.Stack(cleanups, ["--connect", URI, "--force-tcg", "--idle-timeout", "900"],
+                              POLKIT_CLIENT, "bench-client.py")
+    root = stack.service.client
+    path = root.lookup_domain(DOMAIN)
+    t0 = time.monotonic()
+    root.call(path, FILES_IFACE, "Stat", GLib.Variant("(sa{sv})", (WARM_FILE, {})))
+    log(f"bench: files: system-bus service appliance up, first Stat {time.monotonic() - t0:.2f} s")
+    deadline = time.monotonic() + 30
+    while True:  # polkitd reads new rules on its own schedule
+        report = stack.run_as_nobody([stack.bus.address, path, WARM_FILE, n])
+        if "error" not in report or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    try:
+        root.stop_appliances()
+    except Exception as e:
+        log(f"bench: files: stopping the system-bus appliance: {e}")
+    errors = polkitstack.run_cleanups(cleanups)
+    del cleanups[:]
+    if "error" in report:
+        raise BenchError(f"as nobody through polkit: {report['error']}: {report['message']}")
+    if bytes.fromhex(report["data"]) != expected:
+        raise BenchError(f"ReadFile {WARM_FILE} as nobody: not the file's content")
+    for e in errors:
+        log(f"bench: files: polkit stack clean-up: {e}")
+    return report["times"]
+
+
+def polkit_report(t, session, n):
+    """Prints the system-bus figures against the session bus's; returns the
+    summary's fields."""
+    p = {k: (percentile(v, 50), percentile(v, 90)) for k, v in t.items()}
+    s50 = {k: percentile(v, 50) for k, v in session.items()}
+    print(f"The same warm calls as user nobody on a system bus through polkit (a rule allows "
+          f"it; service --system --verbose), {n} rounds")
+    rows = [[k, _ms(p[k][0]), _ms(p[k][1]), _ms(s50[k]), _ms(p[k][0] - s50[k])]
+            for k in ("stat", "readfile", "get")]
+    print(fmt_table(rows, ["", "system p50", "system p90", "session p50", "difference"]))
+    return {f"warm_polkit_{k}_p50_ms": round(p[k][0] * 1000, 3) for k in p} | \
+        {f"warm_polkit_{k}_p90_ms": round(p[k][1] * 1000, 3) for k in p}
+
+
+def warm_with_polkit(ctx, t, expected, n, problems):
+    """The polkit part, unless --no-warm-polkit; a failure is a problem, not
+    the case's end (the session-bus figures stand)."""
+    if ctx.args.no_warm_polkit:
+        return {}
+    try:
+        pt = warm_polkit(ctx, expected, n)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # the stack fails with pytest's outcomes and asserts
+        problems.append(f"warm calls through polkit: {type(e).__name__}: {e}")
+        return {}
+    print()
+    return polkit_report(pt, t, n)
+
+
+def run_warm_only(ctx):
+    """The warm comparison alone, on a small image of its own."""
+    args = ctx.args
+    ctx.ensure_daemons()
+    _, images = bench_image_set(ctx)
+    root = images.debian_root(name="warm-root.img", hostname="lgd-bench-files")
+    define_one_disk_domain(ctx, URI, DOMAIN, root.path)
+    load_before = machine_load()
+    bus = PrivateBus(ctx.cleanup, "session", "files-warm")
+    svc = Service(ctx, bus, "ours", ["--idle-timeout", "900",
+                                     "--cache-dir", os.path.join(bus.dir, "cache")])
+    path = svc.lookup_domain(DOMAIN)
+    t0 = time.monotonic()
+    svc.call(path, FILES_IFACE, "Stat", GLib.Variant("(sa{sv})", (WARM_FILE, {})), "(a{sv})")
+    log(f"bench: files: service appliance up, first Stat {time.monotonic() - t0:.2f} s")
+    bare = BareGuestfs(ctx)
+    log(f"bench: files: bare libguestfs handle up in {bare.launch_s:.2f} s")
+    t, size = warm_calls(svc, path, bare, args.warm_calls)
+    expected = bare.g.pread(WARM_FILE, size, 0)
+    bare.close()
+    status = svc.stop()
+    problems = [] if status == 0 else \
+        [f"libvirt-guestfs-dbus exited with status {status} on SIGTERM"]
+    result = warm_report(t, size, args.warm_calls)
+    result.update(warm_with_polkit(ctx, t, expected, args.warm_calls, problems))
+    for p in problems:
+        print(f"problem: {p}")
+    print(load_note(load_before, machine_load()))
+    result.update({"domain": DOMAIN, "uri": URI, "target_met": result["target_warm_met"],
+                   "problems": problems})
+    return result
+
+
 # ---------------------------------------------------------------- entry
 
 
@@ -341,6 +648,10 @@ def _mibs(size, secs):
 
 def run(ctx):
     args = ctx.args
+    if args.warm_calls < 1:
+        raise BenchError("--warm-calls must be at least 1")
+    if args.files_warm_only:
+        return run_warm_only(ctx)
     if args.files_runs < 1 or args.readfile_calls < 1 or args.files_size < 1:
         raise BenchError("--files-runs, --files-size and --readfile-calls must be at least 1")
     size = args.files_size * MIB
@@ -396,6 +707,11 @@ def run(ctx):
     rf = readfile_ours(svc, path, args.readfile_calls, small)
     state = svc.get_property(path, DOMAIN_IFACE, "ApplianceState")
     gf.exit()
+    bare = BareGuestfs(ctx)
+    log(f"bench: files: bare libguestfs handle up in {bare.launch_s:.2f} s")
+    warm_t, warm_size = warm_calls(svc, path, bare, args.warm_calls)
+    warm_expected = bare.g.pread(WARM_FILE, warm_size, 0)
+    bare.close()
     status = svc.stop()
     load_after = machine_load()
     problems = []
@@ -436,9 +752,12 @@ def run(ctx):
           f"p50 {_ms(p50)}, p90 {_ms(p90)}, min {_ms(min(rf))}, max {_ms(max(rf))} "
           f"(first, launching: {first:.2f} s); appliance afterwards: {state}")
 
+    print()
+    warm = warm_report(warm_t, warm_size, args.warm_calls)
+    warm.update(warm_with_polkit(ctx, warm_t, warm_expected, args.warm_calls, problems))
     tp_ok = ratio >= TARGET_THROUGHPUT_RATIO
     rf_ok = p50 < TARGET_READFILE_P50_S
-    target = tp_ok and rf_ok
+    target = tp_ok and rf_ok and warm["target_warm_met"]
     print()
     print(f"target: Download throughput >= {TARGET_THROUGHPUT_RATIO}x guestfish's: "
           f"{'yes' if tp_ok else 'NO'} ({ratio:.2f}x); ReadFile p50 < "
@@ -455,6 +774,7 @@ def run(ctx):
         return {k: rnd(v) for k, v in r.items() if k != "sha256"}
 
     return {
+        **warm,
         "domain": DOMAIN,
         "uri": URI,
         "file_mib": args.files_size,
