@@ -173,6 +173,25 @@ function inspect(path, name) {
         .catch((error) => showAlert(error, "Inspecting " + name));
 }
 
+// Icons (GetIcon), cached in the page: asked for once per guest when its
+// OS is known and its appliance runs, so that the list never launches an
+// appliance. path -> data URL, "" while asked or when there is none.
+const icons = {};
+
+function fetchIcon(path, root) {
+    if (path in icons || !root)
+        return;
+    icons[path] = "";
+    call(path, IFACE.inspector, "GetIcon", "sa{sv}", [root, {}])
+            .then(([png]) => {
+                if (png) {
+                    icons[path] = "data:image/png;base64," + png;
+                    renderAll();
+                }
+            })
+            .catch(() => {}); // no icon is no error: the row shows none
+}
+
 function guestRow(path, kind, proxy) {
     const row = document.createElement("tr");
     row.dataset.path = path;
@@ -186,7 +205,16 @@ function guestRow(path, kind, proxy) {
         cell(row, proxy.Name, "name");
         cell(row, proxy.Pool, "pool");
     }
-    cell(row, osSummary(systems) || "unknown", "os");
+    const os = cell(row, osSummary(systems) || "unknown", "os");
+    if (icons[path]) {
+        const img = document.createElement("img");
+        img.className = "guest-icon";
+        img.alt = "";
+        img.src = icons[path];
+        os.prepend(img);
+    } else if (systems.length && proxy.ApplianceState === "running") {
+        fetchIcon(path, val(systems[0], "root"));
+    }
     cell(row, proxy.ApplianceState, "appliance");
     const actions = cell(row, "", "actions");
     actions.append(actionButton("Files", "btn-primary open", () => openGuest(path, kind)));
@@ -830,6 +858,10 @@ function loadSystem(refresh) {
                             if (png) {
                                 $("os-icon").src = "data:image/png;base64," + png;
                                 $("os-icon").hidden = false;
+                                if (!icons[guest.path]) {
+                                    icons[guest.path] = $("os-icon").src;
+                                    renderAll();
+                                }
                             }
                         }));
             }

@@ -317,6 +317,13 @@ def test_guest_list_shows_the_domain_and_its_distribution(browser, env):  # noqa
                == 'running', QUICK_WAIT, 'the appliance state')
         b.wait(lambda: not any(env.dom in j.get_attribute('data-objects').split()
                                for j in b.find('#jobs .job')), QUICK_WAIT, 'the job to end')
+        # with the OS known and the appliance up, the row shows the guest's
+        # icon (GetIcon), a PNG the browser could decode
+        icon = '#domains tbody tr[data-name="%s"] .os img.guest-icon' % env.dom
+        b.wait(lambda: b.driver.execute_script(
+            'const i = document.querySelector(arguments[0]);'
+            'return i !== null && i.complete && i.naturalWidth > 0;', icon),
+            APPLIANCE_WAIT, 'the icon in the list')
         b.no_alerts()
 
 
