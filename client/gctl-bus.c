@@ -97,6 +97,63 @@ gctl_managed_objects(GctlContext *ctx, GError **error)
 	return g_variant_get_child_value(reply, 0);
 }
 
+/* Subscribes @callback to the service's ObjectManager @signal
+ * (InterfacesAdded, InterfacesRemoved) about any of its objects. */
+guint
+gctl_subscribe_objects(GctlContext *ctx,
+		       const gchar *signal,
+		       GDBusSignalCallback callback,
+		       gpointer user_data)
+{
+	return g_dbus_connection_signal_subscribe(
+	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.ObjectManager", signal, GCTL_ROOT_PATH,
+	    NULL, G_DBUS_SIGNAL_FLAGS_NONE, callback, user_data, NULL);
+}
+
+/* Subscribes @callback to PropertiesChanged of the object @path (NULL:
+ * any) for the interface @iface (NULL: any). */
+guint
+gctl_subscribe_properties(GctlContext *ctx,
+			  const gchar *path,
+			  const gchar *iface,
+			  GDBusSignalCallback callback,
+			  gpointer user_data)
+{
+	return g_dbus_connection_signal_subscribe(
+	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", path,
+	    iface, G_DBUS_SIGNAL_FLAGS_NONE, callback, user_data, NULL);
+}
+
+/* The object path an InterfacesRemoved signal's @params name (theirs). */
+const gchar *
+gctl_removed_object(GVariant *params)
+{
+	const gchar *object = NULL;
+
+	g_variant_get(params, "(&o@as)", &object, NULL);
+	return object;
+}
+
+/* The changed properties (a{sv}, ours) of a PropertiesChanged signal's
+ * @params; @iface (theirs) is set to their interface and, unless NULL,
+ * @invalidated (ours) to the invalidated names. */
+GVariant *
+gctl_changed_properties(GVariant *params, const gchar **iface, GVariant **invalidated)
+{
+	GVariant *changed = NULL;
+
+	g_variant_get(params, "(&s@a{sv}@as)", iface, &changed, invalidated);
+	return changed;
+}
+
+/* The Job interface's properties (a{sv}, ours) among an object's
+ * interfaces @ifaces (a{sa{sv}}), or NULL when it is no job. */
+GVariant *
+gctl_job_properties(GVariant *ifaces)
+{
+	return g_variant_lookup_value(ifaces, GCTL_IFACE_JOB, G_VARIANT_TYPE_VARDICT);
+}
+
 GVariant *
 gctl_get_property(
     GctlContext *ctx, const gchar *path, const gchar *iface, const gchar *name, GError **error)

@@ -100,16 +100,16 @@ gctl_monitor_signal(GDBusConnection *bus,
 		gctl_monitor_emit(self, "removed", object, NULL, json);
 		g_hash_table_remove(self->names, object);
 	} else if (g_strcmp0(signal, "PropertiesChanged") == 0) {
-		const gchar *changed_iface;
-		g_autoptr(GVariant) changed = NULL;
+		const gchar *changed_iface = NULL;
 		g_autoptr(GVariant) invalidated = NULL;
+		g_autoptr(GVariant) changed =
+		    gctl_changed_properties(params, &changed_iface, &invalidated);
 		g_autoptr(GString) json = g_string_new("\"interface\":");
 		g_autoptr(GString) text = g_string_new(NULL);
 		GVariantIter iter;
 		const gchar *name;
 		GVariant *value;
 
-		g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, &invalidated);
 		gctl_json_append_string(json, changed_iface);
 		g_string_append(json, ",\"properties\":");
 		gctl_json_append_variant(json, changed);

@@ -17,8 +17,6 @@
 
 #include "gctl.h"
 
-#define GCTL_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
-
 typedef struct {
 	gchar *path;
 	GVariantDict *props;
@@ -245,11 +243,10 @@ gctl_progress_state_changed(GDBusConnection *bus,
 			    gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	g_autoptr(GVariant) changed = NULL;
 	const gchar *changed_iface = NULL;
+	g_autoptr(GVariant) changed = gctl_changed_properties(params, &changed_iface, NULL);
 	const gchar *state = NULL;
 
-	g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, NULL);
 	if (g_variant_lookup(changed, "ApplianceState", "&s", &state)) {
 		self->launching = g_strcmp0(state, "starting") == 0;
 		gctl_progress_render(self);
@@ -289,7 +286,7 @@ gctl_progress_job_changed(GDBusConnection *bus,
 
 	if (!gctl_progress_find_job(self, path, &index))
 		return;
-	g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, NULL);
+	changed = gctl_changed_properties(params, &changed_iface, NULL);
 	if (g_strcmp0(changed_iface, GCTL_IFACE_JOB) != 0)
 		return;
 	job = g_ptr_array_index(self->jobs, index);
@@ -335,7 +332,7 @@ gctl_progress_added(GDBusConnection *bus,
 	guint index;
 
 	g_variant_get(params, "(&o@a{sa{sv}})", &object, &ifaces);
-	props = g_variant_lookup_value(ifaces, GCTL_IFACE_JOB, G_VARIANT_TYPE_VARDICT);
+	props = gctl_job_properties(ifaces);
 	if (props == NULL || !gctl_progress_is_ours(self, props) ||
 	    gctl_progress_find_job(self, object, &index))
 		return;
@@ -356,11 +353,9 @@ gctl_progress_removed(GDBusConnection *bus,
 		      gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	const gchar *object = NULL;
 	guint index;
 
-	g_variant_get(params, "(&o@as)", &object, NULL);
-	if (!gctl_progress_find_job(self, object, &index))
+	if (!gctl_progress_find_job(self, gctl_removed_object(params), &index))
 		return;
 	g_ptr_array_remove_index(self->jobs, index);
 	gctl_progress_render(self);
@@ -382,18 +377,14 @@ gctl_progress_start(GctlContext *ctx,
 	self->job_id = g_strdup(job_id);
 	self->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)gctl_watched_job_free);
 	/* subscribed before the call is made: its jobs cannot be missed */
-	self->added_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, GCTL_OBJECT_MANAGER, "InterfacesAdded", GCTL_ROOT_PATH, NULL,
-	    G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_added, self, NULL);
-	self->removed_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, GCTL_OBJECT_MANAGER, "InterfacesRemoved", GCTL_ROOT_PATH, NULL,
-	    G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_removed, self, NULL);
-	self->job_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", NULL,
-	    GCTL_IFACE_JOB, G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_job_changed, self, NULL);
-	self->state_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged",
-	    object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_state_changed, self, NULL);
+	self->added_subscription =
+	    gctl_subscribe_objects(ctx, "InterfacesAdded", gctl_progress_added, self);
+	self->removed_subscription =
+	    gctl_subscribe_objects(ctx, "InterfacesRemoved", gctl_progress_removed, self);
+	self->job_subscription =
+	    gctl_subscribe_properties(ctx, NULL, GCTL_IFACE_JOB, gctl_progress_job_changed, self);
+	self->state_subscription =
+	    gctl_subscribe_properties(ctx, object_path, NULL, gctl_progress_state_changed, self);
 	self->timer = g_timeout_add_seconds(1, gctl_progress_tick, self);
 	return self;
 }

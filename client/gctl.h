@@ -71,6 +71,18 @@ GVariant *gctl_call(GctlContext *ctx,
 		    GError **error);
 GctlObject *gctl_resolve(GctlContext *ctx, const gchar *name, GctlKind kinds, GError **error);
 GVariant *gctl_managed_objects(GctlContext *ctx, GError **error);
+guint gctl_subscribe_objects(GctlContext *ctx,
+			     const gchar *signal,
+			     GDBusSignalCallback callback,
+			     gpointer user_data);
+guint gctl_subscribe_properties(GctlContext *ctx,
+				const gchar *path,
+				const gchar *iface,
+				GDBusSignalCallback callback,
+				gpointer user_data);
+const gchar *gctl_removed_object(GVariant *params);
+GVariant *gctl_changed_properties(GVariant *params, const gchar **iface, GVariant **invalidated);
+GVariant *gctl_job_properties(GVariant *ifaces);
 GVariant *gctl_get_property(
     GctlContext *ctx, const gchar *path, const gchar *iface, const gchar *name, GError **error);
 const gchar *gctl_object_iface(GctlObject *obj);
