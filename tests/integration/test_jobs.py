@@ -241,10 +241,11 @@ class SlowReader(threading.Thread):
             os.close(self.fd)
 
 
-def download_async(env, path, fd, options, recorder, volume=False):
-    """Files.Download(path, fd) (or, with volume, Volume.Download(fd) of
-    the volume object path) sent without waiting; the reply (or error) is
-    noted in recorder as 'reply' when it comes."""
+def fd_call_async(env, recorder, target, iface, method, args, fd):
+    """method(args) with fd as its handle 0, sent on the recorder's
+    connection without waiting, so that the reply is ordered with the
+    job's signals; the reply (or error) is noted in recorder as 'reply'
+    when it comes.  fd stays the caller's: the message has a copy."""
     outcome = {}
     fd_list = Gio.UnixFDList.new()
     fd_list.append(fd)
@@ -260,15 +261,22 @@ def download_async(env, path, fd, options, recorder, volume=False):
         for copy in fd_list.steal_fds():
             os.close(copy)
 
+    env.bus.connection.call_with_unix_fd_list(
+        BUS_NAME, target, iface, method, args, None, Gio.DBusCallFlags.NONE,
+        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
+    return outcome
+
+
+def download_async(env, path, fd, options, recorder, volume=False):
+    """Files.Download(path, fd) (or, with volume, Volume.Download(fd) of
+    the volume object path) sent without waiting; the reply (or error) is
+    noted in recorder as 'reply' when it comes."""
     if volume:
         target, iface, args = path, VOLUME_IFACE, GLib.Variant('(ha{sv})', (0, options))
     else:
         target, iface, args = env.files, FILES_IFACE, GLib.Variant('(sha{sv})',
                                                                    (path, 0, options))
-    env.bus.connection.call_with_unix_fd_list(
-        BUS_NAME, target, iface, 'Download', args, None, Gio.DBusCallFlags.NONE,
-        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
-    return outcome
+    return fd_call_async(env, recorder, target, iface, 'Download', args, fd)
 
 
 def test_download_progress_and_cancel(env, recorder):
@@ -372,31 +380,6 @@ def test_volume_download_progress_and_cancel(env, recorder):
 
 
 # --- TarOut, TarIn, Volume.Upload --------------------------------------------------
-
-def fd_call_async(env, recorder, target, iface, method, args, fd):
-    """method(args) with fd as its handle 0, sent on the recorder's
-    connection without waiting, so that the reply is ordered with the
-    job's signals; the reply (or error) is noted in recorder as 'reply'
-    when it comes.  fd stays the caller's: the message has a copy."""
-    outcome = {}
-    fd_list = Gio.UnixFDList.new()
-    fd_list.append(fd)
-
-    def done(connection, result):
-        try:
-            connection.call_with_unix_fd_list_finish(result)
-            outcome['reply'] = True
-        except GLib.Error as error:
-            outcome['error'] = dbus_error(error) or error
-        recorder.note('reply', None)
-        for copy in fd_list.steal_fds():
-            os.close(copy)
-
-    env.bus.connection.call_with_unix_fd_list(
-        BUS_NAME, target, iface, method, args, None, Gio.DBusCallFlags.NONE,
-        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
-    return outcome
-
 
 def wait_reply(outcome, what):
     wait_until(lambda: 'reply' in outcome or 'error' in outcome, LAUNCH_TIMEOUT, what)
