@@ -267,6 +267,24 @@ def fd_call_async(env, recorder, target, iface, method, args, fd):
     return outcome
 
 
+def cancel_job_call(env, recorder, outcome, path, what):
+    """Cancels the job at path of the fd call whose outcome fd_call_async()
+    returned: the call fails with Cancelled, the job ends (Completed with
+    success false) before that reply and leaves the ObjectManager.  Returns
+    the seconds from Cancel to the reply."""
+    cancelled_at = time.monotonic()
+    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
+    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, f'the {what} reply')
+    ended_after = time.monotonic() - cancelled_at
+    error = outcome.get('error')
+    assert isinstance(error, DBusError), outcome
+    assert error.name == ERROR_PREFIX + 'Cancelled', error
+    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
+    check_finished_job(recorder, path, False)
+    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    return ended_after
+
+
 def download_async(env, path, fd, options, recorder, volume=False):
     """Files.Download(path, fd) (or, with volume, Volume.Download(fd) of
     the volume object path) sent without waiting; the reply (or error) is
@@ -313,16 +331,8 @@ def test_download_progress_and_cancel(env, recorder):
     # a bad option is refused, and the job goes on
     expect_error('InvalidArgument', call_method, env.bus.connection, path, JOB_IFACE,
                  'Cancel', GLib.Variant('(a{sv})', ({'force': GLib.Variant('b', True)},)))
-    cancelled_at = time.monotonic()
-    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
-    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the Download reply')
-    print('the download ended %.1f s after Cancel' % (time.monotonic() - cancelled_at))
-    error = outcome.get('error')
-    assert isinstance(error, DBusError), outcome
-    assert error.name == ERROR_PREFIX + 'Cancelled', error
-    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
-    check_finished_job(recorder, path, False)
-    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    ended_after = cancel_job_call(env, recorder, outcome, path, 'Download')
+    print('the download ended %.1f s after Cancel' % ended_after)
     assert_job_gone(api, path)
     # the service let go of the pipe: the reader sees its end, having got
     # less than the file
@@ -366,14 +376,7 @@ def test_volume_download_progress_and_cancel(env, recorder):
     assert samples[-1]['BytesTotal'] == size
     assert 0.0 < samples[-1]['Progress'] < 1.0
     assert 'reply' not in outcome and 'error' not in outcome
-    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
-    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the Download reply')
-    error = outcome.get('error')
-    assert isinstance(error, DBusError), outcome
-    assert error.name == ERROR_PREFIX + 'Cancelled', error
-    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
-    check_finished_job(recorder, path, False)
-    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    cancel_job_call(env, recorder, outcome, path, 'Download')
     reader.join(30)
     assert reader.eof and reader.size < size, (reader.eof, reader.size)
     assert_job_gone(api, path)
@@ -570,14 +573,7 @@ def test_tar_out_cancel(env, recorder):
     wait_until(lambda: job_properties(api, path)['BytesDone'] > MIB, 60,
                'the TarOut job moving bytes')
     assert 'reply' not in outcome and 'error' not in outcome
-    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
-    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the TarOut reply')
-    error = outcome.get('error')
-    assert isinstance(error, DBusError), outcome
-    assert error.name == ERROR_PREFIX + 'Cancelled', error
-    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
-    check_finished_job(recorder, path, False)
-    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    cancel_job_call(env, recorder, outcome, path, 'TarOut')
     assert_job_gone(api, path)
     reader.join(30)
     assert reader.eof and reader.size < BIG_SIZE, (reader.eof, reader.size)
