@@ -244,17 +244,11 @@ typedef struct {
 } GctlCancelWait;
 
 static void
-gctl_cancel_removed(GDBusConnection *bus,
-		    const gchar *sender,
-		    const gchar *path,
-		    const gchar *iface,
-		    const gchar *signal,
-		    GVariant *params,
-		    gpointer user_data)
+gctl_cancel_removed(const gchar *object, GVariant *names, gpointer user_data)
 {
 	GctlCancelWait *wait = user_data;
 
-	if (g_strcmp0(gctl_removed_object(params), wait->path) != 0)
+	if (g_strcmp0(object, wait->path) != 0)
 		return;
 	wait->removed = TRUE;
 	if (wait->loop != NULL)

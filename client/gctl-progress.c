@@ -234,17 +234,13 @@ gctl_progress_tick(gpointer user_data)
 }
 
 static void
-gctl_progress_state_changed(GDBusConnection *bus,
-			    const gchar *sender,
-			    const gchar *path,
+gctl_progress_state_changed(const gchar *path,
 			    const gchar *iface,
-			    const gchar *signal,
-			    GVariant *params,
+			    GVariant *changed,
+			    GVariant *invalidated,
 			    gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	const gchar *changed_iface = NULL;
-	g_autoptr(GVariant) changed = gctl_changed_properties(params, &changed_iface, NULL);
 	const gchar *state = NULL;
 
 	if (g_variant_lookup(changed, "ApplianceState", "&s", &state)) {
@@ -267,17 +263,13 @@ gctl_progress_find_job(GctlProgress *self, const gchar *path, guint *index)
 }
 
 static void
-gctl_progress_job_changed(GDBusConnection *bus,
-			  const gchar *sender,
-			  const gchar *path,
+gctl_progress_job_changed(const gchar *path,
 			  const gchar *iface,
-			  const gchar *signal,
-			  GVariant *params,
+			  GVariant *changed,
+			  GVariant *invalidated,
 			  gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	g_autoptr(GVariant) changed = NULL;
-	const gchar *changed_iface = NULL;
 	GctlWatchedJob *job;
 	GVariantIter iter;
 	const gchar *name;
@@ -286,8 +278,7 @@ gctl_progress_job_changed(GDBusConnection *bus,
 
 	if (!gctl_progress_find_job(self, path, &index))
 		return;
-	changed = gctl_changed_properties(params, &changed_iface, NULL);
-	if (g_strcmp0(changed_iface, GCTL_IFACE_JOB) != 0)
+	if (g_strcmp0(iface, GCTL_IFACE_JOB) != 0)
 		return;
 	job = g_ptr_array_index(self->jobs, index);
 	g_variant_iter_init(&iter, changed);
@@ -316,22 +307,13 @@ gctl_progress_is_ours(GctlProgress *self, GVariant *props)
 }
 
 static void
-gctl_progress_added(GDBusConnection *bus,
-		    const gchar *sender,
-		    const gchar *path,
-		    const gchar *iface,
-		    const gchar *signal,
-		    GVariant *params,
-		    gpointer user_data)
+gctl_progress_added(const gchar *object, GVariant *ifaces, gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	g_autoptr(GVariant) ifaces = NULL;
 	g_autoptr(GVariant) props = NULL;
-	const gchar *object = NULL;
 	GctlWatchedJob *job;
 	guint index;
 
-	g_variant_get(params, "(&o@a{sa{sv}})", &object, &ifaces);
 	props = gctl_job_properties(ifaces);
 	if (props == NULL || !gctl_progress_is_ours(self, props) ||
 	    gctl_progress_find_job(self, object, &index))
@@ -344,18 +326,12 @@ gctl_progress_added(GDBusConnection *bus,
 }
 
 static void
-gctl_progress_removed(GDBusConnection *bus,
-		      const gchar *sender,
-		      const gchar *path,
-		      const gchar *iface,
-		      const gchar *signal,
-		      GVariant *params,
-		      gpointer user_data)
+gctl_progress_removed(const gchar *object, GVariant *names, gpointer user_data)
 {
 	GctlProgress *self = user_data;
 	guint index;
 
-	if (!gctl_progress_find_job(self, gctl_removed_object(params), &index))
+	if (!gctl_progress_find_job(self, object, &index))
 		return;
 	g_ptr_array_remove_index(self->jobs, index);
 	gctl_progress_render(self);

@@ -71,16 +71,21 @@ GVariant *gctl_call(GctlContext *ctx,
 		    GError **error);
 GctlObject *gctl_resolve(GctlContext *ctx, const gchar *name, GctlKind kinds, GError **error);
 GVariant *gctl_managed_objects(GctlContext *ctx, GError **error);
+typedef void (*GctlObjectFunc)(const gchar *object, GVariant *value, gpointer user_data);
+typedef void (*GctlChangedFunc)(const gchar *path,
+				const gchar *iface,
+				GVariant *changed,
+				GVariant *invalidated,
+				gpointer user_data);
 guint gctl_subscribe_objects(GctlContext *ctx,
 			     const gchar *signal,
-			     GDBusSignalCallback callback,
+			     GctlObjectFunc func,
 			     gpointer user_data);
 guint gctl_subscribe_properties(GctlContext *ctx,
 				const gchar *path,
 				const gchar *iface,
-				GDBusSignalCallback callback,
+				GctlChangedFunc func,
 				gpointer user_data);
-const gchar *gctl_removed_object(GVariant *params);
 GVariant *gctl_changed_properties(GVariant *params, const gchar **iface, GVariant **invalidated);
 GVariant *gctl_job_properties(GVariant *ifaces);
 GVariant *gctl_get_property(
