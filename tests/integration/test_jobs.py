@@ -461,19 +461,28 @@ def paced(data, chunk, pause):
         time.sleep(pause)
 
 
-def test_tar_out_job(env, recorder):
-    api, obj = env.api, env.files
+def tar_out_async(env, recorder, make_reader, job_id):
+    """Files.TarOut of /srv (the big file there) with job_id, sent with
+    fd_call_async() into a pipe whose read end make_reader(fd) gets, as a
+    thread started before the call.  Returns (reader, outcome)."""
     ensure_big_file(env)
     r, w = os.pipe()
-    # 40 MiB/s at most: at least 6 s for the big file in the archive
-    reader = PacedReader(r, 40 * MIB)
+    reader = make_reader(r)
     reader.start()
     try:
-        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarOut',
-                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s('tar-out-1')})),
+        outcome = fd_call_async(env, recorder, env.files, FILES_IFACE, 'TarOut',
+                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s(job_id)})),
                                 w)
     finally:
         os.close(w)
+    return reader, outcome
+
+
+def test_tar_out_job(env, recorder):
+    api, obj = env.api, env.files
+    # 40 MiB/s at most: at least 6 s for the big file in the archive
+    reader, outcome = tar_out_async(env, recorder, lambda r: PacedReader(r, 40 * MIB),
+                                    'tar-out-1')
     wait_reply(outcome, 'the TarOut reply')
     reader.join(30)
     assert reader.eof and reader.size > BIG_SIZE, (reader.eof, reader.size)
@@ -556,16 +565,8 @@ def test_volume_upload_job(env, recorder):
 
 def test_tar_out_cancel(env, recorder):
     api, obj = env.api, env.files
-    ensure_big_file(env)
-    r, w = os.pipe()
-    reader = SlowReader(r)  # 2.5 MiB/s: 100 s for the archive
-    reader.start()
-    try:
-        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarOut',
-                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s('tar-out-2')})),
-                                w)
-    finally:
-        os.close(w)
+    # 2.5 MiB/s: 100 s for the archive
+    reader, outcome = tar_out_async(env, recorder, SlowReader, 'tar-out-2')
     path, props = wait_until(lambda: recorder.job_with_id('tar-out-2', 'files-tar-out'),
                              LAUNCH_TIMEOUT, 'the TarOut job')
     assert props['Operation'] == 'files-tar-out'
