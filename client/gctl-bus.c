@@ -97,6 +97,18 @@ gctl_managed_objects(GctlContext *ctx, GError **error)
 	return g_variant_get_child_value(reply, 0);
 }
 
+/* The changed properties (a{sv}, ours) of a PropertiesChanged signal's
+ * @params; @iface (theirs) is set to their interface and, unless NULL,
+ * @invalidated (ours) to the invalidated names. */
+static GVariant *
+gctl_changed_properties(GVariant *params, const gchar **iface, GVariant **invalidated)
+{
+	GVariant *changed = NULL;
+
+	g_variant_get(params, "(&s@a{sv}@as)", iface, &changed, invalidated);
+	return changed;
+}
+
 typedef struct {
 	GctlObjectFunc object_func;   /* an ObjectManager signal's, or NULL */
 	GctlChangedFunc changed_func; /* PropertiesChanged's, or NULL */
@@ -177,18 +189,6 @@ gctl_subscribe_properties(GctlContext *ctx,
 	watch->user_data = user_data;
 	return gctl_signal_watch(ctx, "org.freedesktop.DBus.Properties", "PropertiesChanged", path,
 				 iface, watch);
-}
-
-/* The changed properties (a{sv}, ours) of a PropertiesChanged signal's
- * @params; @iface (theirs) is set to their interface and, unless NULL,
- * @invalidated (ours) to the invalidated names. */
-GVariant *
-gctl_changed_properties(GVariant *params, const gchar **iface, GVariant **invalidated)
-{
-	GVariant *changed = NULL;
-
-	g_variant_get(params, "(&s@a{sv}@as)", iface, &changed, invalidated);
-	return changed;
 }
 
 /* The Job interface's properties (a{sv}, ours) among an object's
