@@ -130,6 +130,18 @@ def check_finished_job(recorder, path, success):
     assert recorder.index('Completed', path) < recorder.index('InterfacesRemoved', path)
 
 
+def job_history(recorder, path, props):
+    """The job at path that appeared with props: (its last properties,
+    every BytesDone it showed, in order), from its PropertiesChanged."""
+    final = dict(props)
+    done = [props['BytesDone']]
+    for changes in recorder.changed(path, JOB_IFACE):
+        final.update(changes)
+        if 'BytesDone' in changes:
+            done.append(changes['BytesDone'])
+    return final, done
+
+
 # --- validation ---------------------------------------------------------------------
 
 def test_job_id_is_validated_before_anything(env):
@@ -200,12 +212,7 @@ def test_upload_job(env, recorder):
     recorder.wait_removed(path, JOB_IFACE)
     check_finished_job(recorder, path, True)
     # the last values were sent before Completed, and BytesDone grew
-    final = dict(props)
-    done = [props['BytesDone']]
-    for changes in recorder.changed(path, JOB_IFACE):
-        final.update(changes)
-        if 'BytesDone' in changes:
-            done.append(changes['BytesDone'])
+    final, done = job_history(recorder, path, props)
     assert (final['BytesDone'], final['BytesTotal'], final['Progress']) == \
         (BIG_SIZE, BIG_SIZE, 1.0), final
     assert done == sorted(done) and len(set(done)) > 2, done
@@ -433,12 +440,7 @@ def finished_job(recorder, job_id, operation, obj):
     recorder.wait_removed(path, JOB_IFACE)
     check_finished_job(recorder, path, True)
     assert recorder.index('Completed', path) < recorder.index('reply', None)
-    final = dict(props)
-    done = [props['BytesDone']]
-    for changes in recorder.changed(path, JOB_IFACE):
-        final.update(changes)
-        if 'BytesDone' in changes:
-            done.append(changes['BytesDone'])
+    final, done = job_history(recorder, path, props)
     assert done == sorted(done), done
     return final, done
 
@@ -599,9 +601,7 @@ def test_inspect_domains_job(env, recorder):
     assert props['BytesTotal'] == 1
     wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
     check_finished_job(recorder, path, True)
-    final = dict(props)
-    for changes in recorder.changed(path, JOB_IFACE):
-        final.update(changes)
+    final, _ = job_history(recorder, path, props)
     # domains, not bytes: no rate
     assert (final['BytesDone'], final['Progress'], final['Rate']) == (1, 1.0, 0), final
     assert recorder.index('Completed', path) < recorder.index('reply', None)
