@@ -97,6 +97,108 @@ gctl_managed_objects(GctlContext *ctx, GError **error)
 	return g_variant_get_child_value(reply, 0);
 }
 
+/* The changed properties (a{sv}, ours) of a PropertiesChanged signal's
+ * @params; @iface (theirs) is set to their interface and, unless NULL,
+ * @invalidated (ours) to the invalidated names. */
+static GVariant *
+gctl_changed_properties(GVariant *params, const gchar **iface, GVariant **invalidated)
+{
+	GVariant *changed = NULL;
+
+	g_variant_get(params, "(&s@a{sv}@as)", iface, &changed, invalidated);
+	return changed;
+}
+
+typedef struct {
+	GctlObjectFunc object_func;   /* an ObjectManager signal's, or NULL */
+	GctlChangedFunc changed_func; /* PropertiesChanged's, or NULL */
+	gpointer user_data;
+} GctlSignalWatch;
+
+/* The one GDBusSignalCallback of the client's watches: it reads the
+ * signal's arguments and calls the watch's function with them. */
+static void
+gctl_signal_watch_dispatch(GDBusConnection *bus,
+			   const gchar *sender,
+			   const gchar *path,
+			   const gchar *iface,
+			   const gchar *signal,
+			   GVariant *params,
+			   gpointer user_data)
+{
+	GctlSignalWatch *watch = user_data;
+
+	if (watch->changed_func != NULL) {
+		const gchar *changed_iface = NULL;
+		g_autoptr(GVariant) invalidated = NULL;
+		g_autoptr(GVariant) changed =
+		    gctl_changed_properties(params, &changed_iface, &invalidated);
+
+		watch->changed_func(path, changed_iface, changed, invalidated, watch->user_data);
+	} else {
+		const gchar *object = NULL;
+		g_autoptr(GVariant) value = NULL;
+
+		g_variant_get(params, "(&o@*)", &object, &value);
+		watch->object_func(object, value, watch->user_data);
+	}
+}
+
+static guint
+gctl_signal_watch(GctlContext *ctx,
+		  const gchar *iface,
+		  const gchar *signal,
+		  const gchar *path,
+		  const gchar *arg0,
+		  GctlSignalWatch *watch)
+{
+	return g_dbus_connection_signal_subscribe(ctx->bus, GCTL_BUS_NAME, iface, signal, path,
+						  arg0, G_DBUS_SIGNAL_FLAGS_NONE,
+						  gctl_signal_watch_dispatch, watch, g_free);
+}
+
+/* Calls @func with the object path and the second argument
+ * (InterfacesAdded's a{sa{sv}}, InterfacesRemoved's as) of each of the
+ * service's ObjectManager @signal. */
+guint
+gctl_subscribe_objects(GctlContext *ctx,
+		       const gchar *signal,
+		       GctlObjectFunc func,
+		       gpointer user_data)
+{
+	GctlSignalWatch *watch = g_new0(GctlSignalWatch, 1);
+
+	watch->object_func = func;
+	watch->user_data = user_data;
+	return gctl_signal_watch(ctx, "org.freedesktop.DBus.ObjectManager", signal, GCTL_ROOT_PATH,
+				 NULL, watch);
+}
+
+/* Calls @func with each PropertiesChanged of the object @path (NULL: any)
+ * for the interface @iface (NULL: any). */
+guint
+gctl_subscribe_properties(GctlContext *ctx,
+			  const gchar *path,
+			  const gchar *iface,
+			  GctlChangedFunc func,
+			  gpointer user_data)
+{
+	GctlSignalWatch *watch = g_new0(GctlSignalWatch, 1);
+
+	watch->changed_func = func;
+	watch->user_data = user_data;
+	return gctl_signal_watch(ctx, "org.freedesktop.DBus.Properties", "PropertiesChanged", path,
+				 iface, watch);
+}
+
+/* The Job interface's properties (a{sv}, ours) among an object's
+ * interfaces @ifaces (a{sa{sv}}), or NULL when it is no job. */
+GVariant *
+gctl_job_properties(GVariant *ifaces)
+{
+	return g_variant_lookup_value(ifaces, GCTL_IFACE_JOB, G_VARIANT_TYPE_VARDICT);
+}
+
 GVariant *
 gctl_get_property(
     GctlContext *ctx, const gchar *path, const gchar *iface, const gchar *name, GError **error)

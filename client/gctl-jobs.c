@@ -61,8 +61,7 @@ gctl_list_jobs(GctlContext *ctx, GError **error)
 	jobs = g_ptr_array_new_with_free_func((GDestroyNotify)gctl_job_free);
 	g_variant_iter_init(&iter, objects);
 	while (g_variant_iter_loop(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
-		GVariant *props =
-		    g_variant_lookup_value(ifaces, GCTL_IFACE_JOB, G_VARIANT_TYPE_VARDICT);
+		GVariant *props = gctl_job_properties(ifaces);
 		GctlJob *job;
 
 		if (props == NULL)
@@ -245,18 +244,10 @@ typedef struct {
 } GctlCancelWait;
 
 static void
-gctl_cancel_removed(GDBusConnection *bus,
-		    const gchar *sender,
-		    const gchar *path,
-		    const gchar *iface,
-		    const gchar *signal,
-		    GVariant *params,
-		    gpointer user_data)
+gctl_cancel_removed(const gchar *object, GVariant *names, gpointer user_data)
 {
 	GctlCancelWait *wait = user_data;
-	const gchar *object = NULL;
 
-	g_variant_get(params, "(&o@as)", &object, NULL);
 	if (g_strcmp0(object, wait->path) != 0)
 		return;
 	wait->removed = TRUE;
@@ -296,9 +287,7 @@ gctl_cmd_cancel(GctlContext *ctx, gint argc, gchar **argv)
 	/* watched before the call: the job may end as Cancel returns (arg0
 	 * is an object path, which an arg0 match rule would never match) */
 	wait.path = path;
-	subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
-	    GCTL_ROOT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, gctl_cancel_removed, &wait, NULL);
+	subscription = gctl_subscribe_objects(ctx, "InterfacesRemoved", gctl_cancel_removed, &wait);
 	reply = gctl_call(ctx, path, GCTL_IFACE_JOB, "Cancel", g_variant_new("(a{sv})", NULL), NULL,
 			  &error);
 	if (reply == NULL) {

@@ -62,8 +62,9 @@ gctl_monitor_emit(
 }
 
 static void
-gctl_monitor_added(GctlMonitor *self, const gchar *path, GVariant *ifaces)
+gctl_monitor_added(const gchar *path, GVariant *ifaces, gpointer user_data)
 {
+	GctlMonitor *self = user_data;
 	g_autoptr(GString) json = g_string_new("\"interfaces\":");
 	gchar *label = gctl_monitor_label(ifaces);
 
@@ -74,55 +75,41 @@ gctl_monitor_added(GctlMonitor *self, const gchar *path, GVariant *ifaces)
 }
 
 static void
-gctl_monitor_signal(GDBusConnection *bus,
-		    const gchar *sender,
-		    const gchar *path,
-		    const gchar *iface,
-		    const gchar *signal,
-		    GVariant *params,
-		    gpointer user_data)
+gctl_monitor_removed(const gchar *path, GVariant *names, gpointer user_data)
 {
 	GctlMonitor *self = user_data;
+	g_autoptr(GString) json = g_string_new("\"interfaces\":");
 
-	if (g_strcmp0(signal, "InterfacesAdded") == 0) {
-		const gchar *object;
-		g_autoptr(GVariant) ifaces = NULL;
+	gctl_json_append_variant(json, names);
+	gctl_monitor_emit(self, "removed", path, NULL, json);
+	g_hash_table_remove(self->names, path);
+}
 
-		g_variant_get(params, "(&o@a{sa{sv}})", &object, &ifaces);
-		gctl_monitor_added(self, object, ifaces);
-	} else if (g_strcmp0(signal, "InterfacesRemoved") == 0) {
-		const gchar *object;
-		g_autoptr(GVariant) ifaces = NULL;
-		g_autoptr(GString) json = g_string_new("\"interfaces\":");
+static void
+gctl_monitor_changed(const gchar *path,
+		     const gchar *iface,
+		     GVariant *changed,
+		     GVariant *invalidated,
+		     gpointer user_data)
+{
+	GctlMonitor *self = user_data;
+	g_autoptr(GString) json = g_string_new("\"interface\":");
+	g_autoptr(GString) text = g_string_new(NULL);
+	GVariantIter iter;
+	const gchar *name;
+	GVariant *value;
 
-		g_variant_get(params, "(&o@as)", &object, &ifaces);
-		gctl_json_append_variant(json, ifaces);
-		gctl_monitor_emit(self, "removed", object, NULL, json);
-		g_hash_table_remove(self->names, object);
-	} else if (g_strcmp0(signal, "PropertiesChanged") == 0) {
-		const gchar *changed_iface;
-		g_autoptr(GVariant) changed = NULL;
-		g_autoptr(GVariant) invalidated = NULL;
-		g_autoptr(GString) json = g_string_new("\"interface\":");
-		g_autoptr(GString) text = g_string_new(NULL);
-		GVariantIter iter;
-		const gchar *name;
-		GVariant *value;
-
-		g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, &invalidated);
-		gctl_json_append_string(json, changed_iface);
-		g_string_append(json, ",\"properties\":");
-		gctl_json_append_variant(json, changed);
-		g_string_append(json, ",\"invalidated\":");
-		gctl_json_append_variant(json, invalidated);
-		g_variant_iter_init(&iter, changed);
-		while (g_variant_iter_loop(&iter, "{&sv}", &name, &value)) {
-			g_autofree gchar *printed = g_variant_print(value, FALSE);
-			g_string_append_printf(text, "%s%s=%s", text->len ? " " : "", name,
-					       printed);
-		}
-		gctl_monitor_emit(self, "changed", path, text->str, json);
+	gctl_json_append_string(json, iface);
+	g_string_append(json, ",\"properties\":");
+	gctl_json_append_variant(json, changed);
+	g_string_append(json, ",\"invalidated\":");
+	gctl_json_append_variant(json, invalidated);
+	g_variant_iter_init(&iter, changed);
+	while (g_variant_iter_loop(&iter, "{&sv}", &name, &value)) {
+		g_autofree gchar *printed = g_variant_print(value, FALSE);
+		g_string_append_printf(text, "%s%s=%s", text->len ? " " : "", name, printed);
 	}
+	gctl_monitor_emit(self, "changed", path, text->str, json);
 }
 
 static void
@@ -175,7 +162,7 @@ gctl_cmd_monitor(GctlContext *ctx, gint argc, gchar **argv)
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	GctlMonitor self = {.ctx = ctx, .names = names};
 	guint watch;
-	guint sub;
+	guint subs[3];
 
 	if (!gctl_parse(ctx, &argc, &argv, NULL, "",
 			"Print objects as they appear and vanish, and their property changes, "
@@ -184,9 +171,9 @@ gctl_cmd_monitor(GctlContext *ctx, gint argc, gchar **argv)
 		return GCTL_EXIT_USAGE;
 	gctl_monitor_load(&self);
 	/* the sender is the bus name: the match follows a restarted service */
-	sub = g_dbus_connection_signal_subscribe(ctx->bus, GCTL_BUS_NAME, NULL, NULL, NULL, NULL,
-						 G_DBUS_SIGNAL_FLAGS_NONE, gctl_monitor_signal,
-						 &self, NULL);
+	subs[0] = gctl_subscribe_objects(ctx, "InterfacesAdded", gctl_monitor_added, &self);
+	subs[1] = gctl_subscribe_objects(ctx, "InterfacesRemoved", gctl_monitor_removed, &self);
+	subs[2] = gctl_subscribe_properties(ctx, NULL, NULL, gctl_monitor_changed, &self);
 	watch =
 	    g_bus_watch_name_on_connection(ctx->bus, GCTL_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
 					   gctl_monitor_owner, gctl_monitor_no_owner, &self, NULL);
@@ -196,6 +183,7 @@ gctl_cmd_monitor(GctlContext *ctx, gint argc, gchar **argv)
 	g_unix_signal_add(SIGTERM, gctl_monitor_quit, loop);
 	g_main_loop_run(loop);
 	g_bus_unwatch_name(watch);
-	g_dbus_connection_signal_unsubscribe(ctx->bus, sub);
+	for (gsize i = 0; i < G_N_ELEMENTS(subs); i++)
+		g_dbus_connection_signal_unsubscribe(ctx->bus, subs[i]);
 	return GCTL_EXIT_OK;
 }

@@ -17,8 +17,6 @@
 
 #include "gctl.h"
 
-#define GCTL_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
-
 typedef struct {
 	gchar *path;
 	GVariantDict *props;
@@ -236,20 +234,15 @@ gctl_progress_tick(gpointer user_data)
 }
 
 static void
-gctl_progress_state_changed(GDBusConnection *bus,
-			    const gchar *sender,
-			    const gchar *path,
+gctl_progress_state_changed(const gchar *path,
 			    const gchar *iface,
-			    const gchar *signal,
-			    GVariant *params,
+			    GVariant *changed,
+			    GVariant *invalidated,
 			    gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	g_autoptr(GVariant) changed = NULL;
-	const gchar *changed_iface = NULL;
 	const gchar *state = NULL;
 
-	g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, NULL);
 	if (g_variant_lookup(changed, "ApplianceState", "&s", &state)) {
 		self->launching = g_strcmp0(state, "starting") == 0;
 		gctl_progress_render(self);
@@ -270,17 +263,13 @@ gctl_progress_find_job(GctlProgress *self, const gchar *path, guint *index)
 }
 
 static void
-gctl_progress_job_changed(GDBusConnection *bus,
-			  const gchar *sender,
-			  const gchar *path,
+gctl_progress_job_changed(const gchar *path,
 			  const gchar *iface,
-			  const gchar *signal,
-			  GVariant *params,
+			  GVariant *changed,
+			  GVariant *invalidated,
 			  gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	g_autoptr(GVariant) changed = NULL;
-	const gchar *changed_iface = NULL;
 	GctlWatchedJob *job;
 	GVariantIter iter;
 	const gchar *name;
@@ -289,8 +278,7 @@ gctl_progress_job_changed(GDBusConnection *bus,
 
 	if (!gctl_progress_find_job(self, path, &index))
 		return;
-	g_variant_get(params, "(&s@a{sv}@as)", &changed_iface, &changed, NULL);
-	if (g_strcmp0(changed_iface, GCTL_IFACE_JOB) != 0)
+	if (g_strcmp0(iface, GCTL_IFACE_JOB) != 0)
 		return;
 	job = g_ptr_array_index(self->jobs, index);
 	g_variant_iter_init(&iter, changed);
@@ -319,23 +307,14 @@ gctl_progress_is_ours(GctlProgress *self, GVariant *props)
 }
 
 static void
-gctl_progress_added(GDBusConnection *bus,
-		    const gchar *sender,
-		    const gchar *path,
-		    const gchar *iface,
-		    const gchar *signal,
-		    GVariant *params,
-		    gpointer user_data)
+gctl_progress_added(const gchar *object, GVariant *ifaces, gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	g_autoptr(GVariant) ifaces = NULL;
 	g_autoptr(GVariant) props = NULL;
-	const gchar *object = NULL;
 	GctlWatchedJob *job;
 	guint index;
 
-	g_variant_get(params, "(&o@a{sa{sv}})", &object, &ifaces);
-	props = g_variant_lookup_value(ifaces, GCTL_IFACE_JOB, G_VARIANT_TYPE_VARDICT);
+	props = gctl_job_properties(ifaces);
 	if (props == NULL || !gctl_progress_is_ours(self, props) ||
 	    gctl_progress_find_job(self, object, &index))
 		return;
@@ -347,19 +326,11 @@ gctl_progress_added(GDBusConnection *bus,
 }
 
 static void
-gctl_progress_removed(GDBusConnection *bus,
-		      const gchar *sender,
-		      const gchar *path,
-		      const gchar *iface,
-		      const gchar *signal,
-		      GVariant *params,
-		      gpointer user_data)
+gctl_progress_removed(const gchar *object, GVariant *names, gpointer user_data)
 {
 	GctlProgress *self = user_data;
-	const gchar *object = NULL;
 	guint index;
 
-	g_variant_get(params, "(&o@as)", &object, NULL);
 	if (!gctl_progress_find_job(self, object, &index))
 		return;
 	g_ptr_array_remove_index(self->jobs, index);
@@ -382,18 +353,14 @@ gctl_progress_start(GctlContext *ctx,
 	self->job_id = g_strdup(job_id);
 	self->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)gctl_watched_job_free);
 	/* subscribed before the call is made: its jobs cannot be missed */
-	self->added_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, GCTL_OBJECT_MANAGER, "InterfacesAdded", GCTL_ROOT_PATH, NULL,
-	    G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_added, self, NULL);
-	self->removed_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, GCTL_OBJECT_MANAGER, "InterfacesRemoved", GCTL_ROOT_PATH, NULL,
-	    G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_removed, self, NULL);
-	self->job_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", NULL,
-	    GCTL_IFACE_JOB, G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_job_changed, self, NULL);
-	self->state_subscription = g_dbus_connection_signal_subscribe(
-	    ctx->bus, GCTL_BUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged",
-	    object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, gctl_progress_state_changed, self, NULL);
+	self->added_subscription =
+	    gctl_subscribe_objects(ctx, "InterfacesAdded", gctl_progress_added, self);
+	self->removed_subscription =
+	    gctl_subscribe_objects(ctx, "InterfacesRemoved", gctl_progress_removed, self);
+	self->job_subscription =
+	    gctl_subscribe_properties(ctx, NULL, GCTL_IFACE_JOB, gctl_progress_job_changed, self);
+	self->state_subscription =
+	    gctl_subscribe_properties(ctx, object_path, NULL, gctl_progress_state_changed, self);
 	self->timer = g_timeout_add_seconds(1, gctl_progress_tick, self);
 	return self;
 }

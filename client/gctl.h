@@ -71,6 +71,25 @@ GVariant *gctl_call(GctlContext *ctx,
 		    GError **error);
 GctlObject *gctl_resolve(GctlContext *ctx, const gchar *name, GctlKind kinds, GError **error);
 GVariant *gctl_managed_objects(GctlContext *ctx, GError **error);
+/* watches of the service's signals, their arguments unpacked: an
+ * ObjectManager signal's object path and a{sa{sv}} or as, and
+ * PropertiesChanged's object path, interface, a{sv} and as */
+typedef void (*GctlObjectFunc)(const gchar *object, GVariant *value, gpointer user_data);
+typedef void (*GctlChangedFunc)(const gchar *path,
+				const gchar *iface,
+				GVariant *changed,
+				GVariant *invalidated,
+				gpointer user_data);
+guint gctl_subscribe_objects(GctlContext *ctx,
+			     const gchar *signal,
+			     GctlObjectFunc func,
+			     gpointer user_data);
+guint gctl_subscribe_properties(GctlContext *ctx,
+				const gchar *path,
+				const gchar *iface,
+				GctlChangedFunc func,
+				gpointer user_data);
+GVariant *gctl_job_properties(GVariant *ifaces);
 GVariant *gctl_get_property(
     GctlContext *ctx, const gchar *path, const gchar *iface, const gchar *name, GError **error);
 const gchar *gctl_object_iface(GctlObject *obj);

@@ -30,7 +30,7 @@ lgd_fd_io_get_idle_timeout(void)
  * idle timeout: a client that never reads or writes must not hold an
  * appliance or a thread for ever; and with ECANCELED once @cancel_fd (a
  * job's, -1 for none) is readable: the job was cancelled. */
-static gboolean
+gboolean
 lgd_fd_io_wait(gint fd, gshort events, gboolean client, gint cancel_fd)
 {
 	struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};

@@ -15,6 +15,11 @@ void lgd_fd_io_set_idle_timeout(guint seconds);
 
 guint lgd_fd_io_get_idle_timeout(void);
 
+/* Waits until @fd is ready for @events (POLLIN, POLLOUT): FALSE with errno
+ * ETIMEDOUT after the idle timeout for a @client fd, ECANCELED once
+ * @cancel_fd (-1 for none) is readable, or poll()'s error. */
+gboolean lgd_fd_io_wait(gint fd, gshort events, gboolean client, gint cancel_fd);
+
 gssize lgd_fd_io_read(gint fd, gchar *buf, gsize len, gboolean client);
 
 gboolean lgd_fd_io_write_all(gint fd, const gchar *buf, gsize len, gsize *written, gboolean client);

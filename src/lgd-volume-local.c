@@ -274,31 +274,6 @@ typedef struct {
 	gchar *buf;
 } LgdCopy;
 
-/* Waits for the caller's pipe: FALSE with errno ECANCELED (the job was
- * cancelled) or ETIMEDOUT (the transfer idle timeout). */
-static gboolean
-lgd_copy_wait(LgdCopy *c, gint fd, gshort events)
-{
-	struct pollfd pfd[2] = {{.fd = fd, .events = events},
-				{.fd = c->cancel_fd, .events = POLLIN}};
-	gint timeout = (gint)MIN(lgd_fd_io_get_idle_timeout(), (guint)(G_MAXINT / 1000)) * 1000;
-	gint n;
-
-	while ((n = poll(pfd, c->cancel_fd >= 0 ? 2 : 1, timeout)) < 0) {
-		if (errno != EINTR)
-			return FALSE;
-	}
-	if (c->cancel_fd >= 0 && pfd[1].revents != 0) {
-		errno = ECANCELED;
-		return FALSE;
-	}
-	if (n == 0) {
-		errno = ETIMEDOUT;
-		return FALSE;
-	}
-	return TRUE;
-}
-
 static gboolean
 lgd_copy_cancelled(LgdCopy *c)
 {
@@ -368,11 +343,11 @@ lgd_copy_once(LgdCopy *c, gsize len)
 			}
 			break;
 		case LGD_COPY_SPLICE:
-			if (c->in_client && !lgd_copy_wait(c, c->in, POLLIN)) {
+			if (c->in_client && !lgd_fd_io_wait(c->in, POLLIN, TRUE, c->cancel_fd)) {
 				c->in_failed = errno != ECANCELED;
 				return -1;
 			}
-			if (c->out_client && !lgd_copy_wait(c, c->out, POLLOUT)) {
+			if (c->out_client && !lgd_fd_io_wait(c->out, POLLOUT, TRUE, c->cancel_fd)) {
 				c->out_failed = errno != ECANCELED;
 				return -1;
 			}

@@ -130,6 +130,18 @@ def check_finished_job(recorder, path, success):
     assert recorder.index('Completed', path) < recorder.index('InterfacesRemoved', path)
 
 
+def job_history(recorder, path, props):
+    """The job at path that appeared with props: (its last properties,
+    every BytesDone it showed, in order), from its PropertiesChanged."""
+    final = dict(props)
+    done = [props['BytesDone']]
+    for changes in recorder.changed(path, JOB_IFACE):
+        final.update(changes)
+        if 'BytesDone' in changes:
+            done.append(changes['BytesDone'])
+    return final, done
+
+
 # --- validation ---------------------------------------------------------------------
 
 def test_job_id_is_validated_before_anything(env):
@@ -200,12 +212,7 @@ def test_upload_job(env, recorder):
     recorder.wait_removed(path, JOB_IFACE)
     check_finished_job(recorder, path, True)
     # the last values were sent before Completed, and BytesDone grew
-    final = dict(props)
-    done = [props['BytesDone']]
-    for changes in recorder.changed(path, JOB_IFACE):
-        final.update(changes)
-        if 'BytesDone' in changes:
-            done.append(changes['BytesDone'])
+    final, done = job_history(recorder, path, props)
     assert (final['BytesDone'], final['BytesTotal'], final['Progress']) == \
         (BIG_SIZE, BIG_SIZE, 1.0), final
     assert done == sorted(done) and len(set(done)) > 2, done
@@ -241,10 +248,11 @@ class SlowReader(threading.Thread):
             os.close(self.fd)
 
 
-def download_async(env, path, fd, options, recorder, volume=False):
-    """Files.Download(path, fd) (or, with volume, Volume.Download(fd) of
-    the volume object path) sent without waiting; the reply (or error) is
-    noted in recorder as 'reply' when it comes."""
+def fd_call_async(env, recorder, target, iface, method, args, fd):
+    """method(args) with fd as its handle 0, sent on the recorder's
+    connection without waiting, so that the reply is ordered with the
+    job's signals; the reply (or error) is noted in recorder as 'reply'
+    when it comes.  fd stays the caller's: the message has a copy."""
     outcome = {}
     fd_list = Gio.UnixFDList.new()
     fd_list.append(fd)
@@ -260,15 +268,40 @@ def download_async(env, path, fd, options, recorder, volume=False):
         for copy in fd_list.steal_fds():
             os.close(copy)
 
+    env.bus.connection.call_with_unix_fd_list(
+        BUS_NAME, target, iface, method, args, None, Gio.DBusCallFlags.NONE,
+        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
+    return outcome
+
+
+def cancel_job_call(env, recorder, outcome, path, what):
+    """Cancels the job at path of the fd call whose outcome fd_call_async()
+    returned: the call fails with Cancelled, the job ends (Completed with
+    success false) before that reply and leaves the ObjectManager.  Returns
+    the seconds from Cancel to the reply."""
+    cancelled_at = time.monotonic()
+    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
+    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, f'the {what} reply')
+    ended_after = time.monotonic() - cancelled_at
+    error = outcome.get('error')
+    assert isinstance(error, DBusError), outcome
+    assert error.name == ERROR_PREFIX + 'Cancelled', error
+    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
+    check_finished_job(recorder, path, False)
+    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    return ended_after
+
+
+def download_async(env, path, fd, options, recorder, volume=False):
+    """Files.Download(path, fd) (or, with volume, Volume.Download(fd) of
+    the volume object path) sent without waiting; the reply (or error) is
+    noted in recorder as 'reply' when it comes."""
     if volume:
         target, iface, args = path, VOLUME_IFACE, GLib.Variant('(ha{sv})', (0, options))
     else:
         target, iface, args = env.files, FILES_IFACE, GLib.Variant('(sha{sv})',
                                                                    (path, 0, options))
-    env.bus.connection.call_with_unix_fd_list(
-        BUS_NAME, target, iface, 'Download', args, None, Gio.DBusCallFlags.NONE,
-        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
-    return outcome
+    return fd_call_async(env, recorder, target, iface, 'Download', args, fd)
 
 
 def test_download_progress_and_cancel(env, recorder):
@@ -305,16 +338,8 @@ def test_download_progress_and_cancel(env, recorder):
     # a bad option is refused, and the job goes on
     expect_error('InvalidArgument', call_method, env.bus.connection, path, JOB_IFACE,
                  'Cancel', GLib.Variant('(a{sv})', ({'force': GLib.Variant('b', True)},)))
-    cancelled_at = time.monotonic()
-    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
-    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the Download reply')
-    print('the download ended %.1f s after Cancel' % (time.monotonic() - cancelled_at))
-    error = outcome.get('error')
-    assert isinstance(error, DBusError), outcome
-    assert error.name == ERROR_PREFIX + 'Cancelled', error
-    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
-    check_finished_job(recorder, path, False)
-    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    ended_after = cancel_job_call(env, recorder, outcome, path, 'Download')
+    print('the download ended %.1f s after Cancel' % ended_after)
     assert_job_gone(api, path)
     # the service let go of the pipe: the reader sees its end, having got
     # less than the file
@@ -358,45 +383,13 @@ def test_volume_download_progress_and_cancel(env, recorder):
     assert samples[-1]['BytesTotal'] == size
     assert 0.0 < samples[-1]['Progress'] < 1.0
     assert 'reply' not in outcome and 'error' not in outcome
-    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
-    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the Download reply')
-    error = outcome.get('error')
-    assert isinstance(error, DBusError), outcome
-    assert error.name == ERROR_PREFIX + 'Cancelled', error
-    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
-    check_finished_job(recorder, path, False)
-    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    cancel_job_call(env, recorder, outcome, path, 'Download')
     reader.join(30)
     assert reader.eof and reader.size < size, (reader.eof, reader.size)
     assert_job_gone(api, path)
 
 
 # --- TarOut, TarIn, Volume.Upload --------------------------------------------------
-
-def fd_call_async(env, recorder, target, iface, method, args, fd):
-    """method(args) with fd as its handle 0, sent on the recorder's
-    connection without waiting, so that the reply is ordered with the
-    job's signals; the reply (or error) is noted in recorder as 'reply'
-    when it comes.  fd stays the caller's: the message has a copy."""
-    outcome = {}
-    fd_list = Gio.UnixFDList.new()
-    fd_list.append(fd)
-
-    def done(connection, result):
-        try:
-            connection.call_with_unix_fd_list_finish(result)
-            outcome['reply'] = True
-        except GLib.Error as error:
-            outcome['error'] = dbus_error(error) or error
-        recorder.note('reply', None)
-        for copy in fd_list.steal_fds():
-            os.close(copy)
-
-    env.bus.connection.call_with_unix_fd_list(
-        BUS_NAME, target, iface, method, args, None, Gio.DBusCallFlags.NONE,
-        int(LAUNCH_TIMEOUT * 1000), fd_list, None, done)
-    return outcome
-
 
 def wait_reply(outcome, what):
     wait_until(lambda: 'reply' in outcome or 'error' in outcome, LAUNCH_TIMEOUT, what)
@@ -447,12 +440,7 @@ def finished_job(recorder, job_id, operation, obj):
     recorder.wait_removed(path, JOB_IFACE)
     check_finished_job(recorder, path, True)
     assert recorder.index('Completed', path) < recorder.index('reply', None)
-    final = dict(props)
-    done = [props['BytesDone']]
-    for changes in recorder.changed(path, JOB_IFACE):
-        final.update(changes)
-        if 'BytesDone' in changes:
-            done.append(changes['BytesDone'])
+    final, done = job_history(recorder, path, props)
     assert done == sorted(done), done
     return final, done
 
@@ -475,19 +463,28 @@ def paced(data, chunk, pause):
         time.sleep(pause)
 
 
-def test_tar_out_job(env, recorder):
-    api, obj = env.api, env.files
+def tar_out_async(env, recorder, make_reader, job_id):
+    """Files.TarOut of /srv (the big file there) with job_id, sent with
+    fd_call_async() into a pipe whose read end make_reader(fd) gets, as a
+    thread started before the call.  Returns (reader, outcome)."""
     ensure_big_file(env)
     r, w = os.pipe()
-    # 40 MiB/s at most: at least 6 s for the big file in the archive
-    reader = PacedReader(r, 40 * MIB)
+    reader = make_reader(r)
     reader.start()
     try:
-        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarOut',
-                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s('tar-out-1')})),
+        outcome = fd_call_async(env, recorder, env.files, FILES_IFACE, 'TarOut',
+                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s(job_id)})),
                                 w)
     finally:
         os.close(w)
+    return reader, outcome
+
+
+def test_tar_out_job(env, recorder):
+    api, obj = env.api, env.files
+    # 40 MiB/s at most: at least 6 s for the big file in the archive
+    reader, outcome = tar_out_async(env, recorder, lambda r: PacedReader(r, 40 * MIB),
+                                    'tar-out-1')
     wait_reply(outcome, 'the TarOut reply')
     reader.join(30)
     assert reader.eof and reader.size > BIG_SIZE, (reader.eof, reader.size)
@@ -570,16 +567,8 @@ def test_volume_upload_job(env, recorder):
 
 def test_tar_out_cancel(env, recorder):
     api, obj = env.api, env.files
-    ensure_big_file(env)
-    r, w = os.pipe()
-    reader = SlowReader(r)  # 2.5 MiB/s: 100 s for the archive
-    reader.start()
-    try:
-        outcome = fd_call_async(env, recorder, obj, FILES_IFACE, 'TarOut',
-                                GLib.Variant('(sha{sv})', ('/srv', 0, {'job-id': s('tar-out-2')})),
-                                w)
-    finally:
-        os.close(w)
+    # 2.5 MiB/s: 100 s for the archive
+    reader, outcome = tar_out_async(env, recorder, SlowReader, 'tar-out-2')
     path, props = wait_until(lambda: recorder.job_with_id('tar-out-2', 'files-tar-out'),
                              LAUNCH_TIMEOUT, 'the TarOut job')
     assert props['Operation'] == 'files-tar-out'
@@ -587,14 +576,7 @@ def test_tar_out_cancel(env, recorder):
     wait_until(lambda: job_properties(api, path)['BytesDone'] > MIB, 60,
                'the TarOut job moving bytes')
     assert 'reply' not in outcome and 'error' not in outcome
-    call_method(env.bus.connection, path, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
-    wait_until(lambda: 'reply' in outcome or 'error' in outcome, PROMPT, 'the TarOut reply')
-    error = outcome.get('error')
-    assert isinstance(error, DBusError), outcome
-    assert error.name == ERROR_PREFIX + 'Cancelled', error
-    wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
-    check_finished_job(recorder, path, False)
-    assert recorder.index('Completed', path) < recorder.index('reply', None)
+    cancel_job_call(env, recorder, outcome, path, 'TarOut')
     assert_job_gone(api, path)
     reader.join(30)
     assert reader.eof and reader.size < BIG_SIZE, (reader.eof, reader.size)
@@ -619,9 +601,7 @@ def test_inspect_domains_job(env, recorder):
     assert props['BytesTotal'] == 1
     wait_until(lambda: recorder.removed(path), 10, 'InterfacesRemoved of ' + path)
     check_finished_job(recorder, path, True)
-    final = dict(props)
-    for changes in recorder.changed(path, JOB_IFACE):
-        final.update(changes)
+    final, _ = job_history(recorder, path, props)
     # domains, not bytes: no rate
     assert (final['BytesDone'], final['Progress'], final['Rate']) == (1, 1.0, 0), final
     assert recorder.index('Completed', path) < recorder.index('reply', None)

@@ -300,14 +300,19 @@ def download_file(conn, obj, dest, opts=None, flags=os.O_WRONLY | os.O_CREAT | o
     return read_file(dest)
 
 
-def download_pipe(conn, obj, opts=None):
-    """Download into a pipe the test drains; returns the bytes."""
+def pipe_download(conn, obj, opts=None, while_blocked=None):
+    """Download into a pipe the test drains, once while_blocked() (if
+    given) has returned: until then nobody reads it.  Returns (what
+    while_blocked returned, the bytes)."""
     r, w = os.pipe()
     call = Background(conn, obj, 'Download', [w], opts)
     os.close(w)
     chunks = []
+    found = None
     try:
         call.start()
+        if while_blocked is not None:
+            found = while_blocked()
         while True:
             data = read_some(r, TRANSFER_TIMEOUT)
             if not data:
@@ -318,7 +323,12 @@ def download_pipe(conn, obj, opts=None):
     error = call.result(TRANSFER_TIMEOUT)
     if error is not None:
         raise error
-    return b''.join(chunks)
+    return found, b''.join(chunks)
+
+
+def download_pipe(conn, obj, opts=None):
+    """Download into a pipe the test drains; returns the bytes."""
+    return pipe_download(conn, obj, opts)[1]
 
 
 def upload_file(conn, obj, source, opts=None):
@@ -764,28 +774,13 @@ def job_of(client, job_id):
 def transport_of_blocked_download(vols, obj, job_id, size, opts=None):
     """Starts a Download into a pipe nobody reads yet, reads the Transport
     of its job, then drains the pipe: (transport, bytes)."""
-    conn = vols.client.connection
-    r, w = os.pipe()
-    call = Background(conn, obj, 'Download', [w],
-                      dict(FORCED, **(opts or {}), **{'job-id': GLib.Variant('s', job_id)}))
-    os.close(w)
-    chunks = []
-    try:
-        call.start()
-        found = wait_until(lambda: (job_of(vols.client, job_id) or (None, {}))[1]
-                           .get('Transport'), 30, 'the Transport of job ' + job_id)
-        while True:
-            data = read_some(r, TRANSFER_TIMEOUT)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(r)
-    error = call.result(TRANSFER_TIMEOUT)
-    if error is not None:
-        raise error
-    assert len(b''.join(chunks)) == size
-    return found, b''.join(chunks)
+    found, data = pipe_download(
+        vols.client.connection, obj,
+        dict(FORCED, **(opts or {}), **{'job-id': GLib.Variant('s', job_id)}),
+        lambda: wait_until(lambda: (job_of(vols.client, job_id) or (None, {}))[1]
+                           .get('Transport'), 30, 'the Transport of job ' + job_id))
+    assert len(data) == size
+    return found, data
 
 
 def test_transport_is_reported(vols, service, uri):

@@ -11,6 +11,7 @@ ctx is a Context: ctx.args (parsed options), ctx.repo (repository root),
 ctx.cleanup (a Cleanup stack), ctx.ensure_daemons() (libvirtd and friends).
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -321,6 +322,58 @@ def load_note(before, after, other_cpu_share=None):
     if why:
         note += f"; WARNING: machine busy ({', '.join(why)}): figures are noisy, rerun when quiet"
     return note
+
+
+def print_problems(problems, load_before, load_after, other_cpu_share=None):
+    """The closing lines of a case's report: its problems, then load_note()."""
+    for p in problems:
+        print(f"problem: {p}")
+    print(load_note(load_before, load_after, other_cpu_share))
+
+
+def rnd(x, nd=4):
+    """X rounded to ND places for a case's result, None staying None."""
+    return None if x is None else round(x, nd)
+
+
+def write_pseudo_random(path, size, tag):
+    """Writes SIZE bytes to PATH that nothing on the way can compress:
+    SHAKE-128 of TAG-0, TAG-1... in 4 MiB chunks (fast and the same each
+    run). Returns their sha256 hex digest."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        left, seed = size, 0
+        while left:
+            chunk = hashlib.shake_128(b"%s-%d" % (tag, seed)).digest(min(left, 4 * 1024 * 1024))
+            digest.update(chunk)
+            f.write(chunk)
+            left -= len(chunk)
+            seed += 1
+    return digest.hexdigest()
+
+
+def debugfs_write(image, src, dst):
+    """Copies the host file SRC into the ext filesystem image IMAGE as DST
+    (absolute) with debugfs, and removes SRC."""
+    r = subprocess.run(["debugfs", "-w", "-R", f"write {src} {dst.lstrip('/')}", image],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    os.unlink(src)
+    if r.returncode != 0 or "rror" in r.stdout:
+        raise BenchError(f"debugfs write {dst} into {image} failed:\n{r.stdout}")
+
+
+def check_image_file(image, path, size):
+    """Checks that PATH in the ext filesystem image IMAGE has SIZE bytes and
+    that e2fsck finds the filesystem clean after debugfs wrote it."""
+    r = subprocess.run(["debugfs", "-R", f"stat {path}", image], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if f"Size: {size}" not in r.stdout:
+        raise BenchError(f"{path} in {image} has not {size} bytes:\n{r.stdout[:800]}")
+    r = subprocess.run(["e2fsck", "-f", "-n", image], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"e2fsck -n {image} after debugfs:\n{r.stdout[-1500:]}")
 
 
 def median(xs):

@@ -45,8 +45,8 @@ import time
 import xml.etree.ElementTree as ET
 
 from benchlib import (BenchError, GLib, PrivateBus, SERVICE_MANAGER, Service, bench_image_set,
-                      define_one_disk_domain, fmt_table, libguestfs_env, load_note, log,
-                      machine_load, median, open_libvirt, percentile)
+                      define_one_disk_domain, fmt_table, libguestfs_env, log, machine_load,
+                      median, open_libvirt, percentile, print_problems, rnd)
 
 NAME = "batch"
 ORDER = 40
@@ -364,12 +364,7 @@ def run(ctx):
           f"{'yes' if batch_ok else 'NO'} ({ratio_shared:.2f}x); cached Inspect p50 < "
           f"{TARGET_CACHED_P50_S * 1000:.0f} ms: {'yes' if cached_ok else 'NO'} "
           f"({p50 * 1000:.2f} ms) => {'MET' if target else 'MISSED'}")
-    for p in problems:
-        print(f"problem: {p}")
-    print(load_note(load_before, load_after))
-
-    def rnd(x, nd=4):
-        return None if x is None else round(x, nd)
+    print_problems(problems, load_before, load_after)
 
     return {
         "domains": n,

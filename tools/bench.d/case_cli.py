@@ -34,8 +34,9 @@ import os
 import subprocess
 import time
 
-from benchlib import (BenchError, PrivateBus, Service, bench_image_set, define_one_disk_domain,
-                      fmt_table, libguestfs_env, load_note, log, machine_load, median, tail)
+from benchlib import (BenchError, PrivateBus, Service, bench_image_set, check_image_file,
+                      debugfs_write, define_one_disk_domain, fmt_table, libguestfs_env, log,
+                      machine_load, median, print_problems, rnd, tail, write_pseudo_random)
 
 NAME = "cli"
 ORDER = 35
@@ -72,30 +73,10 @@ def build_image(ctx, size):
     root = images.debian_root(name="cli-root.img", size=size + 144 * MIB,
                               hostname="lgd-bench-cli")
     src = images.path("big.src")
-    digest = hashlib.sha256()
-    with open(src, "wb") as f:
-        left, seed = size, 0
-        while left:
-            chunk = hashlib.shake_128(b"lgd-bench-cli-%d" % seed).digest(min(left, 4 * MIB))
-            digest.update(chunk)
-            f.write(chunk)
-            left -= len(chunk)
-            seed += 1
-    r = subprocess.run(["debugfs", "-w", "-R", f"write {src} {BIG.lstrip('/')}", root.path],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    os.unlink(src)
-    if r.returncode != 0 or "rror" in r.stdout:
-        raise BenchError(f"debugfs write {BIG} into {root.path} failed:\n{r.stdout}")
-    r = subprocess.run(["debugfs", "-R", f"stat {BIG}", root.path], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if f"Size: {size}" not in r.stdout:
-        raise BenchError(f"{BIG} in {root.path} has not {size} bytes:\n{r.stdout[:800]}")
-    r = subprocess.run(["e2fsck", "-f", "-n", root.path], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        raise BenchError(f"e2fsck -n {root.path} after debugfs:\n{r.stdout[-1500:]}")
-    return root.path, digest.hexdigest()
+    digest = write_pseudo_random(src, size, b"lgd-bench-cli")
+    debugfs_write(root.path, src, BIG)
+    check_image_file(root.path, BIG, size)
+    return root.path, digest
 
 
 # ---------------------------------------------------------------- commands
@@ -279,12 +260,7 @@ def run(ctx):
         print(f"  {label:<16} " + ", ".join(f"{x:.3f}" for x in xs))
     print(f"ls -l {ETC} printed {ls_lines.get('guestfsctl')} lines (guestfsctl), "
           f"{ls_lines.get('virt')} (virt-ls); service appliance afterwards: {state}")
-    for p in problems:
-        print(f"problem: {p}")
-    print(load_note(load_before, load_after))
-
-    def rnd(x, nd=4):
-        return None if x is None else round(x, nd)
+    print_problems(problems, load_before, load_after)
 
     return {
         "domain": DOMAIN,

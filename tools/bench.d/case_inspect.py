@@ -33,8 +33,8 @@ import time
 import xml.etree.ElementTree as ET
 
 from benchlib import (BenchError, GLib, Gio, PrivateBus, Service, bench_image_set,
-                      define_one_disk_domain, fmt_table, libguestfs_env, load_note, log,
-                      machine_load, median, percentile, tail)
+                      define_one_disk_domain, fmt_table, libguestfs_env, log, machine_load,
+                      median, percentile, print_problems, rnd, tail)
 
 NAME = "inspect"
 ORDER = 20
@@ -275,12 +275,7 @@ def run(ctx):
     print(f"target: cold <= {TARGET_COLD_RATIO}x virt-inspector: {'yes' if cold_ok else 'NO'} "
           f"({ratio:.2f}x); cached p50 < {TARGET_REPEAT_P50_S * 1000:.0f} ms: "
           f"{'yes' if rep_ok else 'NO'} ({p50 * 1000:.2f} ms) => {'MET' if target else 'MISSED'}")
-    for p in problems:
-        print(f"problem: {p}")
-    print(load_note(load_before, load_after))
-
-    def rnd(x, nd=4):
-        return None if x is None else round(x, nd)
+    print_problems(problems, load_before, load_after)
 
     return {
         "domain": DOMAIN,
