@@ -89,10 +89,12 @@ def wait_for_libvirtd(timeout=60.0):
 
 class ApplianceSampler:
     """Samples, in a thread of its own (with its own libvirt connection),
-    the running guestfs-* domains whose definition names MARKER."""
+    the running guestfs-* domains whose definition names one of MARKERS."""
 
-    def __init__(self, marker, interval=0.5):
-        self.marker = marker
+    def __init__(self, markers, interval=0.5):
+        # any of: the images (an appliance that opens them itself) or the
+        # services' directory (the NBD socket of a shut-off domain's share)
+        self.markers = markers
         self.interval = interval
         self.seen = set()
         self.most_at_once = 0
@@ -109,7 +111,8 @@ class ApplianceSampler:
             if not dom.name().startswith("guestfs-"):
                 continue
             try:
-                if self.marker in dom.XMLDesc(0):
+                xml = dom.XMLDesc(0)
+                if any(marker in xml for marker in self.markers):
                     names.append(dom.name())
             except libvirt.libvirtError:
                 pass  # gone meanwhile
@@ -192,7 +195,7 @@ def batch_run(ctx, bus, label, marker, names, hostnames, extra_args):
     svc = Service(ctx, bus, f"ours-{label}", ["--cache-dir", cache_dir, *extra_args])
     paths = [svc.lookup_domain(n) for n in names]
     expected = dict(zip(paths, hostnames))
-    sampler = ApplianceSampler(marker)
+    sampler = ApplianceSampler((marker, bus.dir))
     try:
         t0 = time.monotonic()
         reply = svc.call(SERVICE_MANAGER, MANAGER_IFACE, "InspectDomains",
@@ -224,7 +227,7 @@ def cached_run(ctx, bus, marker, cache_dir, names, hostnames, calls):
     known = sum(1 for p, h in zip(paths, hostnames)
                 if [s.get("hostname") for s in objects[p][INSPECTOR_IFACE]["OperatingSystems"]]
                 == [h])
-    sampler = ApplianceSampler(marker, interval=0.1)
+    sampler = ApplianceSampler((marker, bus.dir), interval=0.1)
     times = []
     try:
         for i in range(calls):
