@@ -97,6 +97,18 @@ lgd_cache_path(LgdCache *self, const gchar *uri, const gchar *id)
 	return g_build_filename(self->dir, name, NULL);
 }
 
+/* Whether an entry may exist for this object: a stat, no read. Lets the
+ * caller skip working out the disks' identity (libvirt round trips per
+ * disk) for the many objects that were never inspected. */
+gboolean
+lgd_cache_has(LgdCache *self, const gchar *uri, const gchar *id)
+{
+	g_autofree gchar *path = lgd_cache_path(self, uri, id);
+	struct stat st;
+
+	return g_stat(path, &st) == 0;
+}
+
 /* Anything that is not exactly an entry of ours for this object is
  * ignored and removed: truncated, corrupt, of another version, or
  * another object's. */

@@ -26,6 +26,7 @@ LgdCacheEntry *lgd_cache_load(LgdCache *self, const gchar *uri, const gchar *id)
 gboolean lgd_cache_store(
     LgdCache *self, const gchar *uri, const gchar *id, const LgdCacheEntry *entry, GError **error);
 
+gboolean lgd_cache_has(LgdCache *self, const gchar *uri, const gchar *id);
 void lgd_cache_drop(LgdCache *self, const gchar *uri, const gchar *id);
 
 LgdCacheEntry *lgd_cache_entry_new(const gchar *identity, GVariant *systems);

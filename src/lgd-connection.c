@@ -133,7 +133,8 @@ lgd_connection_sync_domain(LgdConnection *self,
 	was_active = lgd_dbus_domain_get_active(iface);
 
 	switch (lgd_domain_read(iface, dom, self->uri, persistent, prefetched,
-				is_new ? &identity : NULL, &error)) {
+				is_new && lgd_guest_has_cached_inspection(guest) ? &identity : NULL,
+				&error)) {
 	case LGD_DOMAIN_READ_OK:
 		break;
 	case LGD_DOMAIN_READ_GONE:
@@ -279,7 +280,9 @@ lgd_connection_sync_volume(LgdConnection *self,
 		return;
 	}
 	if (is_new) {
-		g_autofree gchar *vol_identity = lgd_identity_of_volume(self->conn, vol);
+		g_autofree gchar *vol_identity = lgd_guest_has_cached_inspection(guest)
+						     ? lgd_identity_of_volume(self->conn, vol)
+						     : NULL;
 
 		lgd_guest_load_inspection(guest, vol_identity);
 		lgd_connection_publish(self, self->volumes, key, g_steal_pointer(&guest));

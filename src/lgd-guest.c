@@ -260,6 +260,14 @@ lgd_guest_forget_inspection(LgdGuest *self)
 
 /* At start-up: what an earlier run of the service found, if the disks
  * (@identity, NULL when unknowable) are unchanged since. */
+/* Whether lgd_guest_load_inspection() may find something: worth working
+ * out the identity it needs. */
+gboolean
+lgd_guest_has_cached_inspection(LgdGuest *self)
+{
+	return lgd_cache_has(self->context->cache, self->uri, lgd_guest_cache_id(self));
+}
+
 void
 lgd_guest_load_inspection(LgdGuest *self, const gchar *identity)
 {

@@ -43,6 +43,7 @@ void lgd_guest_store_inspection(LgdGuest *self, LgdCacheEntry *entry);
 
 void lgd_guest_forget_inspection(LgdGuest *self);
 
+gboolean lgd_guest_has_cached_inspection(LgdGuest *self);
 void lgd_guest_load_inspection(LgdGuest *self, const gchar *identity);
 
 gboolean lgd_guest_is_domain(LgdGuest *self);
