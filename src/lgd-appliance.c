@@ -117,6 +117,9 @@ lgd_appliance_create(const LgdSessionConfig *config, const gchar *uri, GError **
 	}
 	if (config->memsize > 0)
 		guestfs_set_memsize(g, (int)config->memsize);
+	/* the appliance built on the uncompressed kernel (lgd-appliance-kernel.c) */
+	if (config->appliance_cachedir != NULL)
+		guestfs_set_cachedir(g, config->appliance_cachedir);
 	return g;
 }
 

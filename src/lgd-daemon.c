@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "lgd-admit.h"
+#include "lgd-appliance-kernel.h"
 #include "lgd-appliance.h"
 #include "lgd-args.h"
 #include "lgd-auth.h"
@@ -31,6 +32,7 @@ struct _LgdDaemon {
 	LgdDBusObjectSkeleton *manager;
 	LgdAuth *auth;
 	LgdContext context;
+	gchar *appliance_cachedir;
 	guint name_id;
 };
 
@@ -118,12 +120,31 @@ lgd_daemon_stop(LgdDaemon *self)
 			  LGD_EXIT_GRACE_SECONDS);
 }
 
+/* Without KVM the stock appliance spends seconds unpacking its kernel;
+ * anything in the way of the faster one leaves the stock one in use. */
+static void
+lgd_daemon_prepare_kernel(LgdDaemon *self)
+{
+	g_autoptr(GError) error = NULL;
+
+	self->appliance_cachedir = lgd_appliance_kernel_prepare(&error);
+	if (self->appliance_cachedir == NULL)
+		g_info("appliances use libguestfs's stock kernel: %s", error->message);
+	else
+		g_info("appliances use an uncompressed kernel, built in %s",
+		       self->appliance_cachedir);
+	self->context.session.appliance_cachedir = self->appliance_cachedir;
+}
+
 gboolean
 lgd_daemon_start(LgdDaemon *self, GError **error)
 {
 	GBusType bus_type =
 	    self->options->bus_type == LGD_BUS_SYSTEM ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
 
+	/* before the first thread: it may set supermin's environment */
+	if (self->options->force_tcg)
+		lgd_daemon_prepare_kernel(self);
 	self->bus = g_bus_get_sync(bus_type, NULL, error);
 	if (self->bus == NULL)
 		return FALSE;
@@ -176,6 +197,7 @@ lgd_daemon_dispose(GObject *object)
 	g_clear_pointer(&self->context.cache, lgd_cache_free);
 	g_clear_pointer(&self->context.jobs, lgd_jobs_free);
 	g_clear_object(&self->bus);
+	g_clear_pointer(&self->appliance_cachedir, g_free);
 	G_OBJECT_CLASS(lgd_daemon_parent_class)->dispose(object);
 }
 

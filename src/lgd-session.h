@@ -28,6 +28,8 @@ typedef struct {
 	guint launch_timeout; /* seconds */
 	guint memsize;	      /* MiB, 0 for libguestfs's default */
 	gboolean force_tcg;
+	/* libguestfs's cache directory, NULL for its default */
+	const gchar *appliance_cachedir;
 	LgdLimit *limit;
 } LgdSessionConfig;
 

@@ -48,7 +48,7 @@ LGD_PACKAGES=(
 
 	libvirt-daemon-driver-qemu libxml2-dev libxml2-utils gcc libc6-dev
 	libglib2.0-bin systemd clang-format procps e2fsprogs python3-libvirt
-	libvirt-dbus bubblewrap
+	libvirt-dbus bubblewrap liblzma-dev
 
 	cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium
 )

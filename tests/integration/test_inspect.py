@@ -10,6 +10,7 @@
 import os
 import signal
 import time
+import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
 import libvirt
@@ -169,6 +170,29 @@ def test_appliance_domain_is_not_published(env, cold):
     assert env.deb_name in names
     assert not [name for name in names if name.startswith('guestfs-')], names
     expect_error('NotFound', env.api.lookup_domain, appliance)
+
+
+def test_appliance_boots_uncompressed_kernel(env, cold):
+    """Under --force-tcg the appliance boots an uncompressed copy of the
+    host's kernel (qemu enters it through PVH, skipping the emulated
+    decompressor), from an appliance built in a cache directory of the
+    service's own, not in the one libguestfs's tools share."""
+    (appliance,) = cold.appliances
+    root = ET.fromstring(env.conn.lookupByName(appliance).XMLDesc(0))
+    kernel = root.findtext('os/kernel')
+    own_dir = '/var/tmp/.libvirt-guestfs-dbus-%d' % os.geteuid()
+    assert kernel.startswith(own_dir + '/.guestfs-%d/' % os.geteuid()), kernel
+    with open(kernel, 'rb') as f:
+        assert f.read(4) == b'\x7fELF', kernel
+    unpacked = [n for n in os.listdir(own_dir) if n.startswith('vmlinux-')]
+    assert len(unpacked) == 1, unpacked
+    version = unpacked[0][len('vmlinux-'):]
+    assert os.path.exists('/boot/vmlinuz-' + version)
+    assert os.path.getsize(kernel) == os.path.getsize(os.path.join(own_dir, unpacked[0]))
+    # the directory and the unpacked kernel are root's, writable by no one else
+    for path in (own_dir, os.path.join(own_dir, unpacked[0])):
+        st = os.lstat(path)
+        assert st.st_uid == os.geteuid() and not st.st_mode & 0o022, (path, oct(st.st_mode))
 
 
 def test_list_applications(env, cold):
