@@ -151,34 +151,22 @@ check_unpacked(Fixture *f, GBytes *elf)
 	g_assert_cmpuint(count_files(f->dir), ==, 2);
 }
 
-static void
-test_xz(Fixture *f, gconstpointer data)
-{
-	g_autoptr(GBytes) elf = make_elf(TRUE);
-	g_autoptr(GBytes) payload = xz(elf);
-
-	write_bzimage(f, payload);
-	check_unpacked(f, elf);
-}
+/* The test's data: the compressor; with @old_output, an output file is
+ * there already and must be replaced whole, never appended to. */
+typedef struct {
+	GBytes *(*compress)(GBytes *in);
+	gboolean old_output;
+} Unpack;
 
 static void
-test_gzip(Fixture *f, gconstpointer data)
+test_unpacks(Fixture *f, gconstpointer data)
 {
+	const Unpack *u = data;
 	g_autoptr(GBytes) elf = make_elf(TRUE);
-	g_autoptr(GBytes) payload = gz(elf);
+	g_autoptr(GBytes) payload = u->compress(elf);
 
-	write_bzimage(f, payload);
-	check_unpacked(f, elf);
-}
-
-/* An output already there is replaced whole, never appended to. */
-static void
-test_replaces(Fixture *f, gconstpointer data)
-{
-	g_autoptr(GBytes) elf = make_elf(TRUE);
-	g_autoptr(GBytes) payload = xz(elf);
-
-	g_assert_true(g_file_set_contents(f->output, "old contents", -1, NULL));
+	if (u->old_output)
+		g_assert_true(g_file_set_contents(f->output, "old contents", -1, NULL));
 	write_bzimage(f, payload);
 	check_unpacked(f, elf);
 }
@@ -257,17 +245,22 @@ test_payload_outside(Fixture *f, gconstpointer data)
 int
 main(int argc, char **argv)
 {
+	static const Unpack unpack_xz = {xz, FALSE}, unpack_gz = {gz, FALSE},
+			    unpack_again = {xz, TRUE};
+
 	g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn)                                                                              \
-	g_test_add("/appliance-kernel/" name, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
-	ADD("xz", test_xz);
-	ADD("gzip", test_gzip);
-	ADD("replaces-output", test_replaces);
+#define ADD_DATA(name, data, fn)                                                                   \
+	g_test_add("/appliance-kernel/" name, Fixture, data, fixture_set_up, fn, fixture_tear_down)
+#define ADD(name, fn) ADD_DATA(name, NULL, fn)
+	ADD_DATA("xz", &unpack_xz, test_unpacks);
+	ADD_DATA("gzip", &unpack_gz, test_unpacks);
+	ADD_DATA("replaces-output", &unpack_again, test_unpacks);
 	ADD("no-pvh-note", test_no_pvh_note);
 	ADD("corrupt-payload", test_corrupt_payload);
 	ADD("other-compression", test_other_compression);
 	ADD("not-bzimage", test_not_bzimage);
 	ADD("payload-outside", test_payload_outside);
 #undef ADD
+#undef ADD_DATA
 	return g_test_run();
 }
