@@ -19,7 +19,7 @@ typedef struct {
 	gchar *path;
 	LgdGuest *guest;	/* NULL when the path names no domain */
 	LgdCall *call;		/* authorizes, then inspects apart */
-	LgdDriveSource *source; /* the batch thread's own */
+	LgdDriveSource *source; /* used by one thread at a time */
 	gchar *identity;
 	GVariant *result; /* a{sv}, once known */
 	/* in a shared appliance */
@@ -459,8 +459,53 @@ lgd_batch_inspect_group(LgdBatch *batch, GPtrArray *group, const gchar *uri)
 	}
 }
 
-/* Domains of one connection per appliance, as many as its drive limit
- * takes (counted as one drive a disk; libguestfs allows hundreds). */
+/* A part of a connection's domains, inspected in a thread of its own. */
+typedef struct {
+	LgdBatch *batch;
+	GPtrArray *group;
+	const gchar *uri;
+} LgdBatchPart;
+
+static gpointer
+lgd_batch_part_thread(gpointer user_data)
+{
+	LgdBatchPart *part = user_data;
+
+	lgd_batch_inspect_group(part->batch, part->group, part->uri);
+	lgd_batch_count_done(part->batch, part->group->len);
+	return NULL;
+}
+
+/* Under TCG an appliance inspects its operating systems one after the
+ * other on one processor: @domains (of one connection) are split evenly,
+ * in order, over as many appliances at once as there are processors and
+ * appliance slots. Each part waits for its own slot, so a lower limit
+ * still works, only more slowly. */
+static void
+lgd_batch_inspect_split(LgdBatch *batch, GPtrArray *domains, const gchar *uri)
+{
+	LgdLimit *limit = batch->context->session.limit;
+	guint n = MIN(MIN(g_get_num_processors(), domains->len), lgd_limit_get_slots(limit));
+	g_autofree LgdBatchPart *parts = g_new0(LgdBatchPart, n);
+	g_autofree GThread **threads = g_new0(GThread *, n);
+	guint next = 0;
+
+	for (guint k = 0; k < n; k++) {
+		guint size = domains->len / n + (k < domains->len % n ? 1 : 0);
+
+		parts[k] = (LgdBatchPart){batch, g_ptr_array_new(), uri};
+		for (guint i = 0; i < size; i++)
+			g_ptr_array_add(parts[k].group, g_ptr_array_index(domains, next++));
+		threads[k] = g_thread_new("lgd-batch-part", lgd_batch_part_thread, &parts[k]);
+	}
+	for (guint k = 0; k < n; k++) {
+		g_thread_join(threads[k]);
+		g_ptr_array_unref(parts[k].group);
+	}
+}
+
+/* Domains of one connection together, as many as an appliance's drive
+ * limit takes (counted as one drive a disk; libguestfs allows hundreds). */
 static void
 lgd_batch_inspect_shared(LgdBatch *batch, GPtrArray *todo)
 {
@@ -487,8 +532,7 @@ lgd_batch_inspect_shared(LgdBatch *batch, GPtrArray *todo)
 				g_hash_table_add(done, item);
 			}
 		}
-		lgd_batch_inspect_group(batch, group, uri);
-		lgd_batch_count_done(batch, group->len);
+		lgd_batch_inspect_split(batch, group, uri);
 	}
 }
 

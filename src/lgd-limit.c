@@ -80,6 +80,13 @@ lgd_limit_release(LgdLimit *self)
 	g_mutex_unlock(&self->lock);
 }
 
+/* How many appliances may run at once. */
+guint
+lgd_limit_get_slots(LgdLimit *self)
+{
+	return self->slots; /* set once, at creation */
+}
+
 guint
 lgd_limit_in_use(LgdLimit *self)
 {

@@ -18,6 +18,8 @@ gboolean lgd_limit_acquire(LgdLimit *self, GCancellable *cancellable);
 
 void lgd_limit_release(LgdLimit *self);
 
+guint lgd_limit_get_slots(LgdLimit *self);
+
 guint lgd_limit_in_use(LgdLimit *self);
 
 guint lgd_limit_waiting(LgdLimit *self);

@@ -741,6 +741,7 @@ class ApplianceWatch:
         self.baseline = set(self._running())
         self.seen = {}           # name -> set of markers it named
         self.most_at_once = 0
+        self.most_new_at_once = 0  # of those that appeared since
         self.samples = 0
 
     def _running(self):
@@ -765,6 +766,8 @@ class ApplianceWatch:
             if name not in self.baseline:
                 self.seen.setdefault(name, set()).update(held)
         self.most_at_once = max(self.most_at_once, len(running))
+        self.most_new_at_once = max(self.most_new_at_once,
+                                    len(set(running) - set(self.baseline)))
         self.samples += 1
         return running
 

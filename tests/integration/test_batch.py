@@ -4,15 +4,16 @@
 #
 # Four shut-off domains, each with its own copy of a Debian-like root
 # (different host names, so that every result shows whose it is), are
-# inspected by three services, each on a bus of its own:
-#   - on a session bus, where sharing is on by default: one appliance for
-#     the four, results cached;
+# inspected by four services, each on a bus of its own:
+#   - on a session bus, where sharing is on by default: the four split
+#     evenly, in order, over one appliance per processor (as many as the
+#     appliance limit allows), all at once; results cached;
+#   - the same with --max-appliances 1: one appliance for the four;
 #   - on a session bus with --no-batch-inspection --max-appliances 2: one
 #     appliance per domain, never more than two at once;
 #   - on a private system bus with polkitd and --batch-inspection, called
 #     by nobody, whom a rule lets inspect three of the four domains: the
-#     fourth gets its own error entry, and shared results are not cached.
-# Eight appliance boots in all.  Appliance domains are found by sampling
+#     fourth gets its own error entry, and shared results are not cached.  Appliance domains are found by sampling
 # libvirt's running guestfs-* domains whose definition names our images.
 
 import os
@@ -25,7 +26,7 @@ import pytest
 from gi.repository import GLib
 
 from client import (DOMAIN_IFACE, ERROR_PREFIX, INSPECTOR_IFACE, MANAGER_IFACE, MANAGER_PATH,
-                    GuestFSClient, PendingCall, expect_error, wait_until)
+                    GuestFSClient, PendingCall, call_method, expect_error, wait_until)
 from conftest import (SYSTEM_URI, ApplianceWatch, Daemon, LibvirtObjects, PrivateBus,
                       cache_file, domain_path, ensure_libvirtd_running,
                       unique_name)
@@ -33,6 +34,10 @@ from images import ImageSet
 from polkitstack import CALL_CLIENT, RuleFile, call_as_nobody
 
 N_DOMAINS = 4
+# The sharing services' appliance limit: above the processors of a small
+# machine, so that those bound how many shared appliances run at once.
+MAX_APPLIANCES = N_DOMAINS
+JOB_IFACE = 'org.libvirt.GuestFS.Job'
 # Not test_polkit's file: the two modules never share a rule.
 RULE_FILE = RuleFile('10-lgd-test-batch.rules')
 
@@ -110,6 +115,32 @@ def options(**kwargs):
     return {key: GLib.Variant('b', value) for key, value in kwargs.items()}
 
 
+def shared_appliances(n_domains, max_appliances):
+    """How many appliances a shared InspectDomains of n_domains runs at
+    once: one per processor the service may use (g_get_num_processors()
+    counts the affinity mask, as sched_getaffinity does), no more than
+    there are domains and appliance slots."""
+    return min(len(os.sched_getaffinity(0)), n_domains, max_appliances)
+
+
+def assert_split(seen, uuids, n_parts):
+    """The appliances seen held uuids split evenly and in order into
+    n_parts, and all of them ran at once."""
+    held = {name: sorted(markers) for name, markers in seen.seen.items()}
+    assert set().union(*seen.seen.values()) == set(uuids), 'appliances: %s' % held
+    assert len(held) == n_parts, 'expected %d appliances, saw: %s' % (n_parts, held)
+    parts = sorted(sorted(uuids.index(uuid) for uuid in markers) for markers in held.values())
+    sizes = [len(uuids) // n_parts + (1 if k < len(uuids) % n_parts else 0)
+             for k in range(n_parts)]
+    starts = [sum(sizes[:k]) for k in range(n_parts)]
+    assert parts == [list(range(start, start + size)) for start, size in zip(starts, sizes)], \
+        'domains (by index) per appliance: %s' % parts
+    # (an appliance of an earlier call may still be stopping: not counted)
+    assert seen.most_new_at_once == n_parts, \
+        '%d of %d appliances ran at once (already running: %s)' \
+        % (seen.most_new_at_once, n_parts, sorted(seen.baseline))
+
+
 # --- A service on a session bus of its own ----------------------------------------
 
 class SessionService:
@@ -127,6 +158,13 @@ class SessionService:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
             raise
         self.api = GuestFSClient(self.bus.connection)
+
+    def job(self, job_id):
+        """The path of the Job with job_id, or None."""
+        for path, props in self.api.objects_with(JOB_IFACE).items():
+            if props['JobId'] == job_id:
+                return path
+        return None
 
     def inspect_domains(self, paths, opts=None):
         return PendingCall(self.bus.connection, MANAGER_PATH, MANAGER_IFACE, 'InspectDomains',
@@ -165,7 +203,20 @@ def batch_run(env, service):
 @pytest.fixture(scope='module')
 def shared(env):
     """Sharing on, as by default on the session bus."""
-    service = SessionService(env, 'shared', ['--idle-timeout', '10'])
+    service = SessionService(env, 'shared', ['--idle-timeout', '10',
+                                             '--max-appliances', str(MAX_APPLIANCES)])
+    try:
+        run = batch_run(env, service)
+        run.service = service
+        yield run
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope='module')
+def serial(env):
+    """Sharing on, one appliance at a time."""
+    service = SessionService(env, 'serial', ['--idle-timeout', '10', '--max-appliances', '1'])
     try:
         run = batch_run(env, service)
         run.service = service
@@ -190,12 +241,10 @@ def apart(env):
 
 # --- Sharing on ----------------------------------------------------------------------
 
-def test_shared_launches_one_appliance(env, shared):
-    appeared = shared.watch.appeared()
-    assert len(appeared) == 1, 'appliances: %s' % {name: sorted(held) for name, held
-                                                   in shared.watch.seen.items()}
-    # ...holding the disks of the four.
-    assert shared.watch.seen[appeared[0]] == set(env.uuids)
+def test_shared_splits_over_processors(env, shared):
+    """Under TCG an appliance inspects one guest after the other on one
+    processor: the domains are spread over one appliance per processor."""
+    assert_split(shared.watch, env.uuids, shared_appliances(N_DOMAINS, MAX_APPLIANCES))
     entries = results_by_index(env, shared.results)
     for entry, hostname in zip(entries, env.hostnames):
         assert_found(entry, hostname, cached=False)
@@ -219,12 +268,12 @@ def test_shared_results_are_published_and_cached(env, shared):
     for entry, first, hostname in zip(results_by_index(env, again), entries, env.hostnames):
         assert_found(entry, hostname, cached=True)
         assert entry['systems'] == first['systems']
-    # refresh ignores the cache: one appliance again.
+    # refresh ignores the cache: the same appliances again.
     seen = watch(env)
     call = service.inspect_domains(env.paths, options(refresh=True))
     seen.during(call)
     (refreshed,) = call.wait()
-    assert len(seen.appeared()) == 1, seen.appeared()
+    assert_split(seen, env.uuids, shared_appliances(N_DOMAINS, MAX_APPLIANCES))
     for entry, first, hostname in zip(results_by_index(env, refreshed), entries, env.hostnames):
         assert_found(entry, hostname, cached=False)
         assert entry['systems'] == first['systems']
@@ -251,6 +300,34 @@ def test_errors_are_entries(env, shared):
                 {'refresh': GLib.Variant('s', 'yes')}):
         call = service.inspect_domains(env.paths, bad)
         expect_error('InvalidArgument', call.wait)
+
+
+def test_shared_cancel_stops_every_part(env, shared):
+    """Cancel while every part's appliance runs: all of them stop, the
+    call fails as cancelled."""
+    service = shared.service
+    n_parts = shared_appliances(N_DOMAINS, MAX_APPLIANCES)
+    seen = watch(env)
+    call = service.inspect_domains(env.paths, {'refresh': GLib.Variant('b', True),
+                                               'job-id': GLib.Variant('s', 'batch-cancel')})
+    job = wait_until(lambda: service.job('batch-cancel'), 30, 'the InspectDomains job')
+    wait_until(lambda: len(seen.sample()) == n_parts or call.done(), 120,
+               'the appliances of %d parts' % n_parts)
+    assert not call.done(), 'InspectDomains returned before it was cancelled'
+    call_method(service.bus.connection, job, JOB_IFACE, 'Cancel', GLib.Variant('(a{sv})', ({},)))
+    expect_error('Cancelled', call.wait)
+    wait_until(lambda: not seen.sample(), 60, 'the appliances to stop')
+    assert len(seen.appeared()) == n_parts, seen.seen
+
+
+def test_one_slot_one_appliance(env, serial):
+    """--max-appliances 1: one appliance inspects the four."""
+    seen = serial.watch
+    assert len(seen.appeared()) == 1, seen.seen
+    assert seen.seen[seen.appeared()[0]] == set(env.uuids)
+    assert seen.most_at_once == 1, seen.most_at_once
+    for entry, hostname in zip(results_by_index(env, serial.results), env.hostnames):
+        assert_found(entry, hostname, cached=False)
 
 
 # --- Sharing off ---------------------------------------------------------------------
@@ -352,7 +429,8 @@ def denied(env, polkit):
     polkit.add_cleanup(lambda: shutil.rmtree(sysenv.cache_dir, ignore_errors=True))
     # The rule is written before polkitd starts: it reads it at once.
     stack = polkit.start(['--connect', SYSTEM_URI, '--force-tcg', '--batch-inspection',
-                          '--cache-dir', sysenv.cache_dir, '--idle-timeout', '30'],
+                          '--cache-dir', sysenv.cache_dir, '--idle-timeout', '30',
+                          '--max-appliances', str(MAX_APPLIANCES)],
                          CALL_CLIENT, rule=RULE_FILE, rule_text=rule_for(env.names[:-1]))
     sysenv.stack = stack
     sysenv.bus = stack.bus
@@ -379,11 +457,10 @@ def test_denied_domain_gets_its_own_error(env, denied):
     assert 'systems' not in entry, entry
     for path, hostname in zip(env.paths[:-1], env.hostnames[:-1]):
         assert_found(results[path], hostname, cached=False)
-    # One appliance for the three allowed; the denied domain's disk never
-    # went into it.
-    seen = denied.first.watch
-    assert len(seen.appeared()) == 1, seen.seen
-    assert seen.seen[seen.appeared()[0]] == set(env.uuids[:-1])
+    # The three allowed split over the appliances; the denied domain's
+    # disk never went into one.
+    assert_split(denied.first.watch, env.uuids[:-1],
+                 shared_appliances(N_DOMAINS - 1, MAX_APPLIANCES))
 
 
 def test_shared_results_are_not_cached_on_system_bus(env, denied):
@@ -397,6 +474,6 @@ def test_shared_results_are_not_cached_on_system_bus(env, denied):
     for path, hostname in zip(env.paths[:-1], env.hostnames[:-1]):
         assert_found(second.results[path], hostname, cached=False)
         assert second.results[path]['systems'] == denied.first.results[path]['systems']
-    assert len(second.watch.appeared()) == 1, second.watch.seen
+    assert_split(second.watch, env.uuids[:-1], shared_appliances(N_DOMAINS - 1, MAX_APPLIANCES))
     for path, (systems, inspected_at) in zip(env.paths, system_known(denied, env.paths)):
         assert (systems, inspected_at) == ([], 0), path

@@ -78,6 +78,7 @@ test_parallel_slots(void)
 	GThread *threads[6];
 
 	s.limit = lgd_limit_new(3);
+	g_assert_cmpuint(lgd_limit_get_slots(s.limit), ==, 3);
 	s.order = g_array_new(FALSE, FALSE, sizeof(gint));
 	g_mutex_init(&s.lock);
 	for (gint i = 0; i < 6; i++) {
