@@ -124,6 +124,7 @@ lgd_connection_sync_domain(LgdConnection *self,
 	g_autofree gchar *identity = NULL;
 	gboolean was_active;
 	gboolean is_new;
+	gboolean cached;
 
 	if (virDomainGetUUIDString(dom, uuid) < 0)
 		return;
@@ -131,10 +132,11 @@ lgd_connection_sync_domain(LgdConnection *self,
 	guest = lgd_connection_guest_ref(self, LGD_GUEST_DOMAIN, uuid);
 	iface = lgd_dbus_object_get_domain(LGD_DBUS_OBJECT(lgd_guest_get_object(guest)));
 	was_active = lgd_dbus_domain_get_active(iface);
+	/* the identity costs libvirt round trips: only for a cached inspection */
+	cached = is_new && lgd_guest_has_cached_inspection(guest);
 
 	switch (lgd_domain_read(iface, dom, self->uri, persistent, prefetched,
-				is_new && lgd_guest_has_cached_inspection(guest) ? &identity : NULL,
-				&error)) {
+				cached ? &identity : NULL, &error)) {
 	case LGD_DOMAIN_READ_OK:
 		break;
 	case LGD_DOMAIN_READ_GONE:
@@ -152,7 +154,8 @@ lgd_connection_sync_domain(LgdConnection *self,
 		return;
 	}
 	if (is_new) {
-		lgd_guest_load_inspection(guest, identity);
+		if (cached)
+			lgd_guest_load_inspection(guest, identity);
 		lgd_connection_publish(self, self->domains, uuid, g_steal_pointer(&guest));
 	} else if (was_active != lgd_dbus_domain_get_active(iface)) {
 		/* starting or stopping may change anything on the disks, and
@@ -280,11 +283,12 @@ lgd_connection_sync_volume(LgdConnection *self,
 		return;
 	}
 	if (is_new) {
-		g_autofree gchar *vol_identity = lgd_guest_has_cached_inspection(guest)
-						     ? lgd_identity_of_volume(self->conn, vol)
-						     : NULL;
+		/* the identity costs libvirt round trips: only for a cached inspection */
+		if (lgd_guest_has_cached_inspection(guest)) {
+			g_autofree gchar *vol_identity = lgd_identity_of_volume(self->conn, vol);
 
-		lgd_guest_load_inspection(guest, vol_identity);
+			lgd_guest_load_inspection(guest, vol_identity);
+		}
 		lgd_connection_publish(self, self->volumes, key, g_steal_pointer(&guest));
 	}
 }

@@ -258,8 +258,6 @@ lgd_guest_forget_inspection(LgdGuest *self)
 	lgd_guest_publish(self, NULL);
 }
 
-/* At start-up: what an earlier run of the service found, if the disks
- * (@identity, NULL when unknowable) are unchanged since. */
 /* Whether lgd_guest_load_inspection() may find something: worth working
  * out the identity it needs. */
 gboolean
@@ -268,6 +266,8 @@ lgd_guest_has_cached_inspection(LgdGuest *self)
 	return lgd_cache_has(self->context->cache, self->uri, lgd_guest_cache_id(self));
 }
 
+/* At start-up: what an earlier run of the service found, if the disks
+ * (@identity, NULL when unknowable) are unchanged since. */
 void
 lgd_guest_load_inspection(LgdGuest *self, const gchar *identity)
 {
