@@ -13,8 +13,9 @@
 #     appliance per domain, never more than two at once;
 #   - on a private system bus with polkitd and --batch-inspection, called
 #     by nobody, whom a rule lets inspect three of the four domains: the
-#     fourth gets its own error entry, and shared results are not cached.  Appliance domains are found by sampling
-# libvirt's running guestfs-* domains whose definition names our images.
+#     fourth gets its own error entry, and shared results are not cached.
+# Appliance domains are found by sampling libvirt's running guestfs-*
+# domains whose definition names our images.
 
 import os
 import shutil
@@ -200,43 +201,37 @@ def batch_run(env, service):
                            elapsed=call.finished - call.sent)
 
 
-@pytest.fixture(scope='module')
-def shared(env):
-    """Sharing on, as by default on the session bus."""
-    service = SessionService(env, 'shared', ['--idle-timeout', '10',
-                                             '--max-appliances', str(MAX_APPLIANCES)])
+def service_run(env, name, args):
+    """A module fixture's body: a service with args, its batch_run (with
+    the service as .service) for the tests, then the service stopped."""
+    service = SessionService(env, name, args)
     try:
         run = batch_run(env, service)
         run.service = service
         yield run
     finally:
         service.stop()
+
+
+@pytest.fixture(scope='module')
+def shared(env):
+    """Sharing on, as by default on the session bus."""
+    yield from service_run(env, 'shared', ['--idle-timeout', '10',
+                                           '--max-appliances', str(MAX_APPLIANCES)])
 
 
 @pytest.fixture(scope='module')
 def serial(env):
     """Sharing on, one appliance at a time."""
-    service = SessionService(env, 'serial', ['--idle-timeout', '10', '--max-appliances', '1'])
-    try:
-        run = batch_run(env, service)
-        run.service = service
-        yield run
-    finally:
-        service.stop()
+    yield from service_run(env, 'serial', ['--idle-timeout', '10', '--max-appliances', '1'])
 
 
 @pytest.fixture(scope='module')
 def apart(env):
     """Sharing off, at most two appliances at once (idle ones stop after
     2 s, so that the next domains get their turn soon)."""
-    service = SessionService(env, 'apart', ['--no-batch-inspection', '--max-appliances', '2',
-                                            '--idle-timeout', '2'])
-    try:
-        run = batch_run(env, service)
-        run.service = service
-        yield run
-    finally:
-        service.stop()
+    yield from service_run(env, 'apart', ['--no-batch-inspection', '--max-appliances', '2',
+                                          '--idle-timeout', '2'])
 
 
 # --- Sharing on ----------------------------------------------------------------------
